@@ -1,0 +1,165 @@
+"""click commands: parse, call one function, turn errors into messages."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections.abc import Callable
+from typing import Any
+
+import click
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
+
+from etl import __version__, migrate, status
+from etl.client import ApiClient
+from etl.config import Settings, load_settings
+from etl.db import connect, first_line, make_engine
+from etl.errors import ConfigError, EtlError
+from etl.report import Reporter
+from etl.sync import run_sync
+
+_OPTIONS = "aai_etl.options"
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    # ctx.meta is shared by the group and its subcommand, so an option works before or after the subcommand.
+    if value is not None:
+        ctx.meta.setdefault(_OPTIONS, {})[param.name] = value
+
+
+def common_options(command: Callable) -> Callable:
+    """Options every command takes, before or after the subcommand name."""
+    options = [
+        (("--config", "config_path"), {"type": click.Path(dir_okay=False), "envvar": "AAI_ETL_CONFIG",
+                                       "help": "TOML settings file (see config.example.toml).  [env: AAI_ETL_CONFIG]"}),
+        (("--database-url",), {"help": "SQLAlchemy URL.  [env: AAI_ETL_DATABASE_URL; default: sqlite:///aai-etl.db]"}),
+        (("--log-format",), {"type": click.Choice(["text", "json"]), "help": "Log lines as text or JSON."}),
+        (("--quiet", "-q"), {"is_flag": True, "default": None, "help": "Only warnings and errors: no summary, no progress."}),
+    ]
+    for names, settings in reversed(options):
+        command = click.option(*names, expose_value=False, callback=_remember, **settings)(command)
+    return command
+
+
+class _Group(click.Group):
+    """Turns every expected failure into one line and its exit status, in one place."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        reporter = Reporter(secrets=[os.environ.get("ASSEMBLYAI_API_KEY")])
+        ctx.meta["aai_etl.reporter"] = reporter
+        try:
+            return super().invoke(ctx)
+        except EtlError as exc:
+            ctx.meta["aai_etl.reporter"].error(str(exc))
+            ctx.exit(exc.exit_code)
+        except DBAPIError as exc:
+            # A connection that worked and then failed mid-run (server restart, disk full).
+            ctx.meta["aai_etl.reporter"].error(f"database error: {first_line(exc)}; everything committed so far is kept")
+            ctx.exit(1)
+        except KeyboardInterrupt:
+            ctx.meta["aai_etl.reporter"].error("interrupted; everything committed so far is kept, the next run resumes")
+            ctx.exit(130)
+
+
+@click.group(cls=_Group)
+@click.version_option(__version__, prog_name="aai-etl")
+@common_options
+def cli() -> None:
+    """Keep your AssemblyAI transcripts in your own SQL database."""
+
+
+def _settings() -> Settings:
+    ctx = click.get_current_context()
+    options = dict(ctx.meta.get(_OPTIONS, {}))
+    settings = load_settings(options.pop("config_path", None), **options)
+    reporter = Reporter(settings.log_format, settings.quiet, settings.secrets + [os.environ.get("ASSEMBLYAI_API_KEY")])
+    ctx.meta["aai_etl.reporter"] = reporter
+    return settings
+
+
+def _reporter() -> Reporter:
+    return click.get_current_context().meta["aai_etl.reporter"]
+
+
+@cli.command()
+@common_options
+def sync() -> None:
+    """Fetch new transcripts and status changes into the database."""
+    settings = _settings()
+    if not settings.api_key:
+        raise ConfigError("no API key: set ASSEMBLYAI_API_KEY to your AssemblyAI API key")
+    signal.signal(signal.SIGTERM, _terminated)
+    client = ApiClient(
+        settings.base_url,
+        settings.api_key,
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+        max_retries=settings.max_retries,
+        retry_budget_seconds=settings.retry_budget_seconds,
+        backoff_seconds=settings.backoff_seconds,
+    )
+    reporter = _reporter()
+    with client:
+        stats = run_sync(make_engine(settings.database_url), client, settings.account, reporter.progress)
+    reporter.summary(settings.account, stats)
+
+
+@cli.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON object.")
+@common_options
+def status_command(as_json: bool) -> None:
+    """Show where the sync stands: cursor, pending transcripts, counts, last runs."""
+    settings = _settings()
+    with _connect(settings) as conn:
+        report = status.gather(conn, settings.account)
+    _reporter().echo(json.dumps(report) if as_json else status.render(report))
+
+
+@cli.group()
+@common_options
+def db() -> None:
+    """Manage the database schema (Alembic migrations shipped with aai-etl)."""
+
+
+@db.command()
+@click.argument("revision", default="head")
+@common_options
+def upgrade(revision: str) -> None:
+    """Upgrade the schema to REVISION (default: head)."""
+    with _connect(_settings()) as conn:
+        migrate.upgrade(conn, revision)
+        _reporter().echo(f"schema at {migrate.current_revision(conn) or 'base'}")
+
+
+@db.command()
+@click.argument("revision")
+@common_options
+def downgrade(revision: str) -> None:
+    """Downgrade the schema to REVISION (a revision id, -1, or base)."""
+    with _connect(_settings()) as conn:
+        migrate.downgrade(conn, revision)
+        _reporter().echo(f"schema at {migrate.current_revision(conn) or 'base'}")
+
+
+@db.command()
+@common_options
+def current() -> None:
+    """Print the schema revision of the database."""
+    with _connect(_settings()) as conn:
+        revision, head = migrate.current_revision(conn), migrate.head_revision()
+    _reporter().echo(f"{revision or 'none'}{' (head)' if revision == head else f' (head is {head})'}")
+
+
+def _connect(settings: Settings) -> Connection:
+    return connect(make_engine(settings.database_url))
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    # SIGTERM (systemd stop, Kubernetes eviction) ends the run like Ctrl-C: the page in flight is rolled back.
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    cli(prog_name="aai-etl")

@@ -1,0 +1,151 @@
+"""The AssemblyAI API over one requests.Session: auth, timeouts, retries, typed errors."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import requests
+
+from etl import __version__
+from etl.errors import ApiError, AuthError, Retriable, RetriesExhausted
+
+log = logging.getLogger(__name__)
+
+RETRIABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+MAX_BACKOFF_SECONDS = 60.0
+
+
+class ApiClient:
+    """Talks to one AssemblyAI account; counts every HTTP attempt it makes."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 60.0,
+        max_retries: int = 6,
+        retry_budget_seconds: float = 300.0,
+        backoff_seconds: float = 1.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = (connect_timeout, read_timeout)
+        self.max_retries = max_retries
+        self.retry_budget_seconds = retry_budget_seconds
+        self.backoff_seconds = backoff_seconds
+        self.requests_made = 0
+        self.session = requests.Session()
+        self.session.headers.update({"Authorization": api_key, "User-Agent": f"aai-etl/{__version__}"})
+
+    def list_transcripts(self, *, limit: int, before_id: str | None = None) -> dict[str, Any]:
+        """One page of GET /v2/transcript, newest first; `page_details` and `transcripts` are checked."""
+        params: dict[str, Any] = {"limit": limit}
+        if before_id is not None:
+            params["before_id"] = before_id
+        return self._get("/v2/transcript", params, _check_list_page)
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> "ApiClient":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _get(self, path: str, params: dict[str, Any], check) -> dict[str, Any]:
+        deadline = time.monotonic() + self.retry_budget_seconds
+        for attempt in range(self.max_retries + 1):
+            try:
+                return check(self._attempt(path, params))
+            except Retriable as failure:
+                delay = self._delay(attempt, failure.retry_after)
+                if attempt == self.max_retries:
+                    raise RetriesExhausted(
+                        f"the AssemblyAI API kept failing ({failure.reason}) after {attempt + 1} attempts; "
+                        "everything synced so far is saved, run again later (max_retries raises the limit)"
+                    ) from None
+                if time.monotonic() + delay > deadline:
+                    raise RetriesExhausted(
+                        f"the AssemblyAI API kept failing ({failure.reason}) and the next retry, in {delay:.0f}s, "
+                        f"would pass the {self.retry_budget_seconds:.0f}s retry budget; everything synced so far "
+                        "is saved, run again later"
+                    ) from None
+                log.warning("%s; retrying in %.1fs (attempt %d of %d)", failure.reason, delay, attempt + 2, self.max_retries + 1)
+                time.sleep(delay)
+        raise AssertionError("unreachable: the loop returns or raises")
+
+    def _attempt(self, path: str, params: dict[str, Any]) -> Any:
+        self.requests_made += 1
+        try:
+            response = self.session.get(self.base_url + path, params=params, timeout=self.timeout)
+        except requests.Timeout:
+            raise Retriable("the request timed out") from None
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+            raise Retriable(f"connection failed: {_root_cause(exc)}") from None
+        status = response.status_code
+        if status in RETRIABLE_STATUSES:
+            raise Retriable(f"HTTP {status} {response.reason}", _retry_after(response.headers.get("Retry-After")))
+        if status == 401:
+            raise AuthError("the API key was rejected (HTTP 401): check ASSEMBLYAI_API_KEY")
+        if status >= 400:
+            raise ApiError(f"the AssemblyAI API refused the request (HTTP {status}): {_error_message(response)}")
+        try:
+            return response.json()
+        except ValueError:
+            raise Retriable(f"unreadable response body (HTTP {status}, {len(response.content)} bytes)") from None
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            # The server named the wait: honour it, plus a little jitter so parallel jobs do not return in step.
+            return retry_after + random.uniform(0, 1)
+        ceiling = min(MAX_BACKOFF_SECONDS, self.backoff_seconds * 2**attempt)
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def _check_list_page(body: Any) -> dict[str, Any]:
+    # A 200 with the wrong shape is most often a proxy or a half-deployed backend: worth another try.
+    if not isinstance(body, dict) or not isinstance(body.get("page_details"), dict):
+        raise Retriable("response without page_details")
+    if not isinstance(body.get("transcripts"), list):
+        raise Retriable("response whose transcripts is not a list")
+    return body
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds or as an HTTP date; None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+def _error_message(response: requests.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.reason or "no error message"
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return body["error"]
+    return response.reason or "no error message"
+
+
+def _root_cause(exc: BaseException) -> str:
+    # requests nests urllib3 errors several levels deep; the innermost says what happened (reset, refused, DNS).
+    while exc.__context__ is not None and exc.__context__ is not exc:
+        exc = exc.__context__
+    return type(exc).__name__ + (f": {exc}" if str(exc) else "")

@@ -1,0 +1,86 @@
+"""Engines for the two supported databases, set up the way the sync needs them."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+
+from etl.errors import ConfigError, DatabaseError
+
+SUPPORTED = "sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
+
+
+def parse_url(database_url: str) -> URL:
+    """The URL as SQLAlchemy reads it; plain postgresql:// means psycopg 3, the driver aai-etl ships with."""
+    try:
+        url = make_url(database_url)
+    except ArgumentError:
+        raise ConfigError(f"database URL is not a URL: expected {SUPPORTED}") from None
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    if url.drivername not in ("sqlite", "sqlite+pysqlite", "postgresql+psycopg"):
+        raise ConfigError(
+            f"database URL {masked(url)} uses driver '{url.drivername}', which aai-etl does not support: "
+            f"use {SUPPORTED}"
+        )
+    return url
+
+
+def masked(url: URL | str) -> str:
+    """The URL with any password replaced by ***, for every place a URL is shown."""
+    if isinstance(url, str):
+        try:
+            url = make_url(url)
+        except ArgumentError:
+            return "<unreadable database URL>"
+    return url.render_as_string(hide_password=True)
+
+
+def make_engine(database_url: str) -> Engine:
+    url = parse_url(database_url)
+    try:
+        if url.get_backend_name() == "sqlite":
+            engine = create_engine(url)
+            event.listen(engine, "connect", _sqlite_pragmas)
+            return engine
+        return create_engine(url, pool_pre_ping=True)
+    except (NoSuchModuleError, ModuleNotFoundError):
+        raise ConfigError(
+            f"the driver for {masked(url)} is not installed: pip install 'aai-etl[postgres]'"
+        ) from None
+
+
+def connect(engine: Engine) -> Connection:
+    """A connection, or one line saying which database could not be reached and why."""
+    try:
+        return engine.connect()
+    except DBAPIError as exc:
+        raise DatabaseError(
+            f"cannot connect to the database {masked(engine.url)}: {first_line(exc)}; "
+            "check AAI_ETL_DATABASE_URL and that the server is up"
+        ) from None
+
+
+def first_line(exc: DBAPIError) -> str:
+    """The driver's own message, without SQLAlchemy's SQL echo and background link."""
+    text = str(exc.orig if exc.orig is not None else exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets analysts read while a sync writes; NORMAL sync is crash-safe in WAL mode (a killed process
+    # loses nothing committed). busy_timeout makes a reader wait for a write rather than fail at once.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def sqlite_path(engine: Engine) -> str | None:
+    """The database file of a SQLite engine; None for PostgreSQL or an in-memory database."""
+    if engine.dialect.name != "sqlite":
+        return None
+    database = engine.url.database
+    return None if not database or database == ":memory:" else database

@@ -1,0 +1,77 @@
+"""Pages -> list items. The cursor logic lives here and nowhere else.
+
+The listing is walked newest to oldest with `before_id`, down to a floor. That is exact whatever the
+undocumented `after_id` does with more than a page of newer transcripts (oldest 200 after the cursor, or
+newest 200): `after_id` is never used. Transcripts created during a walk appear above its top and are
+picked up by the next walk, so nothing is skipped; `next_url` is ignored, since it is never null.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from etl.client import ApiClient
+from etl.errors import PaginationError
+from etl.items import Item, parse_item
+
+PAGE_SIZE = 200  # the API's maximum
+
+
+@dataclass(frozen=True)
+class Boundary:
+    """A transcript that marks a place in the listing."""
+
+    id: str
+    created: datetime
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Item]
+    # Where the walk goes on after this page; None when this page ends it.
+    resume_before_id: str | None
+
+    @property
+    def newest(self) -> Boundary | None:
+        for item in self.items:
+            if item.id is not None and item.row["created"] is not None:
+                return Boundary(item.id, item.row["created"])
+        return None
+
+
+def walk_back(client: ApiClient, *, before_id: str | None, floor: Boundary | None) -> Iterator[Page]:
+    """Yield pages older than `before_id` (or from the newest), ending with the page that reaches `floor`.
+
+    A page reaches the floor when it holds the floor transcript or anything created before it; without a
+    floor the walk goes to the end of the listing. The caller commits each page before asking for the next.
+    """
+    seen = {before_id} if before_id else set()
+    while True:
+        body = client.list_transcripts(limit=PAGE_SIZE, before_id=before_id)
+        items = [parse_item(raw) for raw in body["transcripts"]]
+        oldest_id = next((item.id for item in reversed(items) if item.id is not None), None)
+        ended = (
+            oldest_id is None
+            or body["page_details"].get("prev_url") is None
+            or (floor is not None and _reaches(items, floor))
+        )
+        if not ended and oldest_id in seen:
+            raise PaginationError(
+                f"the API listed transcript {oldest_id} as the oldest of two pages; stopping rather than looping "
+                "(nothing is lost: the next run resumes from the last saved page)"
+            )
+        yield Page(items, None if ended else oldest_id)
+        if ended:
+            return
+        seen.add(oldest_id)
+        before_id = oldest_id
+
+
+def _reaches(items: list[Item], floor: Boundary) -> bool:
+    for item in items:
+        created = item.row.get("created")
+        if item.id == floor.id or (created is not None and created < floor.created):
+            return True
+    return False

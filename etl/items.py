@@ -1,0 +1,79 @@
+"""List items -> typed rows: every field under the API's own name, a bad value as None and named."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+STATUSES = frozenset({"queued", "processing", "completed", "error"})
+PENDING_STATUSES = ("queued", "processing")
+TEXT_FIELDS = ("audio_url", "resource_url", "error")
+NULLABLE_FIELDS = frozenset({"completed", "error"})
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One list item: `row` holds the typed columns and `raw`, `bad_fields` what could not be read."""
+
+    id: str | None
+    row: dict[str, Any]
+    bad_fields: tuple[str, ...]
+
+
+def parse_item(raw: Any) -> Item:
+    if not isinstance(raw, dict):
+        return Item(None, {"raw": raw}, ("item",))
+    bad: list[str] = []
+    transcript_id = raw.get("id")
+    if not isinstance(transcript_id, str) or not transcript_id:
+        return Item(None, {"raw": raw}, ("id",))
+    status = raw.get("status")
+    if status not in STATUSES:
+        bad.append("status")
+        status = None
+    row = {
+        "id": transcript_id,
+        "status": status,
+        "created": _timestamp(raw, "created", bad),
+        "completed": _timestamp(raw, "completed", bad),
+        "raw": raw,
+    }
+    for name in TEXT_FIELDS:
+        value = raw.get(name)
+        if not _absent(raw, name, bad) and not isinstance(value, str):
+            bad.append(name)
+            value = None
+        row[name] = value
+    return Item(transcript_id, row, tuple(bad))
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """The API's timestamps carry no offset and are UTC; one that does carry an offset is converted."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+def _timestamp(raw: dict[str, Any], name: str, bad: list[str]) -> datetime | None:
+    if _absent(raw, name, bad):
+        return None
+    parsed = parse_timestamp(raw[name])
+    if parsed is None:
+        bad.append(name)
+    return parsed
+
+
+def _absent(raw: dict[str, Any], name: str, bad: list[str]) -> bool:
+    """True when the field holds no value; a missing field, or a null where the spec forbids one, is bad."""
+    if raw.get(name) is not None:
+        return False
+    if name not in raw or name not in NULLABLE_FIELDS:
+        bad.append(name)
+    return True

@@ -1,0 +1,116 @@
+"""Upserts and cursor writes, given a connection. The caller owns the transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from etl.extract import Boundary
+from etl.items import PENDING_STATUSES, Item
+from etl.schema import sync_cursors, transcripts
+
+_UPDATED_ON_CHANGE = ("status", "created", "completed", "audio_url", "resource_url", "error", "raw", "changed_at")
+
+
+@dataclass
+class PageResult:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    # (transcript id or None, field, value as received) for every unreadable value in a row written now:
+    # a bad item is reported when it first arrives or changes, not again on every run that lists it.
+    bad_values: list[tuple[str | None, str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Cursor:
+    high_water: Boundary | None = None
+    walk_top: Boundary | None = None
+    walk_before_id: str | None = None
+    walk_floor: Boundary | None = None
+
+    @property
+    def walking(self) -> bool:
+        """A walk was interrupted after at least one committed page: resume it before anything else."""
+        return self.walk_before_id is not None
+
+
+def upsert_page(conn: Connection, items: list[Item], now: datetime) -> PageResult:
+    """Insert new transcripts and update changed ones in one batched statement; unchanged rows are not touched."""
+    result = PageResult()
+    latest: dict[str, Item] = {}
+    for item in items:
+        if item.id is None:
+            result.bad_values.append((None, item.bad_fields[0], item.row.get("raw")))
+        else:
+            latest.setdefault(item.id, item)  # the API should not repeat an id; if it does, keep the first
+    if not latest:
+        return result
+    stored = dict(conn.execute(select(transcripts.c.id, transcripts.c.raw).where(transcripts.c.id.in_(latest))).all())
+    writes = []
+    for transcript_id, item in latest.items():
+        # `raw` is the whole list item, so comparing it catches a change in any field, known or new.
+        previous = stored.get(transcript_id)
+        if previous is None:
+            result.inserted += 1
+        elif previous == item.row["raw"]:
+            result.unchanged += 1
+            continue
+        else:
+            result.updated += 1
+        writes.append({**item.row, "first_seen_at": now, "changed_at": now})
+        result.bad_values.extend((transcript_id, name, item.row["raw"].get(name)) for name in item.bad_fields)
+    if writes:
+        conn.execute(_upsert(conn.dialect.name), writes)
+    return result
+
+
+def _upsert(dialect: str) -> Insert:
+    statement = (postgresql if dialect == "postgresql" else sqlite).insert(transcripts)
+    return statement.on_conflict_do_update(
+        index_elements=[transcripts.c.id],
+        set_={name: statement.excluded[name] for name in _UPDATED_ON_CHANGE},
+    )
+
+
+def read_cursor(conn: Connection, account: str) -> Cursor:
+    row = conn.execute(select(sync_cursors).where(sync_cursors.c.account == account)).mappings().first()
+    if row is None:
+        return Cursor()
+    return Cursor(
+        high_water=_boundary(row, "high_water"),
+        walk_top=_boundary(row, "walk_top"),
+        walk_before_id=row["walk_before_id"],
+        walk_floor=_boundary(row, "walk_floor"),
+    )
+
+
+def save_cursor(conn: Connection, account: str, cursor: Cursor, now: datetime) -> None:
+    values: dict[str, Any] = {"account": account, "walk_before_id": cursor.walk_before_id, "updated_at": now}
+    for prefix in ("high_water", "walk_top", "walk_floor"):
+        boundary: Boundary | None = getattr(cursor, prefix)
+        values[f"{prefix}_id"] = boundary.id if boundary else None
+        values[f"{prefix}_created"] = boundary.created if boundary else None
+    statement = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(sync_cursors).values(values)
+    conn.execute(statement.on_conflict_do_update(index_elements=[sync_cursors.c.account], set_=values))
+
+
+def oldest_pending(conn: Connection, listed_since: datetime) -> Boundary | None:
+    """The oldest transcript still queued or processing that the listing can still show: a run walks back
+    far enough to re-check it. One created before `listed_since` has left the listing and cannot be re-checked."""
+    row = conn.execute(
+        select(transcripts.c.id, transcripts.c.created)
+        .where(transcripts.c.status.in_(PENDING_STATUSES), transcripts.c.created >= listed_since)
+        .order_by(transcripts.c.created)
+        .limit(1)
+    ).first()
+    return Boundary(row.id, row.created) if row else None
+
+
+def _boundary(row: Any, prefix: str) -> Boundary | None:
+    transcript_id, created = row[f"{prefix}_id"], row[f"{prefix}_created"]
+    return Boundary(transcript_id, created) if transcript_id is not None and created is not None else None

@@ -1,0 +1,67 @@
+"""Alembic run from code, with the migrations that ship inside the installed package."""
+
+from __future__ import annotations
+
+import logging
+from importlib.resources import files
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection
+
+from etl import lock
+from etl.errors import SchemaTooNew
+
+log = logging.getLogger(__name__)
+
+
+def alembic_config(conn: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(files("etl.migrations")))
+    config.attributes["connection"] = conn
+    return config
+
+
+def current_revision(conn: Connection) -> str | None:
+    return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision() -> str:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def ensure_schema(conn: Connection) -> None:
+    """Bring the schema to the code's head; refuse a schema newer than the code. Safe to race."""
+    with lock.hold(conn, "schema", wait=True):
+        current, head = current_revision(conn), head_revision()
+        if current == head:
+            return
+        _refuse_unknown(current)
+        log.info("upgrading the database schema from %s to %s", current or "empty", head)
+        upgrade(conn, "head")
+
+
+def upgrade(conn: Connection, revision: str) -> None:
+    _refuse_unknown(current_revision(conn))
+    command.upgrade(alembic_config(conn), revision)
+    conn.commit()
+
+
+def downgrade(conn: Connection, revision: str) -> None:
+    _refuse_unknown(current_revision(conn))
+    command.downgrade(alembic_config(conn), revision)
+    conn.commit()
+
+
+def _refuse_unknown(current: str | None) -> None:
+    if current is None:
+        return
+    script = ScriptDirectory.from_config(alembic_config())
+    if current not in {rev.revision for rev in script.walk_revisions()}:
+        raise SchemaTooNew(
+            f"the database schema is at revision {current}, which this aai-etl does not know: "
+            f"it was written by a newer version (this one knows up to {script.get_current_head()}); "
+            "upgrade aai-etl"
+        )

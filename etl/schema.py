@@ -1,0 +1,97 @@
+"""SQLAlchemy tables: the one description of the schema, which the migrations must match."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import JSON, Column, DateTime, Index, Integer, MetaData, Table, Text, TypeDecorator
+from sqlalchemy.dialects.postgresql import JSONB
+
+# Named constraints let Alembic's batch mode on SQLite find and alter them by name.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes in Python; timestamptz on PostgreSQL, naive UTC text on SQLite."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(timezone.utc)
+        # SQLite has no time zones: store UTC wall time so its date functions and text order both work.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+# JSONB on PostgreSQL: indexable and queryable with ->>; plain JSON text on SQLite.
+RawJSON = JSON().with_variant(JSONB(), "postgresql")
+
+transcripts = Table(
+    "transcripts",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("status", Text),
+    Column("created", UTCDateTime),
+    Column("completed", UTCDateTime),
+    Column("audio_url", Text),
+    Column("resource_url", Text),
+    Column("error", Text),
+    Column("raw", RawJSON, nullable=False, comment="the list item exactly as received"),
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    Column("changed_at", UTCDateTime, nullable=False, comment="when a listed value last changed"),
+    Index(None, "status", "created"),
+    Index(None, "created"),
+)
+
+# Where each account's sync stands. The high water mark is the newest transcript up to which everything is
+# stored; a walk in progress is resumable from walk_before_id down to its floor.
+sync_cursors = Table(
+    "sync_cursors",
+    metadata,
+    Column("account", Text, primary_key=True),
+    Column("high_water_id", Text),
+    Column("high_water_created", UTCDateTime),
+    Column("walk_top_id", Text),
+    Column("walk_top_created", UTCDateTime),
+    Column("walk_before_id", Text),
+    Column("walk_floor_id", Text),
+    Column("walk_floor_created", UTCDateTime),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+sync_runs = Table(
+    "sync_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account", Text, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("outcome", Text, nullable=False, comment="running, succeeded, failed or abandoned"),
+    Column("pages", Integer, nullable=False, default=0),
+    Column("requests", Integer, nullable=False, default=0),
+    Column("inserted", Integer, nullable=False, default=0),
+    Column("updated", Integer, nullable=False, default=0),
+    Column("unchanged", Integer, nullable=False, default=0),
+    Column("bad_values", Integer, nullable=False, default=0),
+    Column("error", Text),
+    Column("pid", Integer),
+    Column("hostname", Text),
+    Index(None, "account", "started_at"),
+)

@@ -1,0 +1,76 @@
+"""Where the sync stands: cursor, pending transcripts, counts by status, the last runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from etl import migrate
+from etl.db import masked
+from etl.items import PENDING_STATUSES
+from etl.load import read_cursor
+from etl.schema import sync_runs, transcripts
+
+
+def gather(conn: Connection, account: str, last_runs: int = 5) -> dict[str, Any]:
+    """Everything `aai-etl status` shows, as plain data (also its --json output)."""
+    current, head = migrate.current_revision(conn), migrate.head_revision()
+    report: dict[str, Any] = {"database": masked(conn.engine.url), "schema": current, "schema_head": head}
+    if current is None:
+        return report
+    cursor = read_cursor(conn, account)
+    by_status = dict(conn.execute(select(transcripts.c.status, func.count()).group_by(transcripts.c.status)).all())
+    oldest_pending = conn.execute(
+        select(func.min(transcripts.c.created)).where(transcripts.c.status.in_(PENDING_STATUSES))
+    ).scalar()
+    runs = conn.execute(
+        select(sync_runs).where(sync_runs.c.account == account).order_by(sync_runs.c.id.desc()).limit(last_runs)
+    ).mappings()
+    report.update(
+        account=account,
+        high_water=_boundary(cursor.high_water),
+        interrupted_walk=cursor.walking and {"before_id": cursor.walk_before_id, "floor": _boundary(cursor.walk_floor)},
+        transcripts=sum(by_status.values()),
+        by_status={str(status): count for status, count in sorted(by_status.items(), key=lambda kv: str(kv[0]))},
+        pending=sum(by_status.get(status, 0) for status in PENDING_STATUSES),
+        oldest_pending_created=_iso(oldest_pending),
+        last_runs=[{key: _iso(value) for key, value in run.items()} for run in runs],
+    )
+    return report
+
+
+def render(report: dict[str, Any]) -> str:
+    lines = [f"database     {report['database']}"]
+    if report["schema"] is None:
+        lines.append("schema       none yet: `aai-etl sync` or `aai-etl db upgrade` creates it")
+        return "\n".join(lines)
+    state = "up to date" if report["schema"] == report["schema_head"] else f"behind {report['schema_head']}: `aai-etl db upgrade`"
+    lines.append(f"schema       {report['schema']} ({state})")
+    lines.append(f"account      {report['account']}")
+    high_water = report["high_water"]
+    lines.append(f"high water   {high_water['id']} (created {high_water['created']})" if high_water else "high water   none: no sync has finished yet")
+    walk = report["interrupted_walk"]
+    if walk:
+        floor = walk["floor"]["id"] if walk["floor"] else "the end of the listing"
+        lines.append(f"resuming     an interrupted walk, from before {walk['before_id']} down to {floor}")
+    pending_since = f", oldest created {report['oldest_pending_created']}" if report["pending"] else ""
+    lines.append(f"pending      {report['pending']:,} queued or processing{pending_since}")
+    counts = ", ".join(f"{count:,} {status}" for status, count in report["by_status"].items())
+    lines.append(f"transcripts  {report['transcripts']:,}" + (f" ({counts})" if counts else ""))
+    lines.append("last runs" if report["last_runs"] else "last runs    none")
+    for run in report["last_runs"]:
+        lines.append(
+            f"  #{run['id']} {run['started_at']} {run['outcome']}: {run['inserted']:,} new, {run['updated']:,} updated, "
+            f"{run['unchanged']:,} unchanged, {run['bad_values']:,} bad values, {run['pages']:,} pages, "
+            f"{run['requests']:,} requests" + (f"; {run['error']}" if run["error"] else "")
+        )
+    return "\n".join(lines)
+
+
+def _boundary(boundary) -> dict[str, str] | None:
+    return {"id": boundary.id, "created": _iso(boundary.created)} if boundary else None
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat(sep=" ", timespec="seconds") if hasattr(value, "isoformat") else value

@@ -1,0 +1,449 @@
+"""An in-process fake of AssemblyAI's transcript list API, served over real HTTP.
+
+It mirrors `GET /v2/transcript` and `GET /v2/transcript/{id}` as described in
+shared/reference/api-notes.md, and can script the faults a real network service
+produces (rate limits, proxies' HTML pages, resets, truncated bodies, stalls).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import socket
+import struct
+import sys
+import threading
+import time
+import uuid
+import zlib
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from itertools import islice
+from typing import Any, Callable
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+REAL_BASE = "https://api.assemblyai.com"  # resource_url points at the real host, as the service does
+TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"  # UTC without an offset, like the real `created`
+STATUSES = ("queued", "processing", "completed", "error")
+FINAL_STATUSES = ("completed", "error")
+DELETED_URL = "http://deleted_by_user"
+AUTH_ERROR = "Authentication error, API token missing/invalid"
+ORDER_ERROR = "'after_id' must be a newer transcript than 'before_id'"
+DOWNLOAD_ERROR = "Download error, unable to download the audio file."
+DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
+LIST_PATH = "/v2/transcript"
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One scripted response that replaces normal handling of one request."""
+
+    kind: str
+    code: int = 200
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @classmethod
+    def status(cls, code: int, body: Any = None, headers: dict[str, str] | None = None) -> Fault:
+        """An HTTP status with a JSON body, by default `{"error": <reason phrase>}`."""
+        if body is None:
+            body = {"error": _phrase(code)}
+        return cls("status", code, body, dict(headers or {}))
+
+    @classmethod
+    def html(cls, code: int = 502) -> Fault:
+        """An HTML error page, as a proxy or load balancer in front of the API sends."""
+        return cls("html", code)
+
+    @classmethod
+    def truncated(cls) -> Fault:
+        """Status 200 and the first half of the normal body's bytes."""
+        return cls("truncated")
+
+    @classmethod
+    def reset(cls) -> Fault:
+        """Close the connection with a TCP reset instead of answering."""
+        return cls("reset")
+
+    @classmethod
+    def slow(cls, seconds: float) -> Fault:
+        """Answer normally after `seconds`, to trip a client's read timeout."""
+        return cls("slow", seconds=seconds)
+
+    @classmethod
+    def wrong_shape(cls, body: Any) -> Fault:
+        """Status 200 with an arbitrary JSON body."""
+        return cls("wrong_shape", 200, body)
+
+
+class FakeAssemblyAI:
+    """The transcript list of one AssemblyAI account, served on 127.0.0.1."""
+
+    def __init__(
+        self,
+        api_key: str = "test-key",
+        after_id_mode: str = "oldest",
+        max_limit: int = 200,
+        latency: float = 0.0,
+        seed: int = 0,
+    ) -> None:
+        if after_id_mode not in ("oldest", "newest"):
+            raise ValueError(f"after_id_mode must be 'oldest' or 'newest', not {after_id_mode!r}")
+        self.api_key = api_key
+        self.after_id_mode = after_id_mode
+        self.max_limit = max_limit
+        self.latency = latency
+        self.base_url = ""
+        self.requests: list[dict] = []
+        self.held = threading.Event()
+        # Time of the last `created`: midnight 30 days ago, so 100k items stay inside the 90-day
+        # window and a small test's items share one date (for created_on).
+        today = datetime.now(timezone.utc).replace(tzinfo=None)
+        self.clock = datetime.combine(today.date(), datetime.min.time()) - timedelta(days=30)
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        self._items: list[dict | None] = []  # listed items, oldest -> newest; None = expired, not yet compacted
+        self._index: dict[str, int] = {}  # id -> position in _items: O(1) cursor lookup
+        self._all: dict[str, dict] = {}  # every item ever added: GET /{id} outlives the 90-day listing
+        self._deleted: set[str] = set()
+        self._dirty = False
+        self._faults: deque[Fault] = deque()
+        self._list_count = 0
+        self._hold_at: int | None = None
+        self._release = threading.Event()
+        self._added = 0
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> FakeAssemblyAI:
+        """Bind a free port and serve from a daemon thread."""
+        handler = type("Handler", (_Handler,), {"fake": self})
+        self._server = _Server(("127.0.0.1", 0), handler)
+        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving; a held request is released first so it cannot hang the test."""
+        if self._server is None:
+            return
+        self._release.set()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+        self._server = self._thread = None
+
+    def __enter__(self) -> FakeAssemblyAI:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- state -----------------------------------------------------------------------
+
+    def add(self, n: int = 1, status: str = "completed", **overrides: Any) -> list[dict]:
+        """Append `n` transcripts, each newer than all others; return copies of them."""
+        created = []
+        with self._lock:
+            for _ in range(n):
+                self.clock += timedelta(seconds=self._rng.uniform(1, 5))
+                tid = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+                self._added += 1
+                item = {
+                    "id": tid,
+                    "resource_url": f"{REAL_BASE}/v2/transcript/{tid}",
+                    "status": status,
+                    "created": self.clock.strftime(TS_FORMAT),
+                    "audio_url": f"https://example.com/audio/{self._added}.mp3",
+                    "completed": self._auto_completed(self.clock, status),
+                    "error": DOWNLOAD_ERROR if status == "error" else None,
+                }
+                item.update(overrides)
+                self._append(item)
+                created.append(dict(item))
+        return created
+
+    def add_raw(self, item: dict) -> None:
+        """Append `item` verbatim as the newest; it must have an "id" for cursors."""
+        with self._lock:
+            self._append(dict(item))
+
+    def set_status(
+        self, transcript_id: str, status: str, completed: str | None = "auto", error: str | None = None
+    ) -> None:
+        """Move a transcript to `status`; "auto" gives final statuses a completion time."""
+        with self._lock:
+            item = self._all[transcript_id]
+            if completed == "auto":
+                start = _parse_ts(item.get("created")) or self.clock
+                completed = self._auto_completed(start, status)
+            if status == "error" and error is None:
+                error = DOWNLOAD_ERROR
+            item.update(status=status, completed=completed, error=error)
+
+    def delete(self, transcript_id: str) -> None:
+        """Delete as the real API does: the item stays listed with a tombstone audio_url."""
+        with self._lock:
+            self._all[transcript_id]["audio_url"] = DELETED_URL
+            self._deleted.add(transcript_id)
+
+    def expire(self, transcript_id: str) -> None:
+        """Drop a transcript from the listing, as when it ages past 90 days."""
+        with self._lock:
+            # Compacting lazily keeps a burst of expiries O(n) in total, not O(n) each.
+            self._items[self._index.pop(transcript_id)] = None
+            self._dirty = True
+
+    def listing(self) -> list[dict]:
+        """Every listed item, newest first: what a perfect sync holds."""
+        with self._lock:
+            self._compact()
+            return [dict(item) for item in reversed(self._items)]
+
+    def fail_next(self, *responses: Fault) -> None:
+        """Queue faults; each is used, in order, by one incoming request."""
+        with self._lock:
+            self._faults.extend(responses)
+
+    def hold(self, after_requests: int) -> threading.Event:
+        """Block the (after_requests+1)-th list request from now until the returned event is set."""
+        with self._lock:
+            self._hold_at = self._list_count + after_requests + 1
+            self._release = threading.Event()
+            self.held.clear()
+            return self._release
+
+    def _append(self, item: dict) -> None:
+        tid = item["id"]
+        if tid in self._all:
+            raise ValueError(f"duplicate transcript id {tid!r}")
+        self._index[tid] = len(self._items)
+        self._items.append(item)
+        self._all[tid] = item
+
+    def _compact(self) -> None:
+        if self._dirty:
+            self._items = [item for item in self._items if item is not None]
+            self._index = {item["id"]: pos for pos, item in enumerate(self._items)}
+            self._dirty = False
+
+    def _auto_completed(self, created: datetime, status: str) -> str | None:
+        if status not in FINAL_STATUSES:
+            return None
+        return (created + timedelta(seconds=self._rng.uniform(2, 10))).strftime(TS_FORMAT)
+
+    # -- request handling (called from server threads) -------------------------------
+
+    def _arrive(self, is_list: bool) -> tuple[Fault | None, threading.Event | None]:
+        """Take this request's fault, and the event to wait on if it is the held one."""
+        with self._lock:
+            fault = self._faults.popleft() if self._faults else None
+            if not is_list:
+                return fault, None
+            self._list_count += 1
+            if self._list_count != self._hold_at:
+                return fault, None
+            self._hold_at = None
+            return fault, self._release
+
+    def _log(self, path: str, params: dict[str, str], status: int) -> None:
+        with self._lock:
+            self.requests.append({"path": path, "params": params, "status": status})
+
+    def _reply(self, auth: str | None, path: str, params: dict[str, str]) -> tuple[int, bytes]:
+        if auth != self.api_key:
+            return _json(401, {"error": AUTH_ERROR})
+        if path.rstrip("/") == LIST_PATH:
+            return self._list_page(params)
+        if path.startswith(LIST_PATH + "/"):
+            return self._transcript(path[len(LIST_PATH) + 1 :])
+        return _json(404, {"error": "Not found"})
+
+    def _list_page(self, params: dict[str, str]) -> tuple[int, bytes]:
+        try:
+            limit = int(params.get("limit", "10"))
+        except ValueError:
+            return _json(400, {"error": "'limit' must be an integer"})
+        if not 1 <= limit <= self.max_limit:
+            return _json(400, {"error": f"'limit' must be between 1 and {self.max_limit}"})
+        status, created_on = params.get("status"), params.get("created_on")
+        if status is not None and status not in STATUSES:
+            return _json(400, {"error": f"'status' must be one of {', '.join(STATUSES)}"})
+        if created_on is not None and not DATE_RE.match(created_on):
+            return _json(400, {"error": "'created_on' must be a date like 2023-11-03"})
+        before_id, after_id = params.get("before_id"), params.get("after_id")
+        match = _matcher(status, created_on)
+
+        # Everything from here reads shared state, and the body is encoded under the lock
+        # so the page is one consistent snapshot even while a test mutates the fake.
+        with self._lock:
+            self._compact()
+            items = self._items
+            for name, tid in (("before_id", before_id), ("after_id", after_id)):
+                if tid is not None and tid not in self._index:
+                    return _json(400, {"error": f"Transcript {tid!r} given as '{name}' was not found"})
+            lo = self._index[after_id] + 1 if after_id is not None else 0
+            hi = self._index[before_id] if before_id is not None else len(items)
+            if lo > hi:
+                return _json(400, {"error": ORDER_ERROR})
+            if after_id is not None and self.after_id_mode == "oldest":
+                page = _pick(items, range(lo, hi), match, limit)[::-1]
+            else:
+                page = _pick(items, range(hi - 1, lo - 1, -1), match, limit)
+
+            prev_url = next_url = None
+            if page:
+                # "Older" ignores the after_id bound: prev_url is how a client walks back to it.
+                if _pick(items, range(page[-1] - 1, -1, -1), match, 1):
+                    prev_url = self._url(limit, before_id=items[page[-1]]["id"])
+                next_url = self._url(limit, after_id=items[page[0]]["id"])
+            else:
+                next_url = self._url(limit, after_id=after_id)
+            current = {k: params[k] for k in ("before_id", "after_id", "status", "created_on") if k in params}
+            return _json(200, {
+                "page_details": {
+                    "limit": limit,
+                    "result_count": len(page),
+                    "current_url": self._url(limit, **current),
+                    "prev_url": prev_url,
+                    "next_url": next_url,
+                },
+                "transcripts": [items[pos] for pos in page],
+            })
+
+    def _transcript(self, tid: str) -> tuple[int, bytes]:
+        with self._lock:
+            item = self._all.get(tid)
+            if item is None:
+                return _json(404, {"error": "Transcript not found"})
+            deleted = tid in self._deleted
+            done = item.get("status") == "completed" and not deleted
+            return _json(200, {
+                "id": tid,
+                "status": item.get("status"),
+                "audio_url": item.get("audio_url"),
+                "error": item.get("error"),
+                "text": "Deleted by user." if deleted else (f"Transcript {tid}" if done else None),
+                "audio_duration": zlib.crc32(str(tid).encode()) % 600 + 1,
+                "confidence": 0.93 if done else None,
+                "language_code": "en_us",
+                "words": [] if done else None,
+            })
+
+    def _url(self, limit: int, **query: str | None) -> str:
+        pairs = {"limit": limit, **{k: v for k, v in query.items() if v is not None}}
+        return f"{self.base_url}{LIST_PATH}?{urlencode(pairs)}"
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # benchmarks may open many connections at once
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that timed out or hung up is expected here, not a bug in the fake.
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, so requests.Session reuses connections
+    disable_nagle_algorithm = True  # headers and body go in separate writes; avoid the 40 ms stall
+    fake: FakeAssemblyAI
+
+    def do_GET(self) -> None:
+        fake = self.fake
+        url = urlsplit(self.path)
+        params = dict(parse_qsl(url.query, keep_blank_values=True))
+        fault, release = fake._arrive(url.path.rstrip("/") == LIST_PATH)
+        if release is not None:
+            fake.held.set()
+            release.wait()
+        if fake.latency:
+            time.sleep(fake.latency)
+        kind = fault.kind if fault else "normal"
+        if kind == "reset":
+            fake._log(url.path, params, 0)
+            self._reset()
+            return
+        content_type, headers = "application/json", {}
+        if kind == "html":
+            page = f"<html><body><h1>{fault.code} {_phrase(fault.code)}</h1></body></html>"
+            code, body, content_type = fault.code, page.encode(), "text/html"
+        elif kind in ("status", "wrong_shape"):
+            code, body, headers = fault.code, json.dumps(fault.body).encode(), fault.headers
+        else:
+            if kind == "slow":
+                time.sleep(fault.seconds)
+            code, body = fake._reply(self.headers.get("Authorization"), url.path, params)
+            if kind == "truncated":
+                code, body = 200, body[: len(body) // 2]
+        # Logged before sending, so a client that has its answer also sees the entry.
+        fake._log(url.path, params, code)
+        self._send(code, body, content_type, headers)
+
+    def _send(self, code: int, body: bytes, content_type: str, headers: dict[str, str]) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _reset(self) -> None:
+        # Linger 0 makes close() send RST; detaching closes the fd despite rfile/wfile references.
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        os.close(self.connection.detach())
+        self.close_connection = True
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # one stderr line per request would drown test and benchmark output
+
+
+def _phrase(code: int) -> str:
+    try:
+        return HTTPStatus(code).phrase
+    except ValueError:
+        return "Error"
+
+
+def _json(code: int, body: Any) -> tuple[int, bytes]:
+    # default=str: items added raw may hold values JSON cannot encode; serve them anyway.
+    return code, json.dumps(body, default=str).encode()
+
+
+def _parse_ts(value: Any) -> datetime | None:
+    try:
+        return datetime.strptime(value, TS_FORMAT)
+    except (TypeError, ValueError):
+        return None
+
+
+def _matcher(status: str | None, created_on: str | None) -> Callable[[dict], bool] | None:
+    """A filter predicate for the status/created_on params, or None when unfiltered."""
+    if status is None and created_on is None:
+        return None
+
+    def match(item: dict) -> bool:
+        created = item.get("created")
+        return (status is None or item.get("status") == status) and (
+            created_on is None or (isinstance(created, str) and created[:10] == created_on)
+        )
+
+    return match
+
+
+def _pick(items: list, positions: range, match: Callable[[dict], bool] | None, limit: int) -> list[int]:
+    """The first `limit` positions, in `positions` order, whose items match."""
+    if match is None:
+        return list(islice(positions, limit))  # unfiltered: O(limit), whatever the list size
+    return list(islice((pos for pos in positions if match(items[pos])), limit))
