@@ -90,7 +90,6 @@ def sync() -> None:
     settings = _settings()
     if not settings.api_key:
         raise ConfigError("no API key: set ASSEMBLYAI_API_KEY to your AssemblyAI API key")
-    signal.signal(signal.SIGTERM, _terminated)
     client = ApiClient(
         settings.base_url,
         settings.api_key,
@@ -162,4 +161,5 @@ def _terminated(signum: int, frame: Any) -> None:
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminated)
     cli(prog_name="aai-etl")
