@@ -57,6 +57,11 @@ class Fault:
         return cls("status", code, body, dict(headers or {}))
 
     @classmethod
+    def none(cls) -> Fault:
+        """Answer normally: a placeholder, so later faults in the queue hit later requests."""
+        return cls("none")
+
+    @classmethod
     def html(cls, code: int = 502) -> Fault:
         """An HTML error page, as a proxy or load balancer in front of the API sends."""
         return cls("html", code)

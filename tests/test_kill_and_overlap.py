@@ -1,0 +1,100 @@
+"""Runs killed at any instant lose and duplicate nothing; overlapping runs leave the first one unharmed."""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+
+from sqlalchemy import create_engine, select
+
+from conftest import assert_table_equals_api, cli_env, spawn, stored, summary_json, sync
+from etl.errors import EXIT_ALREADY_RUNNING
+from etl.schema import sync_runs
+
+
+def runs(database_url):
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        outcomes = [row.outcome for row in conn.execute(select(sync_runs).order_by(sync_runs.c.id))]
+    engine.dispose()
+    return outcomes
+
+
+def test_kill_during_backfill_resumes_where_the_last_page_committed(database_url, fake):
+    fake.add(1000)
+    release = fake.hold(2)  # the third page's request blocks: two pages are committed by then
+    process = spawn(["sync"], cli_env(fake, database_url))
+    assert fake.held.wait(30), process.communicate()
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    release.set()
+    assert len(stored(database_url)) == 400
+
+    fake.add(10)
+    result = sync(fake, database_url, "--log-format", "json")
+    assert result.exit_code == 0, result.output
+    assert_table_equals_api(database_url, fake)
+    summary = summary_json(result)
+    assert summary["inserted"] == 610
+    # Three pages to finish the backfill, one for what arrived meanwhile: no restart from scratch.
+    assert summary["requests"] == 4
+    assert runs(database_url) == ["abandoned", "succeeded"]
+
+
+def test_kills_at_random_instants_never_lose_or_duplicate(database_url):
+    from fake_api import FakeAssemblyAI
+
+    from conftest import API_KEY
+
+    rng = random.Random(7)
+    with FakeAssemblyAI(api_key=API_KEY, latency=0.01, seed=3) as fake:
+        fake.add(2000, status="processing")
+        for _ in range(6):
+            process = spawn(["sync"], cli_env(fake, database_url))
+            time.sleep(rng.uniform(0.2, 0.9))
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            listed = fake.listing()
+            for item in rng.sample(listed, 20):
+                fake.set_status(item["id"], rng.choice(["completed", "error"]))
+            fake.add(rng.randint(0, 300), status=rng.choice(["queued", "processing"]))
+        result = sync(fake, database_url)
+        assert result.exit_code == 0, result.output
+        assert_table_equals_api(database_url, fake)
+
+
+def test_second_run_exits_75_while_the_first_is_running(database_url, fake):
+    fake.add(500)
+    release = fake.hold(1)
+    first = spawn(["sync", "--log-format", "json"], cli_env(fake, database_url))
+    assert fake.held.wait(30)
+
+    started = time.monotonic()
+    second = sync(fake, database_url)
+    assert time.monotonic() - started < 5
+    assert second.exit_code == EXIT_ALREADY_RUNNING
+    assert "a sync of account 'default' is already running since " in second.stderr
+    assert f"(pid {first.pid} on " in second.stderr
+
+    release.set()
+    out, err = first.communicate(timeout=60)
+    assert first.returncode == 0, err
+    assert_table_equals_api(database_url, fake)
+    assert runs(database_url) == ["succeeded"]
+
+
+def test_sigterm_stops_cleanly_and_records_the_run(database_url, fake):
+    fake.add(600)
+    release = fake.hold(1)
+    process = spawn(["sync"], cli_env(fake, database_url))
+    assert fake.held.wait(30)
+    process.send_signal(signal.SIGTERM)
+    release.set()
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert err.strip().splitlines()[-1] == "aai-etl: error: interrupted; everything committed so far is kept, the next run resumes"
+    assert "Traceback" not in err
+    assert runs(database_url) == ["failed"]
+    assert sync(fake, database_url).exit_code == 0
+    assert_table_equals_api(database_url, fake)
