@@ -1,0 +1,115 @@
+"""What cron, log collectors and people see: a summary line, --quiet, JSON logs, status, clean errors."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from sqlalchemy import create_engine, text
+
+from conftest import API_KEY, cli_env, run_cli, summary_json, sync
+from fake_api import Fault
+
+
+def test_text_summary_is_one_line(database_url, fake):
+    fake.add(250)
+    result = sync(fake, database_url)
+    assert result.exit_code == 0
+    assert re.fullmatch(
+        r"sync of 'default' done: 250 new, 0 updated, 0 unchanged, 0 bad values, 2 pages, 2 requests, \d+\.\ds\n",
+        result.stdout,
+    )
+
+
+def test_quiet_prints_nothing_on_success(sqlite_url, fake):
+    fake.add(5)
+    result = sync(fake, sqlite_url, "--quiet")
+    assert (result.exit_code, result.output) == (0, "")
+
+
+def test_json_logs_are_one_object_per_line(sqlite_url, fake):
+    fake.add(2)
+    fake.add(1, completed="foo")
+    result = sync(fake, sqlite_url, "--log-format", "json")
+    assert result.exit_code == 0
+    records = [json.loads(line) for line in result.stderr.splitlines()]
+    assert {record["level"] for record in records} == {"info", "warning"}
+    assert any("unreadable completed 'foo'" in record["message"] for record in records)
+    summary = summary_json(result)
+    assert summary["event"] == "sync_finished" and summary["inserted"] == 3
+
+
+def test_status_shows_cursor_pending_counts_and_runs(database_url, fake):
+    fake.add(3, status="queued")
+    fake.add(5)
+    sync(fake, database_url)
+    env = cli_env(fake, database_url)
+    shown = run_cli(["status"], env).stdout
+    newest = fake.listing()[0]
+    assert f"high water   {newest['id']}" in shown
+    assert "pending      3 queued or processing, oldest created" in shown
+    assert "transcripts  8 (5 completed, 3 queued)" in shown
+    assert re.search(r"#1 \S+ \S+ succeeded: 8 new, 0 updated", shown)
+    report = json.loads(run_cli(["status", "--json"], env).stdout)
+    assert report["by_status"] == {"completed": 5, "queued": 3}
+    assert report["last_runs"][0]["outcome"] == "succeeded"
+
+
+def test_status_on_an_empty_database_says_what_to_do(sqlite_url, fake):
+    result = run_cli(["status"], cli_env(fake, sqlite_url))
+    assert result.exit_code == 0
+    assert "schema       none yet: `aai-etl sync` or `aai-etl db upgrade` creates it" in result.stdout
+
+
+def test_missing_api_key(sqlite_url, fake):
+    env = cli_env(fake, sqlite_url)
+    del env["ASSEMBLYAI_API_KEY"]
+    result = run_cli(["sync"], env)
+    assert (result.exit_code, result.stderr) == (2, "aai-etl: error: no API key: set ASSEMBLYAI_API_KEY to your AssemblyAI API key\n")
+
+
+def test_unreachable_database_is_one_line_with_the_password_masked(fake):
+    url = "postgresql+psycopg://etl:hunter2secret@127.0.0.1:1/transcripts"
+    result = sync(fake, url)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("aai-etl: error: cannot connect to the database postgresql+psycopg://etl:***@127.0.0.1:1/transcripts: ")
+    assert len(result.stderr.splitlines()) == 1
+    assert "hunter2secret" not in result.output
+
+
+def test_wrong_driver_is_named(fake):
+    result = sync(fake, "mysql://etl:hunter2secret@localhost/db")
+    assert result.exit_code == 2
+    assert "uses driver 'mysql', which aai-etl does not support" in result.stderr
+    assert "hunter2secret" not in result.output
+
+
+def test_unreachable_api_is_one_line(sqlite_url, fake, tmp_path):
+    config = tmp_path / "fast.toml"
+    config.write_text("backoff_seconds = 0.01\n")
+    result = run_cli(["sync", "--config", str(config)], cli_env(fake, sqlite_url, ASSEMBLYAI_BASE_URL="http://127.0.0.1:9"))
+    assert result.exit_code == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("aai-etl: error: the AssemblyAI API kept failing (connection failed: ")
+    assert "Traceback" not in result.output
+
+
+def test_the_api_key_never_leaves_the_process(database_url, fake, tmp_path):
+    """Across success, warnings, retries, a rejected key and a failed run: output, logs and rows stay clean."""
+    config = tmp_path / "fast.toml"
+    config.write_text("backoff_seconds = 0.01\n")
+    fake.add(3, completed="foo")
+    fake.fail_next(Fault.status(500), Fault.reset())
+    outputs = [sync(fake, database_url, "--config", str(config), "--log-format", fmt).output for fmt in ("text", "json")]
+    fake.fail_next(*[Fault.status(503)] * 10)
+    outputs.append(sync(fake, database_url, "--config", str(config)).output)
+    outputs.append(run_cli(["status", "--json"], cli_env(fake, database_url)).output)
+    outputs.append(sync(fake, database_url, ASSEMBLYAI_API_KEY=API_KEY + "x").output)
+    for output in outputs:
+        assert API_KEY not in output
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        for table in ("transcripts", "sync_runs", "sync_cursors", "alembic_version"):
+            dump = json.dumps([list(map(str, row)) for row in conn.execute(text(f"SELECT * FROM {table}"))])
+            assert API_KEY not in dump, table
+    engine.dispose()

@@ -1,0 +1,64 @@
+"""The migrations build exactly the schema the code describes, both ways, on both databases."""
+
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, inspect, text
+
+from conftest import cli_env, run_cli, sync
+from etl import migrate
+from etl.db import make_engine
+from etl.errors import SchemaTooNew
+from etl.schema import metadata
+
+
+def test_models_and_migrations_agree(database_url):
+    engine = make_engine(database_url)
+    with engine.connect() as conn:
+        migrate.upgrade(conn, "head")
+        differences = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
+    assert differences == []
+
+
+def test_upgrade_downgrade_upgrade(database_url):
+    engine = make_engine(database_url)
+    with engine.connect() as conn:
+        migrate.upgrade(conn, "head")
+        migrate.downgrade(conn, "base")
+        assert set(inspect(conn).get_table_names()) <= {"alembic_version"}
+        migrate.upgrade(conn, "head")
+        assert {"transcripts", "sync_cursors", "sync_runs"} <= set(inspect(conn).get_table_names())
+        assert migrate.current_revision(conn) == migrate.head_revision()
+
+
+def test_sync_creates_the_schema_on_an_empty_database(database_url, fake):
+    fake.add(3)
+    result = sync(fake, database_url)
+    assert result.exit_code == 0, result.output
+    assert f"upgrading the database schema from empty to {migrate.head_revision()}" in result.stderr
+
+
+def test_schema_newer_than_the_code_is_refused(database_url, fake):
+    fake.add(3)
+    assert sync(fake, database_url).exit_code == 0
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = 'f00dfeed9999'"))
+    result = sync(fake, database_url)
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "aai-etl: error: the database schema is at revision f00dfeed9999, which this aai-etl does not know: "
+        f"it was written by a newer version (this one knows up to {migrate.head_revision()}); upgrade aai-etl"
+    )
+    with make_engine(database_url).connect() as conn, pytest.raises(SchemaTooNew):
+        migrate.upgrade(conn, "head")
+
+
+def test_db_commands(database_url, fake):
+    env = cli_env(fake, database_url)
+    assert run_cli(["db", "current"], env).stdout.strip() == f"none (head is {migrate.head_revision()})"
+    assert run_cli(["db", "upgrade"], env).stdout.strip() == f"schema at {migrate.head_revision()}"
+    assert run_cli(["db", "current"], env).stdout.strip() == f"{migrate.head_revision()} (head)"
+    assert run_cli(["db", "downgrade", "base"], env).stdout.strip() == "schema at base"
