@@ -11,27 +11,29 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, make_url, select, text
 
 from etl.cli import cli
 from etl.schema import transcripts
 from fake_api import FakeAssemblyAI
 
 API_KEY = "test-key-5e1f0c3a9b7d4e2f8a6c"
-POSTGRES_ADMIN_URL = os.environ.get("AAI_ETL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+# The PostgreSQL tests wipe the public schema of this database before each test: point it at a throw-away one.
+POSTGRES_URL = os.environ.get("AAI_ETL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/aai_etl_test")
 # .ci/run sets this: in CI a missing PostgreSQL is a failure, not a skip.
 POSTGRES_REQUIRED = os.environ.get("AAI_ETL_REQUIRE_POSTGRES") == "1"
-TEST_DATABASE = "aai_etl_test"
 
 
 def _postgres_problem() -> str | None:
+    """None when the test database is usable (created if the server lacks it), else why not."""
+    url = make_url(POSTGRES_URL)
     try:
-        with create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT").connect() as conn:
-            exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": TEST_DATABASE}).scalar()
+        with create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT").connect() as conn:
+            exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": url.database}).scalar()
             if not exists:
-                conn.execute(text(f'CREATE DATABASE "{TEST_DATABASE}"'))
+                conn.execute(text(f'CREATE DATABASE "{url.database}"'))
     except Exception as exc:  # any reason at all means: no usable server
-        return f"PostgreSQL at {POSTGRES_ADMIN_URL} is not usable: {str(exc).splitlines()[0]}"
+        return f"PostgreSQL at {url.render_as_string(hide_password=True)} is not usable: {str(exc).splitlines()[0]}"
     return None
 
 
@@ -40,7 +42,7 @@ _POSTGRES_PROBLEM = _postgres_problem()
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request, tmp_path) -> Iterator[str]:
-    """A URL of an empty database: a new SQLite file, or a PostgreSQL database with its schema wiped."""
+    """A URL of an empty database: a new SQLite file, or the PostgreSQL test database with its schema wiped."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'transcripts.db'}"
         return
@@ -48,12 +50,11 @@ def database_url(request, tmp_path) -> Iterator[str]:
         if POSTGRES_REQUIRED:
             pytest.fail(_POSTGRES_PROBLEM)
         pytest.skip(_POSTGRES_PROBLEM)
-    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + TEST_DATABASE
-    engine = create_engine(url)
+    engine = create_engine(POSTGRES_URL)
     with engine.begin() as conn:
         conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public"))
     engine.dispose()
-    yield url
+    yield POSTGRES_URL
 
 
 @pytest.fixture

@@ -101,7 +101,7 @@ def test_the_api_key_never_leaves_the_process(database_url, fake, tmp_path):
     fake.add(3, completed="foo")
     fake.fail_next(Fault.status(500), Fault.reset())
     outputs = [sync(fake, database_url, "--config", str(config), "--log-format", fmt).output for fmt in ("text", "json")]
-    fake.fail_next(*[Fault.status(503)] * 10)
+    fake.fail_next(*[Fault.status(503)] * 4)  # max_retries=3: four attempts, then the run fails
     outputs.append(sync(fake, database_url, "--config", str(config)).output)
     outputs.append(run_cli(["status", "--json"], cli_env(fake, database_url)).output)
     outputs.append(sync(fake, database_url, ASSEMBLYAI_API_KEY=API_KEY + "x").output)

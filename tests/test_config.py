@@ -84,3 +84,16 @@ def test_unreadable_config_file(tmp_path):
     result = run_cli(["status", "--config", str(tmp_path / "missing.toml")], {})
     assert result.exit_code == 2
     assert "cannot read config file" in result.stderr and "missing.toml" in result.stderr
+
+
+def test_example_config_documents_every_key_and_loads():
+    from pathlib import Path
+
+    from etl.config import known_keys
+
+    example = Path(__file__).resolve().parent.parent / "config.example.toml"
+    body = example.read_text()
+    for key in known_keys():
+        assert f"\n{key} = " in body or f"\n# {key} = " in body, key
+    settings = load_settings(example, {})
+    assert settings.base_url == REGIONS["us"] and settings.max_retries == 6

@@ -1,0 +1,246 @@
+"""Speed benchmark: aai-etl against a dlt rest_api pipeline and a bare requests+driver loop.
+
+    .venv/bin/python benchmarks/run.py --n 1000 20000 100000 --db sqlite postgresql
+
+For each N and database kind one fake AssemblyAI API (tests/fake_api.py, in this process, zero latency)
+holds N transcripts; each tool then runs as a subprocess on its own fresh empty database, so wall time
+includes interpreter start and imports, as a cron job pays them. See benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import closing
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "benchmarks"
+sys.path.insert(0, str(ROOT / "tests"))
+from fake_api import FakeAssemblyAI  # noqa: E402
+
+PROJECT_PYTHON = ROOT / ".venv" / "bin" / "python"
+AAI_ETL = ROOT / ".venv" / "bin" / "aai-etl"
+DLT_VENV = BENCH / ".venv-dlt"
+DLT_PYTHON = DLT_VENV / "bin" / "python"
+POSTGRES_ADMIN = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+API_KEY = "bench-key-0123456789"
+TOOLS = ("aai-etl", "aai-etl idle", "dlt", "bare")
+
+# Targets (README explains them).
+DLT_OVER_AAI_MIN = 2.0
+AAI_OVER_BARE_MAX = 1.5
+IDLE_MAX_S = 1.0
+RSS_GROWTH_MAX = 1.25  # "flat": peak RSS at the largest N within 25% of the smallest N's
+
+
+def ensure_dlt_venv() -> None:
+    if DLT_PYTHON.exists():
+        return
+    print(f"creating {DLT_VENV} and installing dlt into it (once)", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(DLT_VENV)], check=True)
+    pip = [str(DLT_PYTHON), "-m", "pip", "install", "--quiet"]
+    subprocess.run([*pip, "dlt[sqlalchemy,postgres]", "requests"], check=True)
+
+
+# -- databases -----------------------------------------------------------------------------------
+
+def fresh_database(kind: str, name: str, workdir: Path) -> str:
+    """The URL of a new, empty database called `name`."""
+    if kind == "sqlite":
+        for stale in workdir.glob(f"{name}*"):
+            stale.unlink()
+        return f"sqlite:///{workdir / name}.db"
+    _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
+    return POSTGRES_ADMIN.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_database(kind: str, name: str, workdir: Path) -> None:
+    if kind == "sqlite":
+        for path in workdir.glob(f"{name}*"):
+            path.unlink()
+    else:
+        _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def count_rows(url: str, tool: str) -> int:
+    """Rows in the tool's transcripts table: a check that every tool really stored all N."""
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        if tool == "dlt":  # dlt's sqlalchemy destination keeps each dataset in its own attached file
+            path = path.removesuffix(".db") + "__aai.db"
+        with closing(sqlite3.connect(path)) as conn:
+            return conn.execute("SELECT count(*) FROM transcripts").fetchone()[0]
+    import psycopg
+
+    table = "aai.transcripts" if tool == "dlt" else "transcripts"
+    with psycopg.connect(url) as conn:
+        return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def _postgres_admin(*statements: str) -> None:
+    try:
+        import psycopg
+    except ImportError:
+        sys.exit("PostgreSQL runs need psycopg: run this script with .venv/bin/python")
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:  # CREATE DATABASE refuses a transaction
+        for statement in statements:
+            conn.execute(statement)
+
+
+# -- one measurement -----------------------------------------------------------------------------
+
+class Spawner:
+    """Runs each measured child from benchmarks/spawner.py, a small process (its docstring says why)."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen([sys.executable, str(BENCH / "spawner.py")],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def run(self, command: list[str], env: dict[str, str], cwd: Path, fake: FakeAssemblyAI) -> dict:
+        before = len(fake.requests)
+        self.process.stdin.write(json.dumps({"command": command, "env": env, "cwd": str(cwd)}) + "\n")
+        self.process.stdin.flush()
+        result = json.loads(self.process.stdout.readline())
+        if result.pop("returncode"):
+            raise RuntimeError(f"{' '.join(command)} failed:\n{result['output']}")
+        del result["output"]
+        return {**result, "requests": len(fake.requests) - before}
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait()
+
+
+def measure_all(spawner: Spawner, n: int, kind: str, repeat: int, workdir: Path) -> list[dict]:
+    """Every tool against one fake holding n transcripts; with repeat > 1, the run with the median wall."""
+    results = []
+    with FakeAssemblyAI(api_key=API_KEY, seed=n) as fake:
+        fake.add(n)
+        base_env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("AAI_ETL_", "ASSEMBLYAI_"))},
+            "ASSEMBLYAI_API_KEY": API_KEY,
+            "ASSEMBLYAI_BASE_URL": fake.base_url,
+            "RUNTIME__DLTHUB_TELEMETRY": "false",
+        }
+        runs: dict[str, list[dict]] = {tool: [] for tool in TOOLS}
+        for _ in range(repeat):
+            for tool, name, command in (
+                ("aai-etl", "bench_aai", [str(AAI_ETL), "sync", "--quiet"]),
+                ("dlt", "bench_dlt", [str(DLT_PYTHON), str(BENCH / "dlt_pipeline.py")]),
+                ("bare", "bench_bare", [str(PROJECT_PYTHON), str(BENCH / "bare_loop.py")]),
+            ):
+                url = fresh_database(kind, name, workdir)
+                pipelines = Path(tempfile.mkdtemp(prefix="dlt-pipelines-", dir=workdir))
+                env = {**base_env, "AAI_ETL_DATABASE_URL": url, "DLT_PIPELINES_DIR": str(pipelines)}
+                runs[tool].append({**spawner.run(command, env, workdir, fake), "rows": count_rows(url, tool)})
+                if tool == "aai-etl":  # same command again, nothing new: the cost of a no-op cron run
+                    runs["aai-etl idle"].append({**spawner.run(command, env, workdir, fake), "rows": count_rows(url, tool)})
+                drop_database(kind, name, workdir)
+                shutil.rmtree(pipelines)
+        for tool in TOOLS:
+            chosen = sorted(runs[tool], key=lambda run: run["wall_s"])[len(runs[tool]) // 2]
+            if chosen["rows"] != n:
+                raise RuntimeError(f"{tool} stored {chosen['rows']} of {n} transcripts on {kind}")
+            rate = n / chosen["wall_s"] if tool != "aai-etl idle" else None
+            walls = [run["wall_s"] for run in runs[tool]]
+            results.append({"n": n, "db": kind, "tool": tool, **chosen, "transcripts_per_s": rate,
+                            "wall_s_all": walls, "wall_s_stdev": statistics.pstdev(walls)})
+    return results
+
+
+# -- report --------------------------------------------------------------------------------------
+
+def summarize(results: list[dict]) -> list[dict]:
+    """The target checks: one line per (N, db) for the ratios, one per (db, tool) for RSS across N."""
+    by_key = {(r["n"], r["db"], r["tool"]): r for r in results}
+    checks = []
+    for n, kind in sorted({(r["n"], r["db"]) for r in results}, key=lambda k: (k[1], k[0])):
+        wall = {tool: by_key[n, kind, tool]["wall_s"] for tool in TOOLS}
+        checks.append({
+            "n": n, "db": kind,
+            "dlt_over_aai": wall["dlt"] / wall["aai-etl"],
+            "aai_over_bare": wall["aai-etl"] / wall["bare"],
+            "idle_wall_s": wall["aai-etl idle"],
+        })
+    for kind in sorted({r["db"] for r in results}):
+        for tool in TOOLS:
+            rss = {r["n"]: r["peak_rss_mb"] for r in results if r["db"] == kind and r["tool"] == tool}
+            if len(rss) > 1:
+                checks.append({"db": kind, "tool": tool, "peak_rss_mb_by_n": rss,
+                               "rss_growth": rss[max(rss)] / rss[min(rss)]})
+    return checks
+
+
+def print_report(results: list[dict], checks: list[dict]) -> None:
+    print(f"\n{'N':>7}  {'db':<10}  {'tool':<13}  {'wall s':>7}  {'transcripts/s':>13}  {'requests':>8}  "
+          f"{'peak RSS MB':>11}  {'cpu s':>6}")
+    for r in sorted(results, key=lambda r: (r["db"], r["n"], TOOLS.index(r["tool"]))):
+        rate = f"{r['transcripts_per_s']:,.0f}" if r["transcripts_per_s"] else "-"
+        print(f"{r['n']:>7}  {r['db']:<10}  {r['tool']:<13}  {r['wall_s']:>7.2f}  {rate:>13}  {r['requests']:>8}  "
+              f"{r['peak_rss_mb']:>11.1f}  {r['cpu_s']:>6.2f}")
+
+    def verdict(ok: bool) -> str:
+        return "ok" if ok else "MISS"
+
+    print(f"\n{'N':>7}  {'db':<10}  {'dlt/aai (>=2)':>14}  {'aai/bare (<=1.5)':>17}  {'idle s (<1)':>12}")
+    for c in (c for c in checks if "n" in c):
+        print(f"{c['n']:>7}  {c['db']:<10}  "
+              f"{c['dlt_over_aai']:>9.2f} {verdict(c['dlt_over_aai'] >= DLT_OVER_AAI_MIN):>4}  "
+              f"{c['aai_over_bare']:>12.2f} {verdict(c['aai_over_bare'] <= AAI_OVER_BARE_MAX):>4}  "
+              f"{c['idle_wall_s']:>7.2f} {verdict(c['idle_wall_s'] < IDLE_MAX_S):>4}")
+    print(f"\npeak RSS MB across N (flat: largest N within {RSS_GROWTH_MAX}x of smallest)")
+    for c in (c for c in checks if "rss_growth" in c):
+        series = "  ".join(f"{n}: {mb:.1f}" for n, mb in sorted(c["peak_rss_mb_by_n"].items()))
+        print(f"  {c['db']:<10}  {c['tool']:<13}  {series}   x{c['rss_growth']:.2f} "
+              f"{verdict(c['rss_growth'] <= RSS_GROWTH_MAX)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, nargs="+", default=[1000, 20000, 100000], help="transcripts in the fake")
+    parser.add_argument("--db", nargs="+", choices=["sqlite", "postgresql"], default=["sqlite", "postgresql"])
+    parser.add_argument("--repeat", type=int, default=1, help="runs per tool; the median wall is reported")
+    parser.add_argument("--out", type=Path, default=BENCH / "results" / "latest.json")
+    args = parser.parse_args()
+
+    ensure_dlt_venv()
+    results = []
+    spawner = Spawner()
+    try:
+        with tempfile.TemporaryDirectory(prefix="aai-bench-") as tmp:
+            for kind in args.db:
+                for n in args.n:
+                    print(f"N={n} {kind} ...", flush=True)
+                    results.extend(measure_all(spawner, n, kind, args.repeat, Path(tmp)))
+    finally:
+        spawner.close()
+    checks = summarize(results)
+    print_report(results, checks)
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
+        "dlt": subprocess.run([str(DLT_PYTHON), "-c", "import dlt; print(dlt.__version__)"],
+                              capture_output=True, text=True).stdout.strip(),
+        "repeat": args.repeat,
+        "command": " ".join(sys.argv),
+    }
+    args.out.write_text(json.dumps({"meta": meta, "results": results, "checks": checks}, indent=2) + "\n")
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
