@@ -122,7 +122,7 @@ class Spawner:
         self.process.wait()
 
 
-def measure_all(spawner: Spawner, n: int, kind: str, repeat: int, workdir: Path) -> list[dict]:
+def measure_all(spawner: Spawner, aai_etl: str, n: int, kind: str, repeat: int, workdir: Path) -> list[dict]:
     """Every tool against one fake holding n transcripts; with repeat > 1, the run with the median wall."""
     results = []
     with FakeAssemblyAI(api_key=API_KEY, seed=n) as fake:
@@ -136,7 +136,7 @@ def measure_all(spawner: Spawner, n: int, kind: str, repeat: int, workdir: Path)
         runs: dict[str, list[dict]] = {tool: [] for tool in TOOLS}
         for _ in range(repeat):
             for tool, name, command in (
-                ("aai-etl", "bench_aai", [str(AAI_ETL), "sync", "--quiet"]),
+                ("aai-etl", "bench_aai", [aai_etl, "sync", "--quiet"]),
                 ("dlt", "bench_dlt", [str(DLT_PYTHON), str(BENCH / "dlt_pipeline.py")]),
                 ("bare", "bench_bare", [str(PROJECT_PYTHON), str(BENCH / "bare_loop.py")]),
             ):
@@ -212,6 +212,8 @@ def main() -> None:
     parser.add_argument("--db", nargs="+", choices=["sqlite", "postgresql"], default=["sqlite", "postgresql"])
     parser.add_argument("--repeat", type=int, default=1, help="runs per tool; the median wall is reported")
     parser.add_argument("--out", type=Path, default=BENCH / "results" / "latest.json")
+    parser.add_argument("--aai-etl", default=str(AAI_ETL),
+                        help="the aai-etl executable to measure, e.g. one installed from another checkout")
     args = parser.parse_args()
 
     ensure_dlt_venv()
@@ -222,7 +224,7 @@ def main() -> None:
             for kind in args.db:
                 for n in args.n:
                     print(f"N={n} {kind} ...", flush=True)
-                    results.extend(measure_all(spawner, n, kind, args.repeat, Path(tmp)))
+                    results.extend(measure_all(spawner, args.aai_etl, n, kind, args.repeat, Path(tmp)))
     finally:
         spawner.close()
     checks = summarize(results)
@@ -236,6 +238,7 @@ def main() -> None:
         "dlt": subprocess.run([str(DLT_PYTHON), "-c", "import dlt; print(dlt.__version__)"],
                               capture_output=True, text=True).stdout.strip(),
         "repeat": args.repeat,
+        "aai_etl": args.aai_etl,
         "command": " ".join(sys.argv),
     }
     args.out.write_text(json.dumps({"meta": meta, "results": results, "checks": checks}, indent=2) + "\n")

@@ -16,7 +16,7 @@ from etl import __version__, migrate, status
 from etl.client import ApiClient
 from etl.config import Settings, load_settings
 from etl.db import connect, first_line, make_engine
-from etl.errors import ConfigError, EtlError
+from etl.errors import AccountsFailed, EtlError
 from etl.report import Reporter
 from etl.sync import run_sync
 
@@ -84,35 +84,41 @@ def _reporter() -> Reporter:
 
 
 @cli.command()
+@click.option("--account", "account_name", metavar="NAME", help="Sync only this account of the config's [[accounts]].")
+@click.option("--full", is_flag=True, help="Walk the whole listing: catch deletions of older transcripts (a reconcile).")
 @common_options
-def sync() -> None:
+def sync(account_name: str | None, full: bool) -> None:
     """Fetch new transcripts and status changes into the database."""
     settings = _settings()
-    if not settings.api_key:
-        raise ConfigError("no API key: set ASSEMBLYAI_API_KEY to your AssemblyAI API key")
-    client = ApiClient(
-        settings.base_url,
-        settings.api_key,
-        connect_timeout=settings.connect_timeout,
-        read_timeout=settings.read_timeout,
-        max_retries=settings.max_retries,
-        retry_budget_seconds=settings.retry_budget_seconds,
-        backoff_seconds=settings.backoff_seconds,
-    )
+    accounts = settings.select(account_name)
+    engine = make_engine(settings.database_url)
     reporter = _reporter()
-    with client:
-        stats = run_sync(make_engine(settings.database_url), client, settings.account, reporter.progress)
-    reporter.summary(settings.account, stats)
+    failed: dict[str, int] = {}
+    for account in accounts:
+        try:
+            with ApiClient.for_account(settings, account) as client:
+                stats = run_sync(engine, client, account.name, reporter.progress, full=full)
+            reporter.summary(account.name, stats)
+        except EtlError as exc:
+            if len(accounts) == 1:
+                raise
+            # One failing account must not stop the others.
+            reporter.error(f"account '{account.name}': {exc}")
+            failed[account.name] = exc.exit_code
+    if failed:
+        raise AccountsFailed(failed, len(accounts))
 
 
 @cli.command("status")
+@click.option("--account", "account_name", metavar="NAME", help="Only this account of the config's [[accounts]].")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON object.")
 @common_options
-def status_command(as_json: bool) -> None:
+def status_command(account_name: str | None, as_json: bool) -> None:
     """Show where the sync stands: cursor, pending transcripts, counts, last runs."""
     settings = _settings()
+    names = [account.name for account in settings.select(account_name)]
     with _connect(settings) as conn:
-        report = status.gather(conn, settings.account)
+        report = status.gather(conn, names)
     _reporter().echo(json.dumps(report) if as_json else status.render(report))
 
 

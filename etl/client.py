@@ -12,6 +12,7 @@ from typing import Any
 import requests
 
 from etl import __version__
+from etl.config import Account, Settings
 from etl.errors import ApiError, AuthError, Retriable, RetriesExhausted
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,10 @@ class ApiClient:
         max_retries: int = 6,
         retry_budget_seconds: float = 300.0,
         backoff_seconds: float = 1.0,
+        key_variable: str = "ASSEMBLYAI_API_KEY",
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.key_variable = key_variable  # named in the 401 message; the key itself never is
         self.timeout = (connect_timeout, read_timeout)
         self.max_retries = max_retries
         self.retry_budget_seconds = retry_budget_seconds
@@ -42,6 +45,19 @@ class ApiClient:
         self.requests_made = 0
         self.session = requests.Session()
         self.session.headers.update({"Authorization": api_key, "User-Agent": f"aai-etl/{__version__}"})
+
+    @classmethod
+    def for_account(cls, settings: Settings, account: Account) -> "ApiClient":
+        return cls(
+            account.base_url,
+            account.require_key(),
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+            max_retries=settings.max_retries,
+            retry_budget_seconds=settings.retry_budget_seconds,
+            backoff_seconds=settings.backoff_seconds,
+            key_variable=account.api_key_env,
+        )
 
     def list_transcripts(self, *, limit: int, before_id: str | None = None) -> dict[str, Any]:
         """One page of GET /v2/transcript, newest first; `page_details` and `transcripts` are checked."""
@@ -93,9 +109,9 @@ class ApiClient:
         if status in RETRIABLE_STATUSES:
             raise Retriable(f"HTTP {status} {response.reason}", _retry_after(response.headers.get("Retry-After")))
         if status == 401:
-            raise AuthError("the API key was rejected (HTTP 401): check ASSEMBLYAI_API_KEY")
+            raise AuthError(f"the API key was rejected (HTTP 401): check {self.key_variable}", 401)
         if status >= 400:
-            raise ApiError(f"the AssemblyAI API refused the request (HTTP {status}): {_error_message(response)}")
+            raise ApiError(f"the AssemblyAI API refused the request (HTTP {status}): {_error_message(response)}", status)
         try:
             return response.json()
         except ValueError:

@@ -33,6 +33,10 @@ class SyncAlreadyRunning(EtlError):
 class ApiError(EtlError):
     """The API refused a request; retrying the same request will not help."""
 
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
 
 class AuthError(ApiError):
     pass
@@ -44,6 +48,24 @@ class RetriesExhausted(ApiError):
 
 class PaginationError(ApiError):
     """The listing did not move backwards as promised; stopping beats looping."""
+
+
+class CursorRejected(ApiError):
+    """The API answered 400 to a `before_id`: that transcript has most likely left the 90-day listing."""
+
+    def __init__(self, before_id: str, reason: str) -> None:
+        super().__init__(f"the API rejected transcript {before_id} as a cursor: {reason}", 400)
+        self.before_id = before_id
+
+
+class AccountsFailed(EtlError):
+    """Some accounts of a multi-account sync failed; each has said why already."""
+
+    def __init__(self, failed: dict[str, int], total: int) -> None:
+        names = ", ".join(sorted(failed))
+        super().__init__(f"{len(failed)} of {total} accounts did not sync: {names}")
+        # Only overlaps: try again later (75). Anything else: a failure.
+        self.exit_code = EXIT_ALREADY_RUNNING if set(failed.values()) == {EXIT_ALREADY_RUNNING} else EXIT_FAILURE
 
 
 class Retriable(Exception):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from etl.client import ApiClient
-from etl.errors import PaginationError
+from etl.errors import ApiError, CursorRejected, PaginationError
 from etl.items import Item, parse_item
 
 PAGE_SIZE = 200  # the API's maximum
@@ -35,10 +35,17 @@ class Page:
 
     @property
     def newest(self) -> Boundary | None:
-        for item in self.items:
-            if item.id is not None and item.row["created"] is not None:
-                return Boundary(item.id, item.row["created"])
-        return None
+        return next(_boundaries(self.items), None)
+
+    @property
+    def oldest(self) -> Boundary | None:
+        return next(_boundaries(reversed(self.items)), None)
+
+
+def _boundaries(items) -> Iterator[Boundary]:
+    for item in items:
+        if item.id is not None and item.row["created"] is not None:
+            yield Boundary(item.id, item.row["created"])
 
 
 def walk_back(client: ApiClient, *, before_id: str | None, floor: Boundary | None) -> Iterator[Page]:
@@ -49,13 +56,18 @@ def walk_back(client: ApiClient, *, before_id: str | None, floor: Boundary | Non
     """
     seen = {before_id} if before_id else set()
     while True:
-        body = client.list_transcripts(limit=PAGE_SIZE, before_id=before_id)
+        try:
+            body = client.list_transcripts(limit=PAGE_SIZE, before_id=before_id)
+        except ApiError as exc:
+            if exc.status == 400 and before_id is not None:
+                raise CursorRejected(before_id, str(exc)) from None
+            raise
         items = [parse_item(raw) for raw in body["transcripts"]]
         oldest_id = next((item.id for item in reversed(items) if item.id is not None), None)
         ended = (
             oldest_id is None
             or body["page_details"].get("prev_url") is None
-            or (floor is not None and _reaches(items, floor))
+            or (floor is not None and reaches(items, floor))
         )
         if not ended and oldest_id in seen:
             raise PaginationError(
@@ -69,9 +81,10 @@ def walk_back(client: ApiClient, *, before_id: str | None, floor: Boundary | Non
         before_id = oldest_id
 
 
-def _reaches(items: list[Item], floor: Boundary) -> bool:
+def reaches(items: list[Item], boundary: Boundary) -> bool:
+    """True when the items hold the boundary transcript or one created before it."""
     for item in items:
         created = item.row.get("created")
-        if item.id == floor.id or (created is not None and created < floor.created):
+        if item.id == boundary.id or (created is not None and created < boundary.created):
             return True
     return False

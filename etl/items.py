@@ -10,6 +10,8 @@ STATUSES = frozenset({"queued", "processing", "completed", "error"})
 PENDING_STATUSES = ("queued", "processing")
 TEXT_FIELDS = ("audio_url", "resource_url", "error")
 NULLABLE_FIELDS = frozenset({"completed", "error"})
+# What the API lists as a deleted transcript's audio_url; the transcript itself stays listed.
+DELETED_AUDIO_URL = "http://deleted_by_user"
 
 
 @dataclass(frozen=True, slots=True)

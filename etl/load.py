@@ -6,14 +6,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Insert, select
+from sqlalchemy import Connection, Insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from etl.extract import Boundary
-from etl.items import PENDING_STATUSES, Item
+from etl.items import DELETED_AUDIO_URL, PENDING_STATUSES, Item
 from etl.schema import sync_cursors, transcripts
 
-_UPDATED_ON_CHANGE = ("status", "created", "completed", "audio_url", "resource_url", "error", "raw", "changed_at")
+_UPDATED_ON_CHANGE = (
+    "status", "created", "completed", "audio_url", "resource_url", "error", "raw", "changed_at", "deleted_at", "unlisted_at",
+)
 
 
 @dataclass
@@ -21,6 +23,7 @@ class PageResult:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+    deleted: int = 0  # rows first seen as deleted by the user in this page
     # (transcript id or None, field, value as received) for every unreadable value in a row written now:
     # a bad item is reported when it first arrives or changes, not again on every run that lists it.
     bad_values: list[tuple[str | None, str, Any]] = field(default_factory=list)
@@ -32,6 +35,7 @@ class Cursor:
     walk_top: Boundary | None = None
     walk_before_id: str | None = None
     walk_floor: Boundary | None = None
+    walk_full: bool = False
 
     @property
     def walking(self) -> bool:
@@ -39,7 +43,7 @@ class Cursor:
         return self.walk_before_id is not None
 
 
-def upsert_page(conn: Connection, items: list[Item], now: datetime) -> PageResult:
+def upsert_page(conn: Connection, account: str, items: list[Item], now: datetime) -> PageResult:
     """Insert new transcripts and update changed ones in one batched statement; unchanged rows are not touched."""
     result = PageResult()
     latest: dict[str, Item] = {}
@@ -50,19 +54,36 @@ def upsert_page(conn: Connection, items: list[Item], now: datetime) -> PageResul
             latest.setdefault(item.id, item)  # the API should not repeat an id; if it does, keep the first
     if not latest:
         return result
-    stored = dict(conn.execute(select(transcripts.c.id, transcripts.c.raw).where(transcripts.c.id.in_(latest))).all())
+    stored = {
+        row.id: row
+        for row in conn.execute(
+            select(transcripts.c.id, transcripts.c.raw, transcripts.c.deleted_at)
+            .where(transcripts.c.account == account, transcripts.c.id.in_(latest))
+        )
+    }
     writes = []
     for transcript_id, item in latest.items():
         # `raw` is the whole list item, so comparing it catches a change in any field, known or new.
         previous = stored.get(transcript_id)
         if previous is None:
             result.inserted += 1
-        elif previous == item.row["raw"]:
+        elif previous.raw == item.row["raw"]:
             result.unchanged += 1
             continue
         else:
             result.updated += 1
-        writes.append({**item.row, "first_seen_at": now, "changed_at": now})
+        deleted = item.row["audio_url"] == DELETED_AUDIO_URL
+        result.deleted += deleted and not (previous and previous.deleted_at)
+        writes.append(
+            {
+                **item.row,
+                "account": account,
+                "first_seen_at": now,
+                "changed_at": now,
+                "deleted_at": ((previous and previous.deleted_at) or now) if deleted else None,
+                "unlisted_at": None,
+            }
+        )
         result.bad_values.extend((transcript_id, name, item.row["raw"].get(name)) for name in item.bad_fields)
     if writes:
         conn.execute(_upsert(conn.dialect.name), writes)
@@ -72,7 +93,7 @@ def upsert_page(conn: Connection, items: list[Item], now: datetime) -> PageResul
 def _upsert(dialect: str) -> Insert:
     statement = (postgresql if dialect == "postgresql" else sqlite).insert(transcripts)
     return statement.on_conflict_do_update(
-        index_elements=[transcripts.c.id],
+        index_elements=[transcripts.c.account, transcripts.c.id],
         set_={name: statement.excluded[name] for name in _UPDATED_ON_CHANGE},
     )
 
@@ -86,11 +107,14 @@ def read_cursor(conn: Connection, account: str) -> Cursor:
         walk_top=_boundary(row, "walk_top"),
         walk_before_id=row["walk_before_id"],
         walk_floor=_boundary(row, "walk_floor"),
+        walk_full=row["walk_full"],
     )
 
 
 def save_cursor(conn: Connection, account: str, cursor: Cursor, now: datetime) -> None:
-    values: dict[str, Any] = {"account": account, "walk_before_id": cursor.walk_before_id, "updated_at": now}
+    values: dict[str, Any] = {
+        "account": account, "walk_before_id": cursor.walk_before_id, "walk_full": cursor.walk_full, "updated_at": now,
+    }
     for prefix in ("high_water", "walk_top", "walk_floor"):
         boundary: Boundary | None = getattr(cursor, prefix)
         values[f"{prefix}_id"] = boundary.id if boundary else None
@@ -99,16 +123,35 @@ def save_cursor(conn: Connection, account: str, cursor: Cursor, now: datetime) -
     conn.execute(statement.on_conflict_do_update(index_elements=[sync_cursors.c.account], set_=values))
 
 
-def oldest_pending(conn: Connection, listed_since: datetime) -> Boundary | None:
+def oldest_pending(conn: Connection, account: str, listed_since: datetime) -> Boundary | None:
     """The oldest transcript still queued or processing that the listing can still show: a run walks back
     far enough to re-check it. One created before `listed_since` has left the listing and cannot be re-checked."""
     row = conn.execute(
         select(transcripts.c.id, transcripts.c.created)
-        .where(transcripts.c.status.in_(PENDING_STATUSES), transcripts.c.created >= listed_since)
+        .where(
+            transcripts.c.account == account,
+            transcripts.c.status.in_(PENDING_STATUSES),
+            transcripts.c.created >= listed_since,
+        )
         .order_by(transcripts.c.created)
         .limit(1)
     ).first()
     return Boundary(row.id, row.created) if row else None
+
+
+def mark_unlisted(conn: Connection, account: str, oldest_listed: datetime | None, now: datetime) -> int:
+    """Mark rows created before the oldest listed transcript (all rows, if none is listed) as no longer
+    listed. They stay in the table: keeping them past the window is the point."""
+    statement = update(transcripts).where(transcripts.c.account == account, transcripts.c.unlisted_at.is_(None))
+    if oldest_listed is not None:
+        statement = statement.where(transcripts.c.created < oldest_listed)
+    return conn.execute(statement.values(unlisted_at=now)).rowcount
+
+
+def created_of(conn: Connection, account: str, transcript_id: str) -> datetime | None:
+    return conn.execute(
+        select(transcripts.c.created).where(transcripts.c.account == account, transcripts.c.id == transcript_id)
+    ).scalar()
 
 
 def _boundary(row: Any, prefix: str) -> Boundary | None:

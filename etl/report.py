@@ -73,9 +73,13 @@ class Reporter:
         if self.json:
             self._json_line({"event": "sync_finished", "account": account, **vars(stats)})
         else:
+            # Deletions and unlisting are rare: named only when they happened, to keep the usual line short.
+            rare = "".join(
+                f", {count:,} {label}" for count, label in ((stats.deleted, "deleted"), (stats.unlisted, "no longer listed")) if count
+            )
             click.echo(
                 f"sync of '{account}' done: {stats.inserted:,} new, {stats.updated:,} updated, {stats.unchanged:,} "
-                f"unchanged, {stats.bad_values:,} bad values, {stats.pages:,} pages, {stats.requests:,} requests, "
+                f"unchanged{rare}, {stats.bad_values:,} bad values, {stats.pages:,} pages, {stats.requests:,} requests, "
                 f"{stats.seconds:.1f}s"
             )
 

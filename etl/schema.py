@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, Column, DateTime, Index, Integer, MetaData, Table, Text, TypeDecorator
+from sqlalchemy import JSON, Boolean, Column, DateTime, Index, Integer, MetaData, Table, Text, TypeDecorator
 from sqlalchemy.dialects.postgresql import JSONB
 
 # Named constraints let Alembic's batch mode on SQLite find and alter them by name.
@@ -46,6 +46,7 @@ RawJSON = JSON().with_variant(JSONB(), "postgresql")
 transcripts = Table(
     "transcripts",
     metadata,
+    Column("account", Text, primary_key=True, comment="the name of the configured account it was listed by"),
     Column("id", Text, primary_key=True),
     Column("status", Text),
     Column("created", UTCDateTime),
@@ -56,6 +57,8 @@ transcripts = Table(
     Column("raw", RawJSON, nullable=False, comment="the list item exactly as received"),
     Column("first_seen_at", UTCDateTime, nullable=False),
     Column("changed_at", UTCDateTime, nullable=False, comment="when a listed value last changed"),
+    Column("deleted_at", UTCDateTime, comment="when the API was first seen to list it as deleted by the user"),
+    Column("unlisted_at", UTCDateTime, comment="when a full sync found it had left the API's 90-day listing"),
     Index(None, "status", "created"),
     Index(None, "created"),
 )
@@ -73,6 +76,8 @@ sync_cursors = Table(
     Column("walk_before_id", Text),
     Column("walk_floor_id", Text),
     Column("walk_floor_created", UTCDateTime),
+    # A full walk (sync --full) goes to the end of the listing and then marks what is no longer listed.
+    Column("walk_full", Boolean, nullable=False, default=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
@@ -90,7 +95,10 @@ sync_runs = Table(
     Column("updated", Integer, nullable=False, default=0),
     Column("unchanged", Integer, nullable=False, default=0),
     Column("bad_values", Integer, nullable=False, default=0),
+    Column("deleted", Integer, nullable=False, default=0, comment="transcripts first seen deleted by the user"),
+    Column("unlisted", Integer, nullable=False, default=0, comment="rows found to have left the listing"),
     Column("error", Text),
+    Column("warning", Text, comment="what the user should know though the run succeeded, e.g. a possible gap"),
     Column("pid", Integer),
     Column("hostname", Text),
     Index(None, "account", "started_at"),

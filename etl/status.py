@@ -13,31 +13,42 @@ from etl.load import read_cursor
 from etl.schema import sync_runs, transcripts
 
 
-def gather(conn: Connection, account: str, last_runs: int = 5) -> dict[str, Any]:
+def gather(conn: Connection, accounts: list[str], last_runs: int = 5) -> dict[str, Any]:
     """Everything `aai-etl status` shows, as plain data (also its --json output)."""
     current, head = migrate.current_revision(conn), migrate.head_revision()
     report: dict[str, Any] = {"database": masked(conn.engine.url), "schema": current, "schema_head": head}
-    if current is None:
-        return report
+    if current is not None:
+        report["accounts"] = [_account(conn, account, last_runs) for account in accounts]
+    return report
+
+
+def _account(conn: Connection, account: str, last_runs: int) -> dict[str, Any]:
     cursor = read_cursor(conn, account)
-    by_status = dict(conn.execute(select(transcripts.c.status, func.count()).group_by(transcripts.c.status)).all())
-    oldest_pending = conn.execute(
-        select(func.min(transcripts.c.created)).where(transcripts.c.status.in_(PENDING_STATUSES))
-    ).scalar()
+    mine = transcripts.c.account == account
+    by_status = dict(conn.execute(select(transcripts.c.status, func.count()).where(mine).group_by(transcripts.c.status)).all())
+    oldest_pending, deleted, unlisted = conn.execute(
+        select(
+            func.min(transcripts.c.created).filter(transcripts.c.status.in_(PENDING_STATUSES)),
+            func.count(transcripts.c.deleted_at),
+            func.count(transcripts.c.unlisted_at),
+        ).where(mine)
+    ).one()
     runs = conn.execute(
         select(sync_runs).where(sync_runs.c.account == account).order_by(sync_runs.c.id.desc()).limit(last_runs)
     ).mappings()
-    report.update(
-        account=account,
-        high_water=_boundary(cursor.high_water),
-        interrupted_walk=cursor.walking and {"before_id": cursor.walk_before_id, "floor": _boundary(cursor.walk_floor)},
-        transcripts=sum(by_status.values()),
-        by_status={str(status): count for status, count in sorted(by_status.items(), key=lambda kv: str(kv[0]))},
-        pending=sum(by_status.get(status, 0) for status in PENDING_STATUSES),
-        oldest_pending_created=_iso(oldest_pending),
-        last_runs=[{key: _iso(value) for key, value in run.items()} for run in runs],
-    )
-    return report
+    return {
+        "account": account,
+        "high_water": _boundary(cursor.high_water),
+        "interrupted_walk": cursor.walking
+        and {"before_id": cursor.walk_before_id, "floor": _boundary(cursor.walk_floor), "full": cursor.walk_full},
+        "transcripts": sum(by_status.values()),
+        "by_status": {str(status): count for status, count in sorted(by_status.items(), key=lambda kv: str(kv[0]))},
+        "pending": sum(by_status.get(status, 0) for status in PENDING_STATUSES),
+        "oldest_pending_created": _iso(oldest_pending),
+        "deleted": deleted,
+        "unlisted": unlisted,
+        "last_runs": [{key: _iso(value) for key, value in run.items()} for run in runs],
+    }
 
 
 def render(report: dict[str, Any]) -> str:
@@ -47,25 +58,34 @@ def render(report: dict[str, Any]) -> str:
         return "\n".join(lines)
     state = "up to date" if report["schema"] == report["schema_head"] else f"behind {report['schema_head']}: `aai-etl db upgrade`"
     lines.append(f"schema       {report['schema']} ({state})")
-    lines.append(f"account      {report['account']}")
+    for account in report["accounts"]:
+        lines.extend(["", *_render_account(account)])
+    return "\n".join(lines)
+
+
+def _render_account(report: dict[str, Any]) -> list[str]:
+    lines = [f"account      {report['account']}"]
     high_water = report["high_water"]
     lines.append(f"high water   {high_water['id']} (created {high_water['created']})" if high_water else "high water   none: no sync has finished yet")
     walk = report["interrupted_walk"]
     if walk:
         floor = walk["floor"]["id"] if walk["floor"] else "the end of the listing"
-        lines.append(f"resuming     an interrupted walk, from before {walk['before_id']} down to {floor}")
+        kind = "full walk" if walk["full"] else "walk"
+        lines.append(f"resuming     an interrupted {kind}, from before {walk['before_id']} down to {floor}")
     pending_since = f", oldest created {report['oldest_pending_created']}" if report["pending"] else ""
     lines.append(f"pending      {report['pending']:,} queued or processing{pending_since}")
     counts = ", ".join(f"{count:,} {status}" for status, count in report["by_status"].items())
     lines.append(f"transcripts  {report['transcripts']:,}" + (f" ({counts})" if counts else ""))
+    lines.append(f"             {report['deleted']:,} deleted by the user, {report['unlisted']:,} no longer listed")
     lines.append("last runs" if report["last_runs"] else "last runs    none")
     for run in report["last_runs"]:
+        notes = "; ".join(note for note in (run["error"], run["warning"]) if note)
         lines.append(
             f"  #{run['id']} {run['started_at']} {run['outcome']}: {run['inserted']:,} new, {run['updated']:,} updated, "
-            f"{run['unchanged']:,} unchanged, {run['bad_values']:,} bad values, {run['pages']:,} pages, "
-            f"{run['requests']:,} requests" + (f"; {run['error']}" if run["error"] else "")
+            f"{run['unchanged']:,} unchanged, {run['deleted']:,} deleted, {run['bad_values']:,} bad values, "
+            f"{run['pages']:,} pages, {run['requests']:,} requests" + (f"; {notes}" if notes else "")
         )
-    return "\n".join(lines)
+    return lines
 
 
 def _boundary(boundary) -> dict[str, str] | None:

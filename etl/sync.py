@@ -15,9 +15,18 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from etl import lock, migrate
 from etl.client import ApiClient
 from etl.db import connect
-from etl.errors import EtlError, SyncAlreadyRunning
-from etl.extract import Boundary, walk_back
-from etl.load import Cursor, PageResult, oldest_pending, read_cursor, save_cursor, upsert_page
+from etl.errors import CursorRejected, EtlError, SyncAlreadyRunning
+from etl.extract import Boundary, Page, reaches, walk_back
+from etl.load import (
+    Cursor,
+    PageResult,
+    created_of,
+    mark_unlisted,
+    oldest_pending,
+    read_cursor,
+    save_cursor,
+    upsert_page,
+)
 from etl.schema import sync_runs
 
 log = logging.getLogger(__name__)
@@ -33,76 +42,139 @@ class RunStats:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+    deleted: int = 0
+    unlisted: int = 0
     bad_values: int = 0
     seconds: float = 0.0
+    warning: str | None = None
 
     def add(self, page: PageResult) -> None:
         self.pages += 1
         self.inserted += page.inserted
         self.updated += page.updated
         self.unchanged += page.unchanged
+        self.deleted += page.deleted
         self.bad_values += len(page.bad_values)
 
 
 ProgressCallback = Callable[[RunStats], None]
 
 
-def run_sync(engine: Engine, client: ApiClient, account: str, on_page: ProgressCallback | None = None) -> RunStats:
-    """Bring the account's transcripts up to date; raise SyncAlreadyRunning if another run holds its lock."""
+def run_sync(
+    engine: Engine, client: ApiClient, account: str, on_page: ProgressCallback | None = None, *, full: bool = False
+) -> RunStats:
+    """Bring the account's transcripts up to date; raise SyncAlreadyRunning if another run holds its lock.
+
+    `full` walks the whole listing: it catches deletions of older transcripts and marks rows that have
+    left the 90-day window.
+    """
     started = time.monotonic()
     with connect(engine) as conn:
         migrate.ensure_schema(conn)
         try:
             with lock.hold(conn, f"sync-{account}", wait=False):
-                stats = _recorded_run(conn, client, account, started, on_page or (lambda stats: None))
+                run = _Run(conn, client, account, on_page or (lambda stats: None))
+                run.record(started, lambda: run.until_current(full))
         except lock.LockBusy:
             raise SyncAlreadyRunning(_already_running(conn, account)) from None
-    return stats
+    return run.stats
 
 
-def _recorded_run(conn: Connection, client: ApiClient, account: str, started: float, on_page: ProgressCallback) -> RunStats:
-    run_id = _start_run(conn, account)
-    stats = RunStats()
-    try:
-        _walk_until_current(conn, client, account, run_id, stats, on_page)
-    except BaseException as exc:
-        conn.rollback()  # the page in flight; every committed page stays
-        error = str(exc) if isinstance(exc, EtlError) else f"{type(exc).__name__}: {exc}"
-        _finish_run(conn, run_id, stats, client, started, "failed", error)
-        raise
-    _finish_run(conn, run_id, stats, client, started, "succeeded", None)
-    return stats
+class _Run:
+    """One account's run: its connection, its API client, its counters."""
 
+    def __init__(self, conn: Connection, client: ApiClient, account: str, on_page: ProgressCallback) -> None:
+        self.conn, self.client, self.account, self.on_page = conn, client, account, on_page
+        self.stats = RunStats()
+        self.run_id = 0
 
-def _walk_until_current(
-    conn: Connection, client: ApiClient, account: str, run_id: int, stats: RunStats, on_page: ProgressCallback
-) -> None:
-    """Finish an interrupted walk if there is one, then walk from the newest page down to the floor."""
-    while True:
-        cursor = read_cursor(conn, account)
-        resuming = cursor.walking
-        if not resuming:
-            pending = oldest_pending(conn, _utcnow() - LISTING_WINDOW)
-            cursor = Cursor(high_water=cursor.high_water, walk_floor=_older(cursor.high_water, pending))
-        for page in walk_back(client, before_id=cursor.walk_before_id, floor=cursor.walk_floor):
+    def record(self, started: float, work: Callable[[], None]) -> None:
+        """Do the work inside a sync_runs row that says how it went, whatever happens."""
+        self.run_id = _start_run(self.conn, self.account)
+        try:
+            work()
+        except BaseException as exc:
+            self.conn.rollback()  # the page in flight; every committed page stays
+            error = str(exc) if isinstance(exc, EtlError) else f"{type(exc).__name__}: {exc}"
+            self._finish(started, "failed", error)
+            raise
+        self._finish(started, "succeeded", None)
+
+    def until_current(self, full: bool) -> None:
+        """Finish an interrupted walk if there is one, then walk from the newest page down to the floor."""
+        cursor = read_cursor(self.conn, self.account)
+        if cursor.walking:
+            full = full and not cursor.walk_full  # an interrupted full walk, finished, is the reconcile asked for
+            self._walk(cursor)
+            cursor = read_cursor(self.conn, self.account)
+        if full:
+            self._walk(Cursor(high_water=cursor.high_water, walk_full=True))
+        else:
+            pending = oldest_pending(self.conn, self.account, _utcnow() - LISTING_WINDOW)
+            self._walk(Cursor(high_water=cursor.high_water, walk_floor=_older(cursor.high_water, pending)))
+
+    def _walk(self, cursor: Cursor) -> None:
+        try:
+            self._pages(cursor)
+        except CursorRejected as rejected:
+            # The walk's position has left the listing (it aged out while the job was down, most likely).
+            # Walk again from the newest page to the same floor, once: re-read pages are unchanged, so cheap.
+            self.conn.rollback()
+            log.warning("%s; walking again from the newest transcript down to the stored boundary", rejected)
+            self._pages(replace(cursor, walk_top=None, walk_before_id=None))
+
+    def _pages(self, cursor: Cursor) -> None:
+        oldest = None
+        if cursor.walk_before_id is not None:
+            created = created_of(self.conn, self.account, cursor.walk_before_id)
+            oldest = Boundary(cursor.walk_before_id, created) if created else None
+        for page in walk_back(self.client, before_id=cursor.walk_before_id, floor=cursor.walk_floor):
             now = _utcnow()
-            result = upsert_page(conn, page.items, now)
+            result = upsert_page(self.conn, self.account, page.items, now)
+            oldest = page.oldest or oldest
             if cursor.walk_top is None:
                 cursor = replace(cursor, walk_top=page.newest)
             if page.resume_before_id is None:
-                # Walk done: everything from its top down to the floor is stored.
+                self._end_walk(cursor, page, oldest, now)
                 cursor = Cursor(high_water=cursor.walk_top or cursor.high_water)
             else:
                 cursor = replace(cursor, walk_before_id=page.resume_before_id)
-            save_cursor(conn, account, cursor, now)
-            stats.add(result)
-            stats.requests = client.requests_made
-            conn.execute(update(sync_runs).where(sync_runs.c.id == run_id).values(**_counters(stats)))
-            conn.commit()  # the page's rows, the cursor they imply and the run's counters, together
+            save_cursor(self.conn, self.account, cursor, now)
+            self.stats.add(result)
+            self.stats.requests = self.client.requests_made
+            self.conn.execute(update(sync_runs).where(sync_runs.c.id == self.run_id).values(**_counters(self.stats)))
+            self.conn.commit()  # the page's rows, the cursor they imply and the run's counters, together
             _warn_bad_values(result)
-            on_page(stats)
-        if not resuming:
-            return
+            self.on_page(self.stats)
+
+    def _end_walk(self, cursor: Cursor, last_page: Page, oldest: Boundary | None, now: datetime) -> None:
+        high_water = cursor.high_water
+        if high_water is not None and not reaches(last_page.items, high_water):
+            # The listing ends above the stored high water mark: it left the 90-day window during an outage,
+            # and transcripts created between it and the oldest still listed may have aged out unseen.
+            listed_from = f"{oldest.created:%Y-%m-%d %H:%M:%S}" if oldest else "now"
+            self.stats.warning = (
+                f"the stored cursor (transcript {high_water.id}, created {high_water.created:%Y-%m-%d %H:%M:%S} UTC) "
+                f"is no longer listed: transcripts created between then and {listed_from} UTC may have been missed "
+                "while the job was down (the API lists only the last 90 days)"
+            )
+            log.warning("%s", self.stats.warning)
+        if cursor.walk_full:
+            self.stats.unlisted += mark_unlisted(self.conn, self.account, oldest.created if oldest else None, now)
+
+    def _finish(self, started: float, outcome: str, error: str | None) -> None:
+        self.stats.requests = self.client.requests_made
+        self.stats.seconds = time.monotonic() - started
+        try:
+            self.conn.execute(
+                update(sync_runs)
+                .where(sync_runs.c.id == self.run_id)
+                .values(outcome=outcome, finished_at=_utcnow(), error=error, warning=self.stats.warning, **_counters(self.stats))
+            )
+            self.conn.commit()
+        except Exception:
+            # The database itself may be what failed; the original error is the one to report.
+            log.debug("could not record the end of run %s", self.run_id, exc_info=True)
 
 
 def _older(high_water: Boundary | None, pending: Boundary | None) -> Boundary | None:
@@ -137,32 +209,11 @@ def _start_run(conn: Connection, account: str) -> int:
     return run_id
 
 
-def _finish_run(
-    conn: Connection, run_id: int, stats: RunStats, client: ApiClient, started: float, outcome: str, error: str | None
-) -> None:
-    stats.requests = client.requests_made
-    stats.seconds = time.monotonic() - started
-    try:
-        conn.execute(
-            update(sync_runs)
-            .where(sync_runs.c.id == run_id)
-            .values(outcome=outcome, finished_at=_utcnow(), error=error, **_counters(stats))
-        )
-        conn.commit()
-    except Exception:
-        # The database itself may be what failed; the original error is the one to report.
-        log.debug("could not record the end of run %s", run_id, exc_info=True)
-
-
 def _counters(stats: RunStats) -> dict[str, int]:
-    return {
-        "pages": stats.pages,
-        "requests": stats.requests,
-        "inserted": stats.inserted,
-        "updated": stats.updated,
-        "unchanged": stats.unchanged,
-        "bad_values": stats.bad_values,
-    }
+    return {name: getattr(stats, name) for name in _COUNTERS}
+
+
+_COUNTERS = ("pages", "requests", "inserted", "updated", "unchanged", "deleted", "unlisted", "bad_values")
 
 
 def _already_running(conn: Connection, account: str) -> str:

@@ -51,8 +51,9 @@ def test_status_shows_cursor_pending_counts_and_runs(database_url, fake):
     assert "transcripts  8 (5 completed, 3 queued)" in shown
     assert re.search(r"#1 \S+ \S+ succeeded: 8 new, 0 updated", shown)
     report = json.loads(run_cli(["status", "--json"], env).stdout)
-    assert report["by_status"] == {"completed": 5, "queued": 3}
-    assert report["last_runs"][0]["outcome"] == "succeeded"
+    (account,) = report["accounts"]
+    assert account["by_status"] == {"completed": 5, "queued": 3}
+    assert account["last_runs"][0]["outcome"] == "succeeded"
 
 
 def test_status_on_an_empty_database_says_what_to_do(sqlite_url, fake):

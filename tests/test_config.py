@@ -19,7 +19,8 @@ def test_defaults_need_nothing_but_a_key():
     settings = load_settings(None, {"ASSEMBLYAI_API_KEY": "k"})
     assert settings.database_url == DEFAULT_DATABASE_URL == "sqlite:///aai-etl.db"
     assert settings.base_url == "https://api.assemblyai.com"
-    assert settings.api_key == "k"
+    (account,) = settings.accounts
+    assert (account.name, account.api_key, account.base_url) == ("default", "k", "https://api.assemblyai.com")
 
 
 def test_file_then_environment_then_flags(tmp_path):
@@ -94,6 +95,7 @@ def test_example_config_documents_every_key_and_loads():
     example = Path(__file__).resolve().parent.parent / "config.example.toml"
     body = example.read_text()
     for key in known_keys():
-        assert f"\n{key} = " in body or f"\n# {key} = " in body, key
+        name = key.removeprefix("accounts.")
+        assert f"\n{name} = " in body or f"\n# {name} = " in body or f"\n# [[{name}]]" in body, key
     settings = load_settings(example, {})
     assert settings.base_url == REGIONS["us"] and settings.max_retries == 6

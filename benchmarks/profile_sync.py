@@ -1,0 +1,70 @@
+"""Where the wall time of one `aai-etl sync` goes: py-spy samples of a first sync, grouped by stage.
+
+    benchmarks/.venv-dlt/bin/pip install py-spy     # once; any py-spy on PATH also works
+    .venv/bin/python benchmarks/profile_sync.py --n 100000 --db sqlite
+
+py-spy runs with --idle, so time spent waiting on a socket (the fake API, PostgreSQL) is counted too and
+the stages add up to the wall time; unlike cProfile it does not inflate code that makes many small calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import AAI_ETL, API_KEY, BENCH, FakeAssemblyAI, drop_database, fresh_database  # noqa: E402
+
+# (stage, predicate on one sampled stack), first match wins; frames are "function (file:line)".
+STAGES = [
+    ("startup: imports, click, settings", lambda s: "run_sync (etl/sync.py" not in s),
+    ("schema check (Alembic)", lambda s: "ensure_schema (" in s),
+    ("HTTP GET + JSON decode", lambda s: "list_transcripts (" in s),
+    ("parse items (etl/items.py)", lambda s: "parse_item (" in s),
+    ("SELECT stored raw of the page's ids", lambda s: "upsert_page (etl/load.py:53)" in s),
+    ("upsert: driver executemany", lambda s: "upsert_page (etl/load.py:68)" in s and "do_execute" in s),
+    ("upsert: SQLAlchemy bind processing", lambda s: "upsert_page (etl/load.py:68)" in s and "_init_compiled" in s),
+    ("upsert: other SQLAlchemy", lambda s: "upsert_page (etl/load.py:68)" in s),
+    ("compare raw, build rows", lambda s: "upsert_page (" in s),
+    ("save cursor + run counters", lambda s: "save_cursor (" in s or "_walk_until_current (etl/sync.py:100)" in s),
+    ("COMMIT per page", lambda s: "_walk_until_current (etl/sync.py:101)" in s),
+    ("run record, locks, other", lambda s: True),
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=100000)
+    parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--aai-etl", default=str(AAI_ETL))
+    parser.add_argument("--py-spy", default=shutil.which("py-spy") or str(BENCH / ".venv-dlt" / "bin" / "py-spy"))
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="aai-profile-") as tmp, FakeAssemblyAI(api_key=API_KEY, seed=args.n) as fake:
+        fake.add(args.n)
+        url = fresh_database(args.db, "bench_profile", Path(tmp))
+        folded = Path(tmp) / "sync.folded"
+        env = {**os.environ, "ASSEMBLYAI_API_KEY": API_KEY, "ASSEMBLYAI_BASE_URL": fake.base_url,
+               "AAI_ETL_DATABASE_URL": url}
+        subprocess.run([args.py_spy, "record", "--idle", "--rate", "500", "--format", "raw", "--output", str(folded),
+                        "--", args.aai_etl, "sync", "--quiet"], env=env, cwd=tmp, check=True, capture_output=True)
+        drop_database(args.db, "bench_profile", Path(tmp))
+        samples: collections.Counter[str] = collections.Counter()
+        for line in folded.read_text().splitlines():
+            stack, _, count = line.rpartition(" ")
+            samples[next(name for name, match in STAGES if match(stack))] += int(count)
+
+    total = sum(samples.values())
+    print(f"aai-etl sync, first run, N={args.n}, {args.db}: {total} samples at 500 Hz (~{total / 500:.2f} s)")
+    for name, _ in STAGES:
+        print(f"  {name:<38} {samples[name] / 500:>6.2f} s  {100 * samples[name] / total:>5.1f} %")
+
+
+if __name__ == "__main__":
+    main()
