@@ -35,8 +35,8 @@ class Account:
         if self.source is None:
             raise ConfigError(f"no API key: set {self.api_key_env} to your AssemblyAI API key")
         raise ConfigError(
-            f"account '{self.name}': no API key: the environment variable {self.api_key_env} is not set "
-            f"(api_key_env in {self.source})"
+            f"no API key: the environment variable {self.api_key_env} is not set "
+            f"(api_key_env of account '{self.name}' in {self.source})"
         )
 
 

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,12 +41,13 @@ def _postgres_problem() -> str | None:
 _POSTGRES_PROBLEM = _postgres_problem()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path) -> Iterator[str]:
+def empty_database(kind: str, directory: Path) -> str:
     """A URL of an empty database: a new SQLite file, or the PostgreSQL test database with its schema wiped."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'transcripts.db'}"
-        return
+    if kind == "sqlite":
+        fd, path = tempfile.mkstemp(suffix=".db", dir=directory)
+        os.close(fd)
+        os.unlink(path)
+        return f"sqlite:///{path}"
     if _POSTGRES_PROBLEM:
         if POSTGRES_REQUIRED:
             pytest.fail(_POSTGRES_PROBLEM)
@@ -54,7 +56,12 @@ def database_url(request, tmp_path) -> Iterator[str]:
     with engine.begin() as conn:
         conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public"))
     engine.dispose()
-    yield POSTGRES_URL
+    return POSTGRES_URL
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:
+    return empty_database(request.param, tmp_path)
 
 
 @pytest.fixture
@@ -113,17 +120,22 @@ def stored(database_url: str) -> dict[str, dict]:
     return rows
 
 
-def assert_table_equals_api(database_url: str, fake: FakeAssemblyAI) -> None:
-    """The table holds exactly the listed transcripts, each as the API lists it now."""
+def assert_table_equals_api(database_url: str, fake: FakeAssemblyAI, unlisted: set[str] = frozenset()) -> None:
+    """The table holds exactly the listed transcripts, each as the API lists it now, plus the `unlisted`
+    ones (aged out of the listing), kept and marked."""
     rows = stored(database_url)
     listing = fake.listing()
-    assert sorted(rows) == sorted(item["id"] for item in listing)
+    assert sorted(rows) == sorted([item["id"] for item in listing] + list(unlisted))
     for item in listing:
         row = rows[item["id"]]
         assert row["raw"] == item, item["id"]
         assert row["status"] == item["status"]
         assert row["error"] == item["error"]
         assert row["audio_url"] == item["audio_url"]
+        assert (row["deleted_at"] is not None) == (item["audio_url"] == "http://deleted_by_user"), item["id"]
+        assert row["unlisted_at"] is None
+    for transcript_id in unlisted:
+        assert rows[transcript_id]["unlisted_at"] is not None
 
 
 def summary_json(result: Result) -> dict:

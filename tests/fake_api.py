@@ -219,6 +219,11 @@ class FakeAssemblyAI:
         with self._lock:
             self._faults.extend(responses)
 
+    def clear_faults(self) -> None:
+        """Drop queued faults that no request has used."""
+        with self._lock:
+            self._faults.clear()
+
     def hold(self, after_requests: int) -> threading.Event:
         """Block the (after_requests+1)-th list request from now until the returned event is set."""
         with self._lock:
