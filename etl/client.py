@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import random
+import socket
 import time
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -38,6 +40,7 @@ class ApiClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.key_variable = key_variable  # named in the 401 message; the key itself never is
+        self.host = urlsplit(self.base_url).netloc
         self.timeout = (connect_timeout, read_timeout)
         self.max_retries = max_retries
         self.retry_budget_seconds = retry_budget_seconds
@@ -104,7 +107,7 @@ class ApiClient:
         except requests.Timeout:
             raise Retriable("the request timed out") from None
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-            raise Retriable(f"connection failed: {_root_cause(exc)}") from None
+            raise Retriable(_connection_problem(exc, self.host)) from None
         status = response.status_code
         if status in RETRIABLE_STATUSES:
             raise Retriable(f"HTTP {status} {response.reason}", _retry_after(response.headers.get("Retry-After")))
@@ -160,8 +163,14 @@ def _error_message(response: requests.Response) -> str:
     return response.reason or "no error message"
 
 
-def _root_cause(exc: BaseException) -> str:
-    # requests nests urllib3 errors several levels deep; the innermost says what happened (reset, refused, DNS).
+def _connection_problem(exc: BaseException, host: str) -> str:
+    # requests nests urllib3 errors several levels deep; the innermost says what happened.
     while exc.__context__ is not None and exc.__context__ is not exc:
         exc = exc.__context__
-    return type(exc).__name__ + (f": {exc}" if str(exc) else "")
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve {host} (DNS lookup failed)"
+    if isinstance(exc, ConnectionRefusedError):
+        return f"connection to {host} refused"
+    if isinstance(exc, ConnectionResetError):
+        return f"connection to {host} reset"
+    return f"connection to {host} failed: {type(exc).__name__}" + (f": {exc}" if str(exc) else "")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from sqlalchemy import create_engine, text
 
 from conftest import API_KEY, cli_env, run_cli, summary_json, sync
@@ -85,13 +87,22 @@ def test_wrong_driver_is_named(fake):
     assert "hunter2secret" not in result.output
 
 
-def test_unreachable_api_is_one_line(sqlite_url, fake, tmp_path):
+@pytest.mark.parametrize(
+    "base_url, problem",
+    [
+        ("http://127.0.0.1:9", "connection to 127.0.0.1:9 refused"),
+        ("http://aai-etl-test.invalid", "cannot resolve aai-etl-test.invalid (DNS lookup failed)"),
+    ],
+)
+def test_unreachable_api_is_one_line(sqlite_url, fake, tmp_path, base_url, problem):
     config = tmp_path / "fast.toml"
     config.write_text("backoff_seconds = 0.01\n")
-    result = run_cli(["sync", "--config", str(config)], cli_env(fake, sqlite_url, ASSEMBLYAI_BASE_URL="http://127.0.0.1:9"))
+    result = run_cli(["sync", "--config", str(config)], cli_env(fake, sqlite_url, ASSEMBLYAI_BASE_URL=base_url))
     assert result.exit_code == 1
-    last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("aai-etl: error: the AssemblyAI API kept failing (connection failed: ")
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"aai-etl: error: the AssemblyAI API kept failing ({problem}) after 4 attempts; "
+        "everything synced so far is saved, run again later (max_retries raises the limit)"
+    )
     assert "Traceback" not in result.output
 
 
