@@ -108,7 +108,8 @@ def spawn(args: list[str], env: dict[str, str], **popen) -> subprocess.Popen:
     full_env = {name: value for name, value in os.environ.items() if not name.startswith(("ASSEMBLYAI_", "AAI_ETL_"))}
     full_env.update(env)
     script = Path(sys.executable).with_name("aai-etl")
-    return subprocess.Popen([str(script), *args], env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+    popen = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, **popen}
+    return subprocess.Popen([str(script), *args], env=full_env, **popen)
 
 
 def stored(database_url: str) -> dict[str, dict]:
