@@ -10,8 +10,10 @@ the stages add up to the wall time; unlike cProfile it does not inflate code tha
 from __future__ import annotations
 
 import argparse
+import ast
 import collections
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,21 +23,38 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import AAI_ETL, API_KEY, BENCH, FakeAssemblyAI, drop_database, fresh_database  # noqa: E402
 
-# (stage, predicate on one sampled stack), first match wins; frames are "function (file:line)".
-STAGES = [
-    ("startup: imports, click, settings", lambda s: "run_sync (etl/sync.py" not in s),
-    ("schema check (Alembic)", lambda s: "ensure_schema (" in s),
-    ("HTTP GET + JSON decode", lambda s: "list_transcripts (" in s),
-    ("parse items (etl/items.py)", lambda s: "parse_item (" in s),
-    ("SELECT stored raw of the page's ids", lambda s: "upsert_page (etl/load.py:53)" in s),
-    ("upsert: driver executemany", lambda s: "upsert_page (etl/load.py:68)" in s and "do_execute" in s),
-    ("upsert: SQLAlchemy bind processing", lambda s: "upsert_page (etl/load.py:68)" in s and "_init_compiled" in s),
-    ("upsert: other SQLAlchemy", lambda s: "upsert_page (etl/load.py:68)" in s),
-    ("compare raw, build rows", lambda s: "upsert_page (" in s),
-    ("save cursor + run counters", lambda s: "save_cursor (" in s or "_walk_until_current (etl/sync.py:100)" in s),
-    ("COMMIT per page", lambda s: "_walk_until_current (etl/sync.py:101)" in s),
-    ("run record, locks, other", lambda s: True),
-]
+# (stage, predicate on one sampled stack), first match wins. Frames read "function (file:line)"; stages go
+# by function names, which survive edits, except the SELECT, found by its source line (see `select_lines`).
+def stages(select_lines: set[int]) -> list:
+    def in_select(stack: str) -> bool:
+        return any(int(line) in select_lines for line in re.findall(r"\(etl/load\.py:(\d+)\)", stack))
+
+    return [
+        ("startup: imports, click, settings", lambda s: "(etl/sync.py:" not in s),
+        ("schema check (Alembic)", lambda s: "ensure_schema (" in s),
+        ("HTTP GET + JSON decode", lambda s: "list_transcripts (" in s),
+        ("parse items (etl/items.py)", lambda s: "parse_item (" in s),
+        ("SELECT stored rows of the page's ids", lambda s: "upsert_page (" in s and in_select(s)),
+        ("upsert: driver executemany", lambda s: "upsert_page (" in s and "do_execute" in s),
+        ("upsert: SQLAlchemy bind processing", lambda s: "upsert_page (" in s and "_init_compiled" in s),
+        ("upsert: other SQLAlchemy", lambda s: "upsert_page (" in s and "Connection.execute (" in s),
+        ("compare raw, build rows", lambda s: "upsert_page (" in s),
+        ("COMMIT", lambda s: "Connection.commit (sqlalchemy" in s),
+        ("cursor, run counters, other SQL", lambda s: "Connection.execute (" in s),
+        ("other", lambda s: True),
+    ]
+
+
+def select_lines(aai_etl: str) -> set[int]:
+    """The lines of the statement in etl/load.py that reads the page's stored rows (`stored = ...`)."""
+    python = Path(aai_etl).read_text().splitlines()[0].removeprefix("#!")  # the console script's interpreter
+    path = subprocess.run([python, "-c", "import etl.load; print(etl.load.__file__)"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    source = Path(path).read_text()
+    marker = next(number for number, text in enumerate(source.splitlines(), 1) if "stored =" in text)
+    node = next(node for node in ast.walk(ast.parse(source))
+                if isinstance(node, ast.Assign) and node.lineno == marker)
+    return set(range(node.lineno, node.end_lineno + 1))
 
 
 def main() -> None:
@@ -55,14 +74,15 @@ def main() -> None:
         subprocess.run([args.py_spy, "record", "--idle", "--rate", "500", "--format", "raw", "--output", str(folded),
                         "--", args.aai_etl, "sync", "--quiet"], env=env, cwd=tmp, check=True, capture_output=True)
         drop_database(args.db, "bench_profile", Path(tmp))
+        table = stages(select_lines(args.aai_etl))
         samples: collections.Counter[str] = collections.Counter()
         for line in folded.read_text().splitlines():
             stack, _, count = line.rpartition(" ")
-            samples[next(name for name, match in STAGES if match(stack))] += int(count)
+            samples[next(name for name, match in table if match(stack))] += int(count)
 
     total = sum(samples.values())
     print(f"aai-etl sync, first run, N={args.n}, {args.db}: {total} samples at 500 Hz (~{total / 500:.2f} s)")
-    for name, _ in STAGES:
+    for name, _ in table:
         print(f"  {name:<38} {samples[name] / 500:>6.2f} s  {100 * samples[name] / total:>5.1f} %")
 
 

@@ -6,15 +6,27 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Insert, select, update
+from sqlalchemy import Connection, Insert, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from etl.extract import Boundary
 from etl.items import DELETED_AUDIO_URL, PENDING_STATUSES, Item
-from etl.schema import sync_cursors, transcripts
+from etl.schema import (
+    change_counter,
+    sync_cursors,
+    transcript_bodies,
+    transcript_status_changes,
+    transcript_words,
+    transcripts,
+)
 
 _UPDATED_ON_CHANGE = (
     "status", "created", "completed", "audio_url", "resource_url", "error", "raw", "changed_at", "deleted_at", "unlisted_at",
+    "change_seq",
+)
+# What hydration stores from GET /v2/transcript/{id}: purged when the transcript is deleted.
+DETAIL_COLUMNS = (
+    "text", "audio_duration", "confidence", "language_code", "speech_model", "speech_models", "speech_model_used",
 )
 
 
@@ -23,7 +35,7 @@ class PageResult:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
-    deleted: int = 0  # rows first seen as deleted by the user in this page
+    deleted: int = 0  # rows first seen as deleted by the user in this page (their content is purged)
     # (transcript id or None, field, value as received) for every unreadable value in a row written now:
     # a bad item is reported when it first arrives or changes, not again on every run that lists it.
     bad_values: list[tuple[str | None, str, Any]] = field(default_factory=list)
@@ -57,11 +69,11 @@ def upsert_page(conn: Connection, account: str, items: list[Item], now: datetime
     stored = {
         row.id: row
         for row in conn.execute(
-            select(transcripts.c.id, transcripts.c.raw, transcripts.c.deleted_at)
+            select(transcripts.c.id, transcripts.c.raw, transcripts.c.status, transcripts.c.deleted_at)
             .where(transcripts.c.account == account, transcripts.c.id.in_(latest))
         )
     }
-    writes = []
+    writes, status_changes, newly_deleted = [], [], []
     for transcript_id, item in latest.items():
         # `raw` is the whole list item, so comparing it catches a change in any field, known or new.
         previous = stored.get(transcript_id)
@@ -73,7 +85,14 @@ def upsert_page(conn: Connection, account: str, items: list[Item], now: datetime
         else:
             result.updated += 1
         deleted = item.row["audio_url"] == DELETED_AUDIO_URL
-        result.deleted += deleted and not (previous and previous.deleted_at)
+        if deleted and not (previous and previous.deleted_at):
+            newly_deleted.append(transcript_id)
+        old_status = previous.status if previous else None
+        if previous is None or old_status != item.row["status"]:
+            status_changes.append(
+                {"account": account, "transcript_id": transcript_id, "old_status": old_status,
+                 "new_status": item.row["status"], "observed_at": now}
+            )
         writes.append(
             {
                 **item.row,
@@ -86,8 +105,37 @@ def upsert_page(conn: Connection, account: str, items: list[Item], now: datetime
         )
         result.bad_values.extend((transcript_id, name, item.row["raw"].get(name)) for name in item.bad_fields)
     if writes:
+        # Taken last, just before the writes: the counter's row lock is then held only until the commit.
+        seq = next_change_seq(conn)
+        for row in writes:
+            row["change_seq"] = seq
         conn.execute(_upsert(conn.dialect.name), writes)
+        if status_changes:
+            conn.execute(insert(transcript_status_changes), status_changes)
+        purge_content(conn, account, newly_deleted)
+    result.deleted = len(newly_deleted)
     return result
+
+
+def next_change_seq(conn: Connection) -> int:
+    """The next change sequence number, for every row the current transaction writes.
+
+    The UPDATE locks the counter's row until commit, so a later transaction gets a higher number only
+    after this one has committed: sequence order is commit order, and a reader never sees a gap fill."""
+    return conn.execute(
+        update(change_counter).where(change_counter.c.id == 1).values(value=change_counter.c.value + 1)
+        .returning(change_counter.c.value)
+    ).scalar_one()
+
+
+def purge_content(conn: Connection, account: str, transcript_ids: list[str]) -> None:
+    """Drop what aai-etl holds of deleted transcripts' content: text, details, words, the full body."""
+    if not transcript_ids:
+        return
+    mine = (transcripts.c.account == account) & transcripts.c.id.in_(transcript_ids)
+    conn.execute(update(transcripts).where(mine).values(**{name: None for name in DETAIL_COLUMNS}))
+    for table in (transcript_words, transcript_bodies):
+        conn.execute(delete(table).where(table.c.account == account, table.c.transcript_id.in_(transcript_ids)))
 
 
 def _upsert(dialect: str) -> Insert:
@@ -145,7 +193,7 @@ def mark_unlisted(conn: Connection, account: str, oldest_listed: datetime | None
     statement = update(transcripts).where(transcripts.c.account == account, transcripts.c.unlisted_at.is_(None))
     if oldest_listed is not None:
         statement = statement.where(transcripts.c.created < oldest_listed)
-    return conn.execute(statement.values(unlisted_at=now)).rowcount
+    return conn.execute(statement.values(unlisted_at=now, change_seq=next_change_seq(conn))).rowcount
 
 
 def created_of(conn: Connection, account: str, transcript_id: str) -> datetime | None:

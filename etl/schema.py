@@ -4,7 +4,21 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, Boolean, Column, DateTime, Index, Integer, MetaData, Table, Text, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    TypeDecorator,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 
 # Named constraints let Alembic's batch mode on SQLite find and alter them by name.
@@ -59,8 +73,71 @@ transcripts = Table(
     Column("changed_at", UTCDateTime, nullable=False, comment="when a listed value last changed"),
     Column("deleted_at", UTCDateTime, comment="when the API was first seen to list it as deleted by the user"),
     Column("unlisted_at", UTCDateTime, comment="when a full sync found it had left the API's 90-day listing"),
+    # Bumped, from change_counter, in every transaction that writes the row: the export's watermark.
+    Column("change_seq", BigInteger, nullable=False, comment="the change sequence of the row's last write"),
+    # From GET /v2/transcript/{id}, once the transcript is final (hydration).
+    Column("text", Text),
+    Column("audio_duration", Float, comment="seconds"),
+    Column("confidence", Float),
+    Column("language_code", Text),
+    Column("speech_model", Text),
+    Column("speech_models", RawJSON),
+    Column("speech_model_used", Text),
+    Column("hydrated_at", UTCDateTime, comment="when its details were fetched"),
+    Column("hydrate_attempts", Integer, nullable=False, default=0, comment="failed detail fetches so far"),
+    Column("hydrate_after", UTCDateTime, comment="no detail fetch before this time (backoff after failures)"),
+    Column("hydrate_error", Text, comment="why the last detail fetch failed"),
     Index(None, "status", "created"),
     Index(None, "created"),
+    Index(None, "change_seq"),
+    Index(None, "account", "hydrated_at"),
+)
+
+# One row, one number: every writing transaction takes the next value under the row's lock, so the
+# sequence orders commits and an export reading up to a watermark never misses a concurrent write.
+change_counter = Table(
+    "change_counter",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
+transcript_status_changes = Table(
+    "transcript_status_changes",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("account", Text, nullable=False),
+    Column("transcript_id", Text, nullable=False),
+    Column("old_status", Text, comment="NULL when the transcript was first seen"),
+    Column("new_status", Text),
+    Column("observed_at", UTCDateTime, nullable=False),
+    ForeignKeyConstraint(["account", "transcript_id"], ["transcripts.account", "transcripts.id"], ondelete="CASCADE"),
+    Index(None, "account", "transcript_id"),
+    Index(None, "observed_at"),
+)
+
+transcript_words = Table(
+    "transcript_words",
+    metadata,
+    Column("account", Text, primary_key=True),
+    Column("transcript_id", Text, primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("text", Text),
+    Column("start_ms", Integer),
+    Column("end_ms", Integer),
+    Column("confidence", Float),
+    Column("speaker", Text),
+    Column("channel", Text),
+    ForeignKeyConstraint(["account", "transcript_id"], ["transcripts.account", "transcripts.id"], ondelete="CASCADE"),
+)
+
+transcript_bodies = Table(
+    "transcript_bodies",
+    metadata,
+    Column("account", Text, primary_key=True),
+    Column("transcript_id", Text, primary_key=True),
+    Column("body", RawJSON, nullable=False, comment="GET /v2/transcript/{id} exactly as received"),
+    ForeignKeyConstraint(["account", "transcript_id"], ["transcripts.account", "transcripts.id"], ondelete="CASCADE"),
 )
 
 # Where each account's sync stands. The high water mark is the newest transcript up to which everything is
