@@ -48,8 +48,9 @@ def stages(select_lines: set[int]) -> list:
 def select_lines(aai_etl: str) -> set[int]:
     """The lines of the statement in etl/load.py that reads the page's stored rows (`stored = ...`)."""
     python = Path(aai_etl).read_text().splitlines()[0].removeprefix("#!")  # the console script's interpreter
+    # cwd="/": `python -c` puts the current directory first on sys.path, which may hold another etl/.
     path = subprocess.run([python, "-c", "import etl.load; print(etl.load.__file__)"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+                          capture_output=True, text=True, check=True, cwd="/").stdout.strip()
     source = Path(path).read_text()
     marker = next(number for number, text in enumerate(source.splitlines(), 1) if "stored =" in text)
     node = next(node for node in ast.walk(ast.parse(source))

@@ -17,6 +17,7 @@ from etl.client import ApiClient
 from etl.config import Settings, load_settings
 from etl.db import connect, first_line, make_engine
 from etl.errors import AccountsFailed, EtlError
+from etl.hydrate import HydrateOptions
 from etl.report import Reporter
 from etl.sync import run_sync
 
@@ -86,18 +87,34 @@ def _reporter() -> Reporter:
 @cli.command()
 @click.option("--account", "account_name", metavar="NAME", help="Sync only this account of the config's [[accounts]].")
 @click.option("--full", is_flag=True, help="Walk the whole listing: catch deletions of older transcripts (a reconcile).")
+@click.option("--hydrate/--no-hydrate", default=None, help="Fetch each final transcript's details (default: the hydrate setting, true).")
 @common_options
-def sync(account_name: str | None, full: bool) -> None:
-    """Fetch new transcripts and status changes into the database."""
+def sync(account_name: str | None, full: bool, hydrate: bool | None) -> None:
+    """Fetch new transcripts, status changes and transcript details into the database."""
     settings = _settings()
+    _run_accounts(settings, account_name, full=full, listing=True, hydrate=settings.hydrate if hydrate is None else hydrate)
+
+
+@cli.command("hydrate")
+@click.option("--account", "account_name", metavar="NAME", help="Only this account of the config's [[accounts]].")
+@common_options
+def hydrate_command(account_name: str | None) -> None:
+    """Fetch the details of final transcripts that lack them, without syncing the list."""
+    _run_accounts(_settings(), account_name, full=False, listing=False, hydrate=True)
+
+
+def _run_accounts(settings: Settings, account_name: str | None, *, full: bool, listing: bool, hydrate: bool) -> None:
     accounts = settings.select(account_name)
     engine = make_engine(settings.database_url)
     reporter = _reporter()
+    hydration = HydrateOptions(settings.hydrate_workers, settings.store_words, settings.store_bodies) if hydrate else None
     failed: dict[str, int] = {}
     for account in accounts:
         try:
             with ApiClient.for_account(settings, account) as client:
-                stats = run_sync(engine, client, account.name, reporter.progress, full=full)
+                stats = run_sync(
+                    engine, client, account.name, reporter.progress, full=full, listing=listing, hydration=hydration
+                )
             reporter.summary(account.name, stats)
         except EtlError as exc:
             if len(accounts) == 1:

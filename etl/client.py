@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import random
 import socket
+import threading
 import time
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
 
@@ -23,8 +24,24 @@ RETRIABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_BACKOFF_SECONDS = 60.0
 
 
+class Throttle:
+    """Shared by every thread of one client: a 429 pauses them all for the wait the server asked for."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._resume_at = 0.0
+
+    def wait(self) -> None:
+        while (delay := self._resume_at - time.monotonic()) > 0:
+            time.sleep(delay)
+
+    def pause(self, seconds: float) -> None:
+        with self._lock:
+            self._resume_at = max(self._resume_at, time.monotonic() + seconds)
+
+
 class ApiClient:
-    """Talks to one AssemblyAI account; counts every HTTP attempt it makes."""
+    """Talks to one AssemblyAI account, from one thread or several; counts every HTTP attempt it makes."""
 
     def __init__(
         self,
@@ -46,8 +63,22 @@ class ApiClient:
         self.retry_budget_seconds = retry_budget_seconds
         self.backoff_seconds = backoff_seconds
         self.requests_made = 0
-        self.session = requests.Session()
-        self.session.headers.update({"Authorization": api_key, "User-Agent": f"aai-etl/{__version__}"})
+        self.throttle = Throttle()
+        self._headers = {"Authorization": api_key, "User-Agent": f"aai-etl/{__version__}"}
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+
+    @property
+    def session(self) -> requests.Session:
+        """This thread's session: requests does not promise a Session is safe to share between threads."""
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+            session.headers.update(self._headers)
+            with self._lock:
+                self._sessions.append(session)
+        return session
 
     @classmethod
     def for_account(cls, settings: Settings, account: Account) -> "ApiClient":
@@ -69,8 +100,13 @@ class ApiClient:
             params["before_id"] = before_id
         return self._get("/v2/transcript", params, _check_list_page)
 
+    def get_transcript(self, transcript_id: str) -> dict[str, Any]:
+        """GET /v2/transcript/{id}: the full transcript."""
+        return self._get(f"/v2/transcript/{quote(transcript_id, safe='')}", {}, _check_transcript)
+
     def close(self) -> None:
-        self.session.close()
+        for session in self._sessions:
+            session.close()
 
     def __enter__(self) -> "ApiClient":
         return self
@@ -81,6 +117,7 @@ class ApiClient:
     def _get(self, path: str, params: dict[str, Any], check) -> dict[str, Any]:
         deadline = time.monotonic() + self.retry_budget_seconds
         for attempt in range(self.max_retries + 1):
+            self.throttle.wait()
             try:
                 return check(self._attempt(path, params))
             except Retriable as failure:
@@ -97,11 +134,15 @@ class ApiClient:
                         "is saved, run again later"
                     ) from None
                 log.warning("%s; retrying in %.1fs (attempt %d of %d)", failure.reason, delay, attempt + 2, self.max_retries + 1)
-                time.sleep(delay)
+                if failure.rate_limited:
+                    self.throttle.pause(delay)  # every thread slows down, not just this one
+                else:
+                    time.sleep(delay)
         raise AssertionError("unreachable: the loop returns or raises")
 
     def _attempt(self, path: str, params: dict[str, Any]) -> Any:
-        self.requests_made += 1
+        with self._lock:
+            self.requests_made += 1
         try:
             response = self.session.get(self.base_url + path, params=params, timeout=self.timeout)
         except requests.Timeout:
@@ -110,7 +151,9 @@ class ApiClient:
             raise Retriable(_connection_problem(exc, self.host)) from None
         status = response.status_code
         if status in RETRIABLE_STATUSES:
-            raise Retriable(f"HTTP {status} {response.reason}", _retry_after(response.headers.get("Retry-After")))
+            raise Retriable(
+                f"HTTP {status} {response.reason}", _retry_after(response.headers.get("Retry-After")), rate_limited=status == 429
+            )
         if status == 401:
             raise AuthError(f"the API key was rejected (HTTP 401): check {self.key_variable}", 401)
         if status >= 400:
@@ -134,6 +177,12 @@ def _check_list_page(body: Any) -> dict[str, Any]:
         raise Retriable("response without page_details")
     if not isinstance(body.get("transcripts"), list):
         raise Retriable("response whose transcripts is not a list")
+    return body
+
+
+def _check_transcript(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict) or not isinstance(body.get("id"), str):
+        raise Retriable("response that is not a transcript")
     return body
 
 

@@ -52,6 +52,10 @@ class Settings:
     backoff_seconds: float = 1.0
     log_format: str = "text"
     quiet: bool = False
+    hydrate: bool = True
+    hydrate_workers: int = 8
+    store_words: bool = False
+    store_bodies: bool = True
 
     @property
     def secrets(self) -> list[str | None]:
@@ -79,10 +83,16 @@ _FILE_KEYS: dict[str, type] = {
     "retry_budget_seconds": float,
     "backoff_seconds": float,
     "log_format": str,
+    "hydrate": bool,
+    "hydrate_workers": int,
+    "store_words": bool,
+    "store_bodies": bool,
     "accounts": list,
 }
 _ACCOUNT_KEYS: dict[str, type] = {"name": str, "api_key_env": str, "region": str, "base_url": str}
-_TYPE_NAMES = {str: "a string", float: "a number", int: "a whole number", list: "a list of [[accounts]] tables"}
+_TYPE_NAMES = {
+    str: "a string", float: "a number", int: "a whole number", bool: "true or false", list: "a list of [[accounts]] tables",
+}
 
 # The environment variable names are part of the product's contract.
 _ENV_KEYS = {
@@ -177,7 +187,7 @@ def _region_url(region: str, where: str) -> str:
 
 def _coerce(keys: dict[str, type], key: str, value: Any, where: str) -> Any:
     wanted = keys[key]
-    if wanted in (str, list):
+    if wanted in (str, list, bool):
         if isinstance(value, wanted):
             return value
     elif isinstance(value, str):
@@ -201,6 +211,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(f"log_format must be 'text' or 'json', not '{settings.log_format}'")
     if settings.max_retries < 0:
         raise ConfigError("max_retries must be 0 or more")
+    if not 1 <= settings.hydrate_workers <= 64:
+        raise ConfigError("hydrate_workers must be from 1 to 64")
     for name in ("connect_timeout", "read_timeout", "retry_budget_seconds", "backoff_seconds"):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"{name} must be greater than 0")

@@ -71,10 +71,11 @@ class AccountsFailed(EtlError):
 class Retriable(Exception):
     """Internal to the client: a failure worth another attempt."""
 
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+    def __init__(self, reason: str, retry_after: float | None = None, rate_limited: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
+        self.rate_limited = rate_limited
 
 
 def redact(text: str, secrets: list[str | None]) -> str:

@@ -60,8 +60,9 @@ class Reporter:
         if not self.live:
             return
         rate = stats.inserted / max(time.monotonic() - self._started, 1e-6)
+        details = f" · {stats.hydrated:,} details" if stats.hydrated else ""
         click.echo(
-            f"\r  {stats.inserted:,} new, {stats.updated:,} updated · {stats.pages:,} pages · {rate:,.0f} new/s ",
+            f"\r  {stats.inserted:,} new, {stats.updated:,} updated · {stats.pages:,} pages · {rate:,.0f} new/s{details} ",
             err=True,
             nl=False,
         )
@@ -75,7 +76,14 @@ class Reporter:
         else:
             # Deletions and unlisting are rare: named only when they happened, to keep the usual line short.
             rare = "".join(
-                f", {count:,} {label}" for count, label in ((stats.deleted, "deleted"), (stats.unlisted, "no longer listed")) if count
+                f", {count:,} {label}"
+                for count, label in (
+                    (stats.deleted, "deleted"),
+                    (stats.unlisted, "no longer listed"),
+                    (stats.hydrated, "details fetched"),
+                    (stats.hydrate_failures, "detail fetches failed"),
+                )
+                if count
             )
             click.echo(
                 f"sync of '{account}' done: {stats.inserted:,} new, {stats.updated:,} updated, {stats.unchanged:,} "

@@ -174,6 +174,8 @@ sync_runs = Table(
     Column("bad_values", Integer, nullable=False, default=0),
     Column("deleted", Integer, nullable=False, default=0, comment="transcripts first seen deleted by the user"),
     Column("unlisted", Integer, nullable=False, default=0, comment="rows found to have left the listing"),
+    Column("hydrated", Integer, nullable=False, default=0, comment="transcripts whose details were fetched"),
+    Column("hydrate_failures", Integer, nullable=False, default=0, comment="detail fetches that failed (retried later)"),
     Column("error", Text),
     Column("warning", Text, comment="what the user should know though the run succeeded, e.g. a possible gap"),
     Column("pid", Integer),

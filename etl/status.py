@@ -8,6 +8,7 @@ from sqlalchemy import Connection, func, select
 
 from etl import migrate
 from etl.db import masked
+from etl.hydrate import FINAL_STATUSES
 from etl.items import PENDING_STATUSES
 from etl.load import read_cursor
 from etl.schema import sync_runs, transcripts
@@ -26,13 +27,23 @@ def _account(conn: Connection, account: str, last_runs: int) -> dict[str, Any]:
     cursor = read_cursor(conn, account)
     mine = transcripts.c.account == account
     by_status = dict(conn.execute(select(transcripts.c.status, func.count()).where(mine).group_by(transcripts.c.status)).all())
-    oldest_pending, deleted, unlisted = conn.execute(
+    unhydrated = transcripts.c.status.in_(FINAL_STATUSES) & transcripts.c.hydrated_at.is_(None) & transcripts.c.deleted_at.is_(None)
+    oldest_pending, deleted, unlisted, hydrated, waiting, failing = conn.execute(
         select(
             func.min(transcripts.c.created).filter(transcripts.c.status.in_(PENDING_STATUSES)),
             func.count(transcripts.c.deleted_at),
             func.count(transcripts.c.unlisted_at),
+            func.count(transcripts.c.hydrated_at),
+            func.count().filter(unhydrated & (transcripts.c.hydrate_attempts == 0)),
+            func.count().filter(unhydrated & (transcripts.c.hydrate_attempts > 0)),
         ).where(mine)
     ).one()
+    last_failure = conn.execute(
+        select(transcripts.c.id, transcripts.c.hydrate_attempts, transcripts.c.hydrate_after, transcripts.c.hydrate_error)
+        .where(mine, unhydrated, transcripts.c.hydrate_attempts > 0)
+        .order_by(transcripts.c.hydrate_after.desc())
+        .limit(1)
+    ).mappings().first()
     runs = conn.execute(
         select(sync_runs).where(sync_runs.c.account == account).order_by(sync_runs.c.id.desc()).limit(last_runs)
     ).mappings()
@@ -47,6 +58,12 @@ def _account(conn: Connection, account: str, last_runs: int) -> dict[str, Any]:
         "oldest_pending_created": _iso(oldest_pending),
         "deleted": deleted,
         "unlisted": unlisted,
+        "details": {
+            "hydrated": hydrated,
+            "waiting": waiting,
+            "failing": failing,
+            "last_failure": last_failure and {key: _iso(value) for key, value in last_failure.items()},
+        },
         "last_runs": [{key: _iso(value) for key, value in run.items()} for run in runs],
     }
 
@@ -77,12 +94,22 @@ def _render_account(report: dict[str, Any]) -> list[str]:
     counts = ", ".join(f"{count:,} {status}" for status, count in report["by_status"].items())
     lines.append(f"transcripts  {report['transcripts']:,}" + (f" ({counts})" if counts else ""))
     lines.append(f"             {report['deleted']:,} deleted by the user, {report['unlisted']:,} no longer listed")
+    details = report["details"]
+    lines.append(
+        f"details      {details['hydrated']:,} fetched, {details['waiting']:,} waiting, {details['failing']:,} failing"
+    )
+    failure = details["last_failure"]
+    if failure:
+        lines.append(
+            f"             e.g. {failure['id']}: {failure['hydrate_error']} "
+            f"({failure['hydrate_attempts']} attempts; next not before {failure['hydrate_after']})"
+        )
     lines.append("last runs" if report["last_runs"] else "last runs    none")
     for run in report["last_runs"]:
         notes = "; ".join(note for note in (run["error"], run["warning"]) if note)
         lines.append(
             f"  #{run['id']} {run['started_at']} {run['outcome']}: {run['inserted']:,} new, {run['updated']:,} updated, "
-            f"{run['unchanged']:,} unchanged, {run['deleted']:,} deleted, {run['bad_values']:,} bad values, "
+            f"{run['unchanged']:,} unchanged, {run['deleted']:,} deleted, {run['hydrated']:,} details, {run['bad_values']:,} bad values, "
             f"{run['pages']:,} pages, {run['requests']:,} requests" + (f"; {notes}" if notes else "")
         )
     return lines

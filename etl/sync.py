@@ -17,6 +17,7 @@ from etl.client import ApiClient
 from etl.db import connect
 from etl.errors import CursorRejected, EtlError, SyncAlreadyRunning
 from etl.extract import Boundary, Page, reaches, walk_back
+from etl.hydrate import HydrateOptions, hydrate
 from etl.load import (
     Cursor,
     PageResult,
@@ -44,6 +45,8 @@ class RunStats:
     unchanged: int = 0
     deleted: int = 0
     unlisted: int = 0
+    hydrated: int = 0
+    hydrate_failures: int = 0
     bad_values: int = 0
     seconds: float = 0.0
     warning: str | None = None
@@ -61,20 +64,27 @@ ProgressCallback = Callable[[RunStats], None]
 
 
 def run_sync(
-    engine: Engine, client: ApiClient, account: str, on_page: ProgressCallback | None = None, *, full: bool = False
+    engine: Engine,
+    client: ApiClient,
+    account: str,
+    on_progress: ProgressCallback | None = None,
+    *,
+    full: bool = False,
+    listing: bool = True,
+    hydration: HydrateOptions | None = None,
 ) -> RunStats:
     """Bring the account's transcripts up to date; raise SyncAlreadyRunning if another run holds its lock.
 
-    `full` walks the whole listing: it catches deletions of older transcripts and marks rows that have
-    left the 90-day window.
+    `listing` syncs the list (`full`: the whole of it, which catches deletions of older transcripts and
+    marks rows that have left the 90-day window); `hydration` then fetches the details of final ones.
     """
     started = time.monotonic()
     with connect(engine) as conn:
         migrate.ensure_schema(conn)
         try:
             with lock.hold(conn, f"sync-{account}", wait=False):
-                run = _Run(conn, client, account, on_page or (lambda stats: None))
-                run.record(started, lambda: run.until_current(full))
+                run = _Run(conn, client, account, on_progress or (lambda stats: None))
+                run.record(started, lambda: run.work(listing, full, hydration))
         except lock.LockBusy:
             raise SyncAlreadyRunning(_already_running(conn, account)) from None
     return run.stats
@@ -99,6 +109,22 @@ class _Run:
             self._finish(started, "failed", error)
             raise
         self._finish(started, "succeeded", None)
+
+    def work(self, listing: bool, full: bool, hydration: HydrateOptions | None) -> None:
+        if listing:
+            self.until_current(full)
+        if hydration is not None:
+            hydrate(self.conn, self.client, self.account, hydration, self._hydrated)
+
+    def _hydrated(self, hydrated: int, failed: int) -> None:
+        """After each hydration batch, in its transaction: the run's counters."""
+        self.stats.hydrated, self.stats.hydrate_failures = hydrated, failed
+        self._save_counters()
+
+    def _save_counters(self) -> None:
+        self.stats.requests = self.client.requests_made
+        self.conn.execute(update(sync_runs).where(sync_runs.c.id == self.run_id).values(**_counters(self.stats)))
+        self.on_page(self.stats)
 
     def until_current(self, full: bool) -> None:
         """Finish an interrupted walk if there is one, then walk from the newest page down to the floor."""
@@ -141,11 +167,9 @@ class _Run:
                 cursor = replace(cursor, walk_before_id=page.resume_before_id)
             save_cursor(self.conn, self.account, cursor, now)
             self.stats.add(result)
-            self.stats.requests = self.client.requests_made
-            self.conn.execute(update(sync_runs).where(sync_runs.c.id == self.run_id).values(**_counters(self.stats)))
+            self._save_counters()
             self.conn.commit()  # the page's rows, the cursor they imply and the run's counters, together
             _warn_bad_values(result)
-            self.on_page(self.stats)
 
     def _end_walk(self, cursor: Cursor, last_page: Page, oldest: Boundary | None, now: datetime) -> None:
         high_water = cursor.high_water
@@ -213,7 +237,9 @@ def _counters(stats: RunStats) -> dict[str, int]:
     return {name: getattr(stats, name) for name in _COUNTERS}
 
 
-_COUNTERS = ("pages", "requests", "inserted", "updated", "unchanged", "deleted", "unlisted", "bad_values")
+_COUNTERS = (
+    "pages", "requests", "inserted", "updated", "unchanged", "deleted", "unlisted", "hydrated", "hydrate_failures", "bad_values",
+)
 
 
 def _already_running(conn: Connection, account: str) -> str:

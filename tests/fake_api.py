@@ -117,6 +117,7 @@ class FakeAssemblyAI:
         self._index: dict[str, int] = {}  # id -> position in _items: O(1) cursor lookup
         self._all: dict[str, dict] = {}  # every item ever added: GET /{id} outlives the 90-day listing
         self._deleted: set[str] = set()
+        self._broken: dict[str, Fault] = {}
         self._dirty = False
         self._faults: deque[Fault] = deque()
         self._list_count = 0
@@ -219,6 +220,14 @@ class FakeAssemblyAI:
         with self._lock:
             self._faults.extend(responses)
 
+    def break_transcript(self, transcript_id: str, fault: Fault | None) -> None:
+        """Answer every GET /v2/transcript/{id} for this transcript with `fault` (None: mend it)."""
+        with self._lock:
+            if fault is None:
+                self._broken.pop(transcript_id, None)
+            else:
+                self._broken[transcript_id] = fault
+
     def clear_faults(self) -> None:
         """Drop queued faults that no request has used."""
         with self._lock:
@@ -253,12 +262,13 @@ class FakeAssemblyAI:
 
     # -- request handling (called from server threads) -------------------------------
 
-    def _arrive(self, is_list: bool) -> tuple[Fault | None, threading.Event | None]:
+    def _arrive(self, path: str) -> tuple[Fault | None, threading.Event | None]:
         """Take this request's fault, and the event to wait on if it is the held one."""
+        is_list = path == LIST_PATH
         with self._lock:
             fault = self._faults.popleft() if self._faults else None
             if not is_list:
-                return fault, None
+                return fault or self._broken.get(path.rsplit("/", 1)[-1]), None
             self._list_count += 1
             if self._list_count != self._hold_at:
                 return fault, None
@@ -337,16 +347,25 @@ class FakeAssemblyAI:
                 return _json(404, {"error": "Transcript not found"})
             deleted = tid in self._deleted
             done = item.get("status") == "completed" and not deleted
+            words = _words(tid) if done else None
             return _json(200, {
                 "id": tid,
                 "status": item.get("status"),
                 "audio_url": item.get("audio_url"),
+                "webhook_url": DELETED_URL if deleted else None,
                 "error": item.get("error"),
-                "text": "Deleted by user." if deleted else (f"Transcript {tid}" if done else None),
-                "audio_duration": zlib.crc32(str(tid).encode()) % 600 + 1,
+                "text": "Deleted by user." if deleted else (" ".join(w["text"] for w in words) if done else None),
+                # The spec says integer, the Go SDK float: serve both.
+                "audio_duration": _audio_duration(tid) if done else None,
                 "confidence": 0.93 if done else None,
-                "language_code": "en_us",
-                "words": [] if done else None,
+                "language_code": "en_us" if done else None,
+                "language_confidence": 0.98 if done else None,
+                "speech_model": None,
+                "speech_models": ["universal-3-pro", "universal-2"],
+                "speech_model_used": "universal-2" if done else None,
+                "throttled": False,
+                "words": words,
+                "utterances": None,
             })
 
     def _url(self, limit: int, **query: str | None) -> str:
@@ -373,7 +392,7 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.fake
         url = urlsplit(self.path)
         params = dict(parse_qsl(url.query, keep_blank_values=True))
-        fault, release = fake._arrive(url.path.rstrip("/") == LIST_PATH)
+        fault, release = fake._arrive(url.path.rstrip("/"))
         if release is not None:
             fake.held.set()
             release.wait()
@@ -417,6 +436,26 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # one stderr line per request would drown test and benchmark output
+
+
+def _words(tid: str) -> list[dict]:
+    """A few words with timings and speakers, the same for the same id."""
+    rng = random.Random(tid)
+    words, clock = [], 0
+    for _ in range(rng.randint(3, 12)):
+        start = clock + rng.randint(50, 400)
+        clock = start + rng.randint(120, 700)
+        words.append({
+            "text": rng.choice(["hello", "world", "the", "meeting", "starts", "now", "thanks", "everyone"]),
+            "start": start, "end": clock, "confidence": round(rng.uniform(0.6, 1.0), 4),
+            "speaker": rng.choice(["A", "B"]), "channel": None,
+        })
+    return words
+
+
+def _audio_duration(tid: str) -> int | float:
+    seconds = zlib.crc32(str(tid).encode()) % 600 + 1
+    return seconds if seconds % 2 else seconds + 0.5
 
 
 def _phrase(code: int) -> str:

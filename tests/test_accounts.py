@@ -96,8 +96,8 @@ def test_accounts_sync_in_parallel_processes(database_url, two_accounts):
     us.add(600)
     eu.add(600)
     release_us, release_eu = us.hold(1), eu.hold(1)
-    first = spawn(["sync", "--account", "us", "--config", config], env(database_url))
-    second = spawn(["sync", "--account", "eu", "--config", config], env(database_url))
+    first = spawn(["sync", "--no-hydrate", "--account", "us", "--config", config], env(database_url))
+    second = spawn(["sync", "--no-hydrate", "--account", "eu", "--config", config], env(database_url))
     # Both hold their own account's lock at the same moment.
     assert us.held.wait(30) and eu.held.wait(30)
     release_us.set()

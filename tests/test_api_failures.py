@@ -20,7 +20,7 @@ def fast_retries(tmp_path):
 
 
 def sync(fake, database_url, config, **env):
-    return run_cli(["sync", "--config", config, "--log-format", "json"], cli_env(fake, database_url, **env))
+    return run_cli(["sync", "--no-hydrate", "--config", config, "--log-format", "json"], cli_env(fake, database_url, **env))
 
 
 @pytest.mark.parametrize(

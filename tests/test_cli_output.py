@@ -133,7 +133,7 @@ def test_progress_is_shown_on_a_terminal_and_not_in_cron(sqlite_url, fake):
 
     fake.add(1000)
     controller, terminal = pty.openpty()
-    process = spawn(["sync"], cli_env(fake, sqlite_url), stderr=terminal)
+    process = spawn(["sync", "--no-hydrate"], cli_env(fake, sqlite_url), stderr=terminal)
     os.close(terminal)
     shown = b""
     while True:

@@ -33,7 +33,7 @@ def test_high_water_mark_aged_out_during_an_outage(database_url, fake):
 def test_interrupted_walk_whose_position_left_the_listing(database_url, fake):
     items = fake.add(1000)
     release = fake.hold(2)
-    process = spawn(["sync"], cli_env(fake, database_url))
+    process = spawn(["sync", "--no-hydrate"], cli_env(fake, database_url))
     assert fake.held.wait(30)
     process.send_signal(signal.SIGKILL)
     process.wait()

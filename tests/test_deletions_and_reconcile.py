@@ -58,7 +58,7 @@ def test_a_killed_full_sync_is_resumed_by_the_next_plain_sync(database_url, fake
     sync(fake, database_url)
     fake.delete(old[10]["id"])
     release = fake.hold(2)
-    process = spawn(["sync", "--full"], cli_env(fake, database_url))
+    process = spawn(["sync", "--no-hydrate", "--full"], cli_env(fake, database_url))
     assert fake.held.wait(30)
     process.send_signal(signal.SIGKILL)
     process.wait()

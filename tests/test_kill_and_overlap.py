@@ -24,7 +24,7 @@ def runs(database_url):
 def test_kill_during_backfill_resumes_where_the_last_page_committed(database_url, fake):
     fake.add(1000)
     release = fake.hold(2)  # the third page's request blocks: two pages are committed by then
-    process = spawn(["sync"], cli_env(fake, database_url))
+    process = spawn(["sync", "--no-hydrate"], cli_env(fake, database_url))
     assert fake.held.wait(30), process.communicate()
     process.send_signal(signal.SIGKILL)
     process.wait()
@@ -51,7 +51,7 @@ def test_kills_at_random_instants_never_lose_or_duplicate(database_url):
     with FakeAssemblyAI(api_key=API_KEY, latency=0.01, seed=3) as fake:
         fake.add(2000, status="processing")
         for _ in range(6):
-            process = spawn(["sync"], cli_env(fake, database_url))
+            process = spawn(["sync", "--no-hydrate"], cli_env(fake, database_url))
             time.sleep(rng.uniform(0.2, 0.9))
             process.send_signal(signal.SIGKILL)
             process.wait()
@@ -67,7 +67,7 @@ def test_kills_at_random_instants_never_lose_or_duplicate(database_url):
 def test_second_run_exits_75_while_the_first_is_running(database_url, fake):
     fake.add(500)
     release = fake.hold(1)
-    first = spawn(["sync", "--log-format", "json"], cli_env(fake, database_url))
+    first = spawn(["sync", "--no-hydrate", "--log-format", "json"], cli_env(fake, database_url))
     assert fake.held.wait(30)
 
     started = time.monotonic()
@@ -87,7 +87,7 @@ def test_second_run_exits_75_while_the_first_is_running(database_url, fake):
 def test_sigterm_stops_cleanly_and_records_the_run(database_url, fake):
     fake.add(600)
     release = fake.hold(1)
-    process = spawn(["sync"], cli_env(fake, database_url))
+    process = spawn(["sync", "--no-hydrate"], cli_env(fake, database_url))
     assert fake.held.wait(30)
     process.send_signal(signal.SIGTERM)
     release.set()

@@ -60,7 +60,7 @@ def apply(step, fake: FakeAssemblyAI, rng: random.Random, database_url: str, con
         if kill_at is not None:
             faults = faults[:kill_at] + [Fault.none()] * (kill_at - len(faults)) + [KILL]
         fake.fail_next(*faults)
-        run_cli(["sync", "--config", config, *(["--full"] if full else [])], env(fake, database_url))
+        run_cli(["sync", "--no-hydrate", "--config", config, *(["--full"] if full else [])], env(fake, database_url))
         fake.clear_faults()  # faults a short run left unused must not leak into the next step
 
 
@@ -82,12 +82,12 @@ def test_table_equals_api_after_any_history(kind, tmp_path, history, seed, after
             apply(step, fake, rng, database_url, str(config), aged_out)
 
         # A clean incremental run: every listed transcript is stored with its current status.
-        assert run_cli(["sync", "--config", str(config)], env(fake, database_url)).exit_code == 0
+        assert run_cli(["sync", "--no-hydrate", "--config", str(config)], env(fake, database_url)).exit_code == 0
         rows = stored(database_url)
         for item in fake.listing():
             assert rows[item["id"]]["status"] == item["status"], item["id"]
 
         # A clean full run: the table equals the API, deletions and aged-out rows included.
-        result = run_cli(["sync", "--full", "--config", str(config)], env(fake, database_url))
+        result = run_cli(["sync", "--no-hydrate", "--full", "--config", str(config)], env(fake, database_url))
         assert result.exit_code == 0, result.output
         assert_table_equals_api(database_url, fake, unlisted=aged_out & set(stored(database_url)))

@@ -142,12 +142,21 @@ def upgrade() -> None:
     with op.batch_alter_table('transcripts', schema=None) as batch_op:
         batch_op.alter_column('change_seq', server_default=None, existing_type=sa.BigInteger(), existing_nullable=False)
         batch_op.alter_column('hydrate_attempts', server_default=None, existing_type=sa.Integer(), existing_nullable=False)
+    with op.batch_alter_table('sync_runs', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('hydrated', sa.Integer(), nullable=False, server_default="0", comment='transcripts whose details were fetched'))
+        batch_op.add_column(sa.Column('hydrate_failures', sa.Integer(), nullable=False, server_default="0", comment='detail fetches that failed (retried later)'))
+    with op.batch_alter_table('sync_runs', schema=None) as batch_op:
+        batch_op.alter_column('hydrated', server_default=None, existing_type=sa.Integer(), existing_nullable=False)
+        batch_op.alter_column('hydrate_failures', server_default=None, existing_type=sa.Integer(), existing_nullable=False)
     create_views()
 
 
 
 def downgrade() -> None:
     drop_views()
+    with op.batch_alter_table('sync_runs', schema=None) as batch_op:
+        batch_op.drop_column('hydrate_failures')
+        batch_op.drop_column('hydrated')
     with op.batch_alter_table('transcripts', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_transcripts_change_seq'))
         batch_op.drop_index(batch_op.f('ix_transcripts_account_hydrated_at'))
