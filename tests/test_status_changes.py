@@ -43,3 +43,26 @@ def test_only_changed_rows_are_touched(database_url, fake):
     assert row["changed_at"] > first[items[3]["id"]]["changed_at"]
     assert row["first_seen_at"] == first[items[3]["id"]]["first_seen_at"]
     assert row["completed"] is not None and row["status"] == "completed"
+
+
+def test_every_status_change_is_recorded_once(database_url, fake):
+    from sqlalchemy import create_engine, select
+
+    from etl.schema import transcript_status_changes as changes
+
+    (item,) = fake.add(1, status="queued")
+    sync(fake, database_url)
+    fake.set_status(item["id"], "processing")
+    sync(fake, database_url)
+    sync(fake, database_url)  # nothing changed: nothing recorded
+    fake.set_status(item["id"], "completed")
+    sync(fake, database_url)
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        history = conn.execute(
+            select(changes.c.transcript_id, changes.c.old_status, changes.c.new_status, changes.c.observed_at).order_by(changes.c.id)
+        ).all()
+    engine.dispose()
+    assert [(row.old_status, row.new_status) for row in history] == [(None, "queued"), ("queued", "processing"), ("processing", "completed")]
+    assert {row.transcript_id for row in history} == {item["id"]}
+    assert history[0].observed_at <= history[1].observed_at <= history[2].observed_at

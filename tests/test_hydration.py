@@ -1,0 +1,179 @@
+"""Transcript details: fetched once per final transcript, concurrently, through 429 storms, failures,
+interruptions and deletions."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+from sqlalchemy import create_engine, func, select, text, update
+
+from conftest import API_KEY, cli_env, run_cli, spawn, stored, summary_json
+from etl.schema import transcript_bodies, transcript_words, transcripts
+from fake_api import FakeAssemblyAI, Fault
+
+
+@pytest.fixture
+def config(tmp_path):
+    path = tmp_path / "details.toml"
+    path.write_text("backoff_seconds = 0.01\nmax_retries = 2\nstore_words = true\n")
+    return str(path)
+
+
+def run(fake, database_url, config, *args):
+    return run_cli([*args, "--config", config, "--log-format", "json"], cli_env(fake, database_url))
+
+
+def detail_requests(fake) -> int:
+    return sum(1 for request in fake.requests if request["path"] != "/v2/transcript")
+
+
+def table(database_url, table_):
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        rows = [dict(row._mapping) for row in conn.execute(select(table_))]
+    engine.dispose()
+    return rows
+
+
+def body_of(fake, transcript_id):
+    import requests
+
+    return requests.get(f"{fake.base_url}/v2/transcript/{transcript_id}", headers={"Authorization": API_KEY}).json()
+
+
+def test_final_transcripts_are_hydrated_once_into_typed_columns(database_url, fake, config):
+    done = fake.add(40)
+    failed = fake.add(3, status="error")
+    fake.add(4, status="processing")
+    result = run(fake, database_url, config, "sync")
+    assert result.exit_code == 0, result.output
+    assert summary_json(result)["hydrated"] == 43
+    assert detail_requests(fake) == 43
+    rows = stored(database_url)
+    for item in done:
+        body = body_of(fake, item["id"])
+        row = rows[item["id"]]
+        assert row["text"] == body["text"] and row["text"]
+        assert row["audio_duration"] == float(body["audio_duration"])  # int or float in the body: numeric here
+        assert (row["confidence"], row["language_code"]) == (body["confidence"], body["language_code"])
+        assert (row["speech_models"], row["speech_model_used"]) == (body["speech_models"], body["speech_model_used"])
+        assert row["hydrated_at"] is not None
+    assert all(rows[item["id"]]["hydrated_at"] is not None and rows[item["id"]]["error"] for item in failed)
+    assert sum(row["hydrated_at"] is None for row in rows.values()) == 4  # processing: not yet
+
+    bodies = {row["transcript_id"]: row["body"] for row in table(database_url, transcript_bodies)}
+    assert bodies[done[0]["id"]] == body_of(fake, done[0]["id"])
+    words = [w for w in table(database_url, transcript_words) if w["transcript_id"] == done[0]["id"]]
+    expected = body_of(fake, done[0]["id"])["words"]
+    assert [(w["position"], w["text"], w["start_ms"], w["end_ms"], w["speaker"]) for w in sorted(words, key=lambda w: w["position"])] == [
+        (i, e["text"], e["start"], e["end"], e["speaker"]) for i, e in enumerate(expected)
+    ]
+
+    before = detail_requests(fake)  # body_of() above asked the fake too
+    again = run(fake, database_url, config, "sync")
+    assert summary_json(again)["hydrated"] == 0
+    assert detail_requests(fake) == before  # never fetched twice
+
+
+def test_a_429_storm_slows_everyone_down_and_honours_retry_after(sqlite_url, fake, config):
+    fake.add(60)
+    assert run(fake, sqlite_url, config, "sync", "--no-hydrate").exit_code == 0
+    fake.fail_next(*[Fault.status(429, headers={"Retry-After": "1"})] * 8)
+    started = time.monotonic()
+    result = run(fake, sqlite_url, config, "hydrate")
+    assert result.exit_code == 0, result.output
+    assert time.monotonic() - started >= 1.0
+    assert summary_json(result)["hydrated"] == 60
+    assert all(row["hydrated_at"] is not None for row in stored(sqlite_url).values())
+
+
+def test_a_failing_transcript_backs_off_without_blocking_the_others(database_url, fake, config):
+    items = fake.add(20)
+    broken = items[7]["id"]
+    fake.break_transcript(broken, Fault.status(500))
+    result = run(fake, database_url, config, "sync")
+    assert result.exit_code == 0
+    assert (summary_json(result)["hydrated"], summary_json(result)["hydrate_failures"]) == (19, 1)
+    row = stored(database_url)[broken]
+    assert row["hydrated_at"] is None and row["hydrate_attempts"] == 1
+    assert "HTTP 500" in row["hydrate_error"]
+    shown = run_cli(["status"], cli_env(fake, database_url)).stdout
+    assert "details      19 fetched, 0 waiting, 1 failing" in shown and broken in shown
+
+    before = detail_requests(fake)
+    run(fake, database_url, config, "hydrate")
+    assert detail_requests(fake) == before  # backing off: not retried yet
+
+    fake.break_transcript(broken, None)
+    engine = create_engine(database_url)
+    with engine.begin() as conn:  # let the backoff pass
+        conn.execute(update(transcripts).values(hydrate_after=func.current_timestamp()))
+    engine.dispose()
+    result = run(fake, database_url, config, "hydrate")
+    assert summary_json(result)["hydrated"] == 1
+    row = stored(database_url)[broken]
+    assert row["hydrated_at"] is not None and row["hydrate_error"] is None
+
+
+def test_an_interrupted_hydration_resumes(database_url, config):
+    with FakeAssemblyAI(api_key=API_KEY, latency=0.02) as fake:
+        fake.add(400)
+        assert run(fake, database_url, config, "sync", "--no-hydrate").exit_code == 0
+        process = spawn(["hydrate", "--config", config], cli_env(fake, database_url))
+        deadline = time.monotonic() + 30
+        while detail_requests(fake) < 150 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        first = sum(row["hydrated_at"] is not None for row in stored(database_url).values())
+        assert 0 < first < 400
+        result = run(fake, database_url, config, "hydrate")
+        assert result.exit_code == 0, result.output
+        assert summary_json(result)["hydrated"] == 400 - first
+        assert all(row["hydrated_at"] is not None for row in stored(database_url).values())
+
+
+def test_deletion_purges_content_and_is_never_rehydrated(database_url, fake, config):
+    items = fake.add(10)
+    run(fake, database_url, config, "sync")
+    victim = items[-1]["id"]
+    assert stored(database_url)[victim]["text"]
+    fake.delete(victim)
+    result = run(fake, database_url, config, "sync")
+    assert summary_json(result)["deleted"] == 1
+    row = stored(database_url)[victim]
+    assert row["deleted_at"] is not None
+    assert (row["text"], row["audio_duration"], row["confidence"], row["speech_models"]) == (None, None, None, None)
+    assert not [w for w in table(database_url, transcript_words) if w["transcript_id"] == victim]
+    assert not [b for b in table(database_url, transcript_bodies) if b["transcript_id"] == victim]
+    before = detail_requests(fake)
+    run(fake, database_url, config, "hydrate")
+    assert detail_requests(fake) == before
+
+
+def test_a_transcript_deleted_before_its_first_fetch_stores_no_content(sqlite_url, fake, config):
+    (item,) = fake.add(1)
+    run(fake, sqlite_url, config, "sync", "--no-hydrate")
+    fake.delete(item["id"])  # the list still says the old audio_url until the next sync
+    engine = create_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE transcripts SET audio_url = 'https://example.com/a.mp3'"))
+    engine.dispose()
+    run(fake, sqlite_url, config, "hydrate")
+    row = stored(sqlite_url)[item["id"]]
+    assert row["hydrated_at"] is not None and row["text"] is None
+    assert table(sqlite_url, transcript_bodies) == [] and table(sqlite_url, transcript_words) == []
+
+
+def test_hydration_can_be_switched_off(sqlite_url, fake, tmp_path):
+    fake.add(5)
+    off = tmp_path / "off.toml"
+    off.write_text("hydrate = false\n")
+    result = run_cli(["sync", "--config", str(off)], cli_env(fake, sqlite_url))
+    assert result.exit_code == 0 and detail_requests(fake) == 0
+    result = run_cli(["sync", "--no-hydrate"], cli_env(fake, sqlite_url))
+    assert detail_requests(fake) == 0
+    result = run_cli(["hydrate", "--config", str(off)], cli_env(fake, sqlite_url))  # the backfill of details
+    assert result.exit_code == 0 and detail_requests(fake) == 5
