@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
+import sys
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import click
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
-from etl import __version__, migrate, status
+from etl import __version__, export, migrate, stats, status
 from etl.client import ApiClient
 from etl.config import Settings, load_settings
 from etl.db import connect, first_line, make_engine
@@ -20,6 +23,8 @@ from etl.errors import AccountsFailed, EtlError
 from etl.hydrate import HydrateOptions
 from etl.report import Reporter
 from etl.sync import run_sync
+
+log = logging.getLogger(__name__)
 
 _OPTIONS = "aai_etl.options"
 
@@ -137,6 +142,46 @@ def status_command(account_name: str | None, as_json: bool) -> None:
     with _connect(settings) as conn:
         report = status.gather(conn, names)
     _reporter().echo(json.dumps(report) if as_json else status.render(report))
+
+
+@cli.command("stats")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="First UTC day (default: 30 days ago).")
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="Last UTC day (default: today).")
+@click.option("--account", "account_name", metavar="NAME", help="Only this account of the config's [[accounts]].")
+@click.option("--format", "fmt", type=click.Choice(stats.FORMATS), default="table", show_default=True)
+@common_options
+def stats_command(since: datetime | None, until: datetime | None, account_name: str | None, fmt: str) -> None:
+    """Daily counts by status, audio hours, error rate and turnaround (median, p95)."""
+    settings = _settings()
+    last = until.date() if until else datetime.now(timezone.utc).date()
+    first = since.date() if since else last - timedelta(days=30)
+    names = [account.name for account in settings.select(account_name)]
+    with _connect(settings) as conn:
+        migrate.require_current(conn)
+        rows = stats.daily(conn, first, last, names)
+    _reporter().echo(stats.render(rows, fmt))
+
+
+@cli.command("export")
+@click.option("--since", type=int, metavar="WATERMARK", help="Only rows changed after this watermark (default: all rows).")
+@click.option("--format", "fmt", type=click.Choice(export.FORMATS), default="jsonl", show_default=True)
+@click.option("--output", type=click.Path(dir_okay=False, writable=True), help="Write here instead of to stdout.")
+@click.option("--account", "account_name", metavar="NAME", help="Only this account's rows.")
+@common_options
+def export_command(since: int | None, fmt: str, output: str | None, account_name: str | None) -> None:
+    """Write the transcript rows changed after a watermark, then print the next watermark."""
+    settings = _settings()
+    account = settings.select(account_name)[0].name if account_name else None
+    with _connect(settings) as conn:
+        migrate.require_current(conn)
+        if output is None:
+            count, watermark = export.export(conn, since, fmt, sys.stdout, account)
+        else:
+            with export.replaced_atomically(output) as out:
+                count, watermark = export.export(conn, since, fmt, out, account)
+    # The data may be on stdout: the watermark then goes to stderr, so a pipe gets only the rows.
+    click.echo(str(watermark), err=output is None)
+    log.info("exported %s rows; next watermark %s", f"{count:,}", watermark)
 
 
 @cli.group()

@@ -12,7 +12,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 
 from etl import lock
-from etl.errors import SchemaTooNew
+from etl.errors import DatabaseError, SchemaTooNew
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,18 @@ def ensure_schema(conn: Connection) -> None:
         _refuse_unknown(current)
         log.info("upgrading the database schema from %s to %s", current or "empty", head)
         upgrade(conn, "head")
+
+
+def require_current(conn: Connection) -> None:
+    """For commands that only read: the schema must be there and at the code's head."""
+    current, head = current_revision(conn), head_revision()
+    if current == head:
+        return
+    _refuse_unknown(current)
+    raise DatabaseError(
+        f"the database schema is at {current or 'nothing yet'}, this aai-etl needs {head}: "
+        "run `aai-etl sync` or `aai-etl db upgrade`"
+    )
 
 
 def upgrade(conn: Connection, revision: str) -> None:
