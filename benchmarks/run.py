@@ -149,9 +149,10 @@ def measure_all(spawner: Spawner, aai_etl: str, n: int, kind: str, repeat: int, 
                 drop_database(kind, name, workdir)
                 shutil.rmtree(pipelines)
         for tool in TOOLS:
+            for run in runs[tool]:
+                if run["rows"] != n:
+                    raise RuntimeError(f"{tool} stored {run['rows']} of {n} transcripts on {kind}")
             chosen = sorted(runs[tool], key=lambda run: run["wall_s"])[len(runs[tool]) // 2]
-            if chosen["rows"] != n:
-                raise RuntimeError(f"{tool} stored {chosen['rows']} of {n} transcripts on {kind}")
             rate = n / chosen["wall_s"] if tool != "aai-etl idle" else None
             walls = [run["wall_s"] for run in runs[tool]]
             results.append({"n": n, "db": kind, "tool": tool, **chosen, "transcripts_per_s": rate,

@@ -120,7 +120,7 @@ def _run_accounts(settings: Settings, account_name: str | None, *, full: bool, l
                 stats = run_sync(
                     engine, client, account.name, reporter.progress, full=full, listing=listing, hydration=hydration
                 )
-            reporter.summary(account.name, stats)
+            reporter.summary(account.name, stats, listing)
         except EtlError as exc:
             if len(accounts) == 1:
                 raise

@@ -67,12 +67,17 @@ class Reporter:
             nl=False,
         )
 
-    def summary(self, account: str, stats: Any) -> None:
+    def summary(self, account: str, stats: Any, listing: bool = True) -> None:
         self._end_progress()
         if self.quiet:
             return
         if self.json:
-            self._json_line({"event": "sync_finished", "account": account, **vars(stats)})
+            self._json_line({"event": "sync_finished" if listing else "hydrate_finished", "account": account, **vars(stats)})
+        elif not listing:
+            click.echo(
+                f"details of '{account}' done: {stats.hydrated:,} fetched, {stats.hydrate_failures:,} failed, "
+                f"{stats.requests:,} requests, {stats.seconds:.1f}s"
+            )
         else:
             # Deletions and unlisting are rare: named only when they happened, to keep the usual line short.
             rare = "".join(
