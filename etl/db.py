@@ -44,7 +44,10 @@ def make_engine(database_url: str) -> Engine:
             engine = create_engine(url)
             event.listen(engine, "connect", _sqlite_pragmas)
             return engine
-        return create_engine(url, pool_pre_ping=True)
+        # Custom plans for every statement, cached plans included (also those of foreign-key checks): a
+        # generic plan made while a first sync's table is tiny would go on scanning it as it grows.
+        options = f"{url.query.get('options', '')} -c plan_cache_mode=force_custom_plan".strip()
+        return create_engine(url, pool_pre_ping=True, connect_args={"options": options})
     except (NoSuchModuleError, ModuleNotFoundError):
         raise ConfigError(
             f"the driver for {masked(url)} is not installed: pip install 'aai-etl[postgres]'"
@@ -72,9 +75,11 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets analysts read while a sync writes; NORMAL sync is crash-safe in WAL mode (a killed process
     # loses nothing committed). busy_timeout makes a reader wait for a write rather than fail at once.
+    # busy_timeout first: switching to WAL needs a moment of exclusive access, which a concurrent first
+    # run (migrating the new file) may hold.
+    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
 
 

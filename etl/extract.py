@@ -8,7 +8,9 @@ picked up by the next walk, so nothing is skipped; `next_url` is ignored, since 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -55,13 +57,9 @@ def walk_back(client: ApiClient, *, before_id: str | None, floor: Boundary | Non
     floor the walk goes to the end of the listing. The caller commits each page before asking for the next.
     """
     seen = {before_id} if before_id else set()
+    upcoming = _fetch_in_background(client, before_id)
     while True:
-        try:
-            body = client.list_transcripts(limit=PAGE_SIZE, before_id=before_id)
-        except ApiError as exc:
-            if exc.status == 400 and before_id is not None:
-                raise CursorRejected(before_id, str(exc)) from None
-            raise
+        body = _page(upcoming, before_id)
         items = [parse_item(raw) for raw in body["transcripts"]]
         oldest_id = next((item.id for item in reversed(items) if item.id is not None), None)
         ended = (
@@ -74,11 +72,38 @@ def walk_back(client: ApiClient, *, before_id: str | None, floor: Boundary | Non
                 f"the API listed transcript {oldest_id} as the oldest of two pages; stopping rather than looping "
                 "(nothing is lost: the next run resumes from the last saved page)"
             )
+        if not ended:
+            # The next page downloads while the caller stores this one: at most two pages in memory.
+            upcoming = _fetch_in_background(client, oldest_id)
         yield Page(items, None if ended else oldest_id)
         if ended:
             return
         seen.add(oldest_id)
         before_id = oldest_id
+
+
+def _fetch_in_background(client: ApiClient, before_id: str | None) -> Future:
+    # A daemon thread, not an executor: a request stuck in its read timeout must not hold up the exit of a
+    # process told to stop.
+    future: Future = Future()
+
+    def fetch() -> None:
+        try:
+            future.set_result(client.list_transcripts(limit=PAGE_SIZE, before_id=before_id))
+        except BaseException as exc:  # handed to the caller, which raises it where it asks for the page
+            future.set_exception(exc)
+
+    threading.Thread(target=fetch, name="aai-etl-next-page", daemon=True).start()
+    return future
+
+
+def _page(upcoming: Future, before_id: str | None) -> dict:
+    try:
+        return upcoming.result()
+    except ApiError as exc:
+        if exc.status == 400 and before_id is not None:
+            raise CursorRejected(before_id, str(exc)) from None
+        raise
 
 
 def reaches(items: list[Item], boundary: Boundary) -> bool:

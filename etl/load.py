@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Connection, Insert, delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from etl.extract import Boundary
@@ -66,13 +67,8 @@ def upsert_page(conn: Connection, account: str, items: list[Item], now: datetime
             latest.setdefault(item.id, item)  # the API should not repeat an id; if it does, keep the first
     if not latest:
         return result
-    stored = {
-        row.id: row
-        for row in conn.execute(
-            select(transcripts.c.id, transcripts.c.raw, transcripts.c.status, transcripts.c.deleted_at)
-            .where(transcripts.c.account == account, transcripts.c.id.in_(latest))
-        )
-    }
+    sql = _PageSql.of(conn)
+    stored = sql.stored(conn, account, list(latest))
     writes, status_changes, newly_deleted = [], [], []
     for transcript_id, item in latest.items():
         # `raw` is the whole list item, so comparing it catches a change in any field, known or new.
@@ -84,37 +80,101 @@ def upsert_page(conn: Connection, account: str, items: list[Item], now: datetime
             continue
         else:
             result.updated += 1
+            if previous.status != item.row["status"]:
+                status_changes.append(
+                    {"account": account, "transcript_id": transcript_id, "old_status": previous.status,
+                     "new_status": item.row["status"], "observed_at": now}
+                )
         deleted = item.row["audio_url"] == DELETED_AUDIO_URL
-        if deleted and not (previous and previous.deleted_at):
+        if deleted and not (previous and previous.deleted):
             newly_deleted.append(transcript_id)
-        old_status = previous.status if previous else None
-        if previous is None or old_status != item.row["status"]:
-            status_changes.append(
-                {"account": account, "transcript_id": transcript_id, "old_status": old_status,
-                 "new_status": item.row["status"], "observed_at": now}
-            )
-        writes.append(
-            {
-                **item.row,
-                "account": account,
-                "first_seen_at": now,
-                "changed_at": now,
-                "deleted_at": ((previous and previous.deleted_at) or now) if deleted else None,
-                "unlisted_at": None,
-            }
-        )
+        writes.append((item, deleted and (previous.deleted_at if previous and previous.deleted else now)))
         result.bad_values.extend((transcript_id, name, item.row["raw"].get(name)) for name in item.bad_fields)
     if writes:
         # Taken last, just before the writes: the counter's row lock is then held only until the commit.
-        seq = next_change_seq(conn)
-        for row in writes:
-            row["change_seq"] = seq
-        conn.execute(_upsert(conn.dialect.name), writes)
+        sql.upsert(conn, account, writes, now, next_change_seq(conn))
         if status_changes:
             conn.execute(insert(transcript_status_changes), status_changes)
         purge_content(conn, account, newly_deleted)
     result.deleted = len(newly_deleted)
     return result
+
+
+@dataclass(frozen=True)
+class _Stored:
+    raw: Any
+    status: str | None
+    deleted_at: Any
+
+    @property
+    def deleted(self) -> bool:
+        return self.deleted_at is not None
+
+
+class _PageSql:
+    """The two statements of every page, sent straight to the driver in its own dialect.
+
+    They are the hot path of a sync: through SQLAlchemy's type processing they cost about as much as
+    the HTTP requests. Values are converted here exactly as etl.schema's types store them (UTC text on
+    SQLite, timestamptz and jsonb on PostgreSQL), and tests read every column back through SQLAlchemy.
+    """
+
+    _COLUMNS = (
+        "account", "id", "status", "created", "completed", "audio_url", "resource_url", "error", "raw",
+        "first_seen_at", "changed_at", "deleted_at", "unlisted_at", "change_seq", "hydrate_attempts",
+    )
+    _cache: dict[str, "_PageSql"] = {}
+
+    def __init__(self, dialect: str, mark: str) -> None:
+        self.postgres = dialect == "postgresql"
+        marks = [f"{mark}::jsonb" if self.postgres and name == "raw" else mark for name in self._COLUMNS]
+        updates = ", ".join(f"{name} = excluded.{name}" for name in _UPDATED_ON_CHANGE)
+        self.upsert_sql = (
+            f"INSERT INTO transcripts ({', '.join(self._COLUMNS)}) VALUES ({', '.join(marks)}) "
+            f"ON CONFLICT (id, account) DO UPDATE SET {updates}"
+        )
+        self.mark = mark
+
+    @classmethod
+    def of(cls, conn: Connection) -> "_PageSql":
+        dialect = conn.dialect
+        key = dialect.name
+        if key not in cls._cache:
+            cls._cache[key] = cls(dialect.name, "?" if dialect.paramstyle == "qmark" else "%s")
+        return cls._cache[key]
+
+    def stored(self, conn: Connection, account: str, ids: list[str]) -> dict[str, _Stored]:
+        if self.postgres:
+            # One array parameter: psycopg re-parses queries of more than 50 parameters on every call.
+            query, params = f"SELECT id, raw, status, deleted_at FROM transcripts WHERE account = %s AND id = ANY(%s)", (account, ids)
+        else:
+            query = f"SELECT id, raw, status, deleted_at FROM transcripts WHERE account = ? AND id IN ({', '.join('?' * len(ids))})"
+            params = (account, *ids)
+        rows = conn.exec_driver_sql(query, params).fetchall()
+        return {
+            transcript_id: _Stored(raw if self.postgres else json.loads(raw), status, deleted_at)
+            for transcript_id, raw, status, deleted_at in rows
+        }
+
+    def upsert(self, conn: Connection, account: str, writes: list[tuple[Item, Any]], now: datetime, seq: int) -> None:
+        time = self._time
+        stamp = time(now)
+        rows = [
+            (
+                account, item.id, item.row["status"], time(item.row["created"]), time(item.row["completed"]),
+                item.row["audio_url"], item.row["resource_url"], item.row["error"], json.dumps(item.row["raw"]),
+                stamp, stamp, time(deleted_at) if deleted_at else None, None, seq, 0,
+            )
+            for item, deleted_at in writes
+        ]
+        conn.exec_driver_sql(self.upsert_sql, rows)
+
+    def _time(self, value: datetime | str | None) -> Any:
+        # A str is a value read back from SQLite by stored(): already in storage form.
+        if value is None or self.postgres or isinstance(value, str):
+            return value
+        # etl.schema.UTCDateTime on SQLite: UTC wall time as SQLAlchemy's DATETIME text.
+        return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
 def next_change_seq(conn: Connection) -> int:
@@ -136,14 +196,6 @@ def purge_content(conn: Connection, account: str, transcript_ids: list[str]) -> 
     conn.execute(update(transcripts).where(mine).values(**{name: None for name in DETAIL_COLUMNS}))
     for table in (transcript_words, transcript_bodies):
         conn.execute(delete(table).where(table.c.account == account, table.c.transcript_id.in_(transcript_ids)))
-
-
-def _upsert(dialect: str) -> Insert:
-    statement = (postgresql if dialect == "postgresql" else sqlite).insert(transcripts)
-    return statement.on_conflict_do_update(
-        index_elements=[transcripts.c.account, transcripts.c.id],
-        set_={name: statement.excluded[name] for name in _UPDATED_ON_CHANGE},
-    )
 
 
 def read_cursor(conn: Connection, account: str) -> Cursor:

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     Table,
     Text,
     TypeDecorator,
@@ -60,8 +61,8 @@ RawJSON = JSON().with_variant(JSONB(), "postgresql")
 transcripts = Table(
     "transcripts",
     metadata,
-    Column("account", Text, primary_key=True, comment="the name of the configured account it was listed by"),
-    Column("id", Text, primary_key=True),
+    Column("account", Text, nullable=False, comment="the name of the configured account it was listed by"),
+    Column("id", Text, nullable=False),
     Column("status", Text),
     Column("created", UTCDateTime),
     Column("completed", UTCDateTime),
@@ -87,6 +88,9 @@ transcripts = Table(
     Column("hydrate_attempts", Integer, nullable=False, default=0, comment="failed detail fetches so far"),
     Column("hydrate_after", UTCDateTime, comment="no detail fetch before this time (backoff after failures)"),
     Column("hydrate_error", Text, comment="why the last detail fetch failed"),
+    # id first: every lookup names the ids, while account is the same in most rows. With (account, id) a
+    # cached generic plan on PostgreSQL searched by account alone and read the account's every row.
+    PrimaryKeyConstraint("id", "account"),
     Index(None, "status", "created"),
     Index(None, "created"),
     Index(None, "change_seq"),
@@ -108,19 +112,19 @@ transcript_status_changes = Table(
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
     Column("account", Text, nullable=False),
     Column("transcript_id", Text, nullable=False),
-    Column("old_status", Text, comment="NULL when the transcript was first seen"),
+    Column("old_status", Text, comment="NULL when it was unreadable"),
     Column("new_status", Text),
     Column("observed_at", UTCDateTime, nullable=False),
-    ForeignKeyConstraint(["account", "transcript_id"], ["transcripts.account", "transcripts.id"], ondelete="CASCADE"),
-    Index(None, "account", "transcript_id"),
+    ForeignKeyConstraint(["transcript_id", "account"], ["transcripts.id", "transcripts.account"], ondelete="CASCADE"),
+    Index(None, "transcript_id", "account"),
     Index(None, "observed_at"),
 )
 
 transcript_words = Table(
     "transcript_words",
     metadata,
-    Column("account", Text, primary_key=True),
     Column("transcript_id", Text, primary_key=True),
+    Column("account", Text, primary_key=True),
     Column("position", Integer, primary_key=True),
     Column("text", Text),
     Column("start_ms", Integer),
@@ -128,16 +132,16 @@ transcript_words = Table(
     Column("confidence", Float),
     Column("speaker", Text),
     Column("channel", Text),
-    ForeignKeyConstraint(["account", "transcript_id"], ["transcripts.account", "transcripts.id"], ondelete="CASCADE"),
+    ForeignKeyConstraint(["transcript_id", "account"], ["transcripts.id", "transcripts.account"], ondelete="CASCADE"),
 )
 
 transcript_bodies = Table(
     "transcript_bodies",
     metadata,
-    Column("account", Text, primary_key=True),
     Column("transcript_id", Text, primary_key=True),
+    Column("account", Text, primary_key=True),
     Column("body", RawJSON, nullable=False, comment="GET /v2/transcript/{id} exactly as received"),
-    ForeignKeyConstraint(["account", "transcript_id"], ["transcripts.account", "transcripts.id"], ondelete="CASCADE"),
+    ForeignKeyConstraint(["transcript_id", "account"], ["transcripts.id", "transcripts.account"], ondelete="CASCADE"),
 )
 
 # Where each account's sync stands. The high water mark is the newest transcript up to which everything is

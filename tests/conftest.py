@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -111,6 +112,22 @@ def spawn(args: list[str], env: dict[str, str], **popen) -> subprocess.Popen:
     script = Path(sys.executable).with_name("aai-etl")
     popen = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, **popen}
     return subprocess.Popen([str(script), *args], env=full_env, **popen)
+
+
+def wait_until(condition, timeout: float = 30.0) -> None:
+    """Poll until condition() is true: a run commits each page while the next one downloads."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.02)
+
+
+def walk_position(database_url: str) -> str | None:
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        position = conn.execute(text("SELECT walk_before_id FROM sync_cursors")).scalar()
+    engine.dispose()
+    return position
 
 
 def stored(database_url: str) -> dict[str, dict]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 
-from conftest import assert_table_equals_api, cli_env, spawn, stored, summary_json, sync
+from conftest import assert_table_equals_api, cli_env, spawn, stored, summary_json, sync, wait_until
 from fake_api import Fault
 
 
@@ -35,6 +35,7 @@ def test_interrupted_walk_whose_position_left_the_listing(database_url, fake):
     release = fake.hold(2)
     process = spawn(["sync", "--no-hydrate"], cli_env(fake, database_url))
     assert fake.held.wait(30)
+    wait_until(lambda: len(stored(database_url)) == 400)  # two pages committed, the third held
     process.send_signal(signal.SIGKILL)
     process.wait()
     release.set()

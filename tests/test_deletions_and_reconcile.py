@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 
-from conftest import assert_table_equals_api, cli_env, spawn, stored, summary_json, sync
+from conftest import assert_table_equals_api, cli_env, spawn, stored, summary_json, sync, wait_until, walk_position
 from etl.items import DELETED_AUDIO_URL
 
 
@@ -60,6 +60,8 @@ def test_a_killed_full_sync_is_resumed_by_the_next_plain_sync(database_url, fake
     release = fake.hold(2)
     process = spawn(["sync", "--no-hydrate", "--full"], cli_env(fake, database_url))
     assert fake.held.wait(30)
+    second_page_end = fake.listing()[399]["id"]
+    wait_until(lambda: walk_position(database_url) == second_page_end)  # two pages committed, the third held
     process.send_signal(signal.SIGKILL)
     process.wait()
     release.set()
@@ -70,3 +72,15 @@ def test_a_killed_full_sync_is_resumed_by_the_next_plain_sync(database_url, fake
     # The three remaining pages of the full walk, then one request for anything newer.
     assert summary["requests"] == 4
     assert_table_equals_api(database_url, fake)
+
+
+def test_a_deleted_transcript_that_changes_again_keeps_its_deletion_time(database_url, fake):
+    (item,) = fake.add(1, status="processing")
+    fake.delete(item["id"])
+    sync(fake, database_url)
+    marked = stored(database_url)[item["id"]]["deleted_at"]
+    fake.set_status(item["id"], "completed")
+    result = sync(fake, database_url)
+    assert result.exit_code == 0, result.output
+    row = stored(database_url)[item["id"]]
+    assert (row["status"], row["deleted_at"]) == ("completed", marked)

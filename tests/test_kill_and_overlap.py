@@ -8,7 +8,7 @@ import time
 
 from sqlalchemy import create_engine, select
 
-from conftest import assert_table_equals_api, cli_env, spawn, stored, summary_json, sync
+from conftest import assert_table_equals_api, cli_env, spawn, stored, summary_json, sync, wait_until
 from etl.errors import EXIT_ALREADY_RUNNING
 from etl.schema import sync_runs
 
@@ -26,6 +26,7 @@ def test_kill_during_backfill_resumes_where_the_last_page_committed(database_url
     release = fake.hold(2)  # the third page's request blocks: two pages are committed by then
     process = spawn(["sync", "--no-hydrate"], cli_env(fake, database_url))
     assert fake.held.wait(30), process.communicate()
+    wait_until(lambda: len(stored(database_url)) == 400)  # two pages committed, the third held
     process.send_signal(signal.SIGKILL)
     process.wait()
     release.set()

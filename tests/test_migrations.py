@@ -22,6 +22,10 @@ def test_models_and_migrations_agree(database_url):
     assert differences == []
 
 
+def test_the_code_knows_the_newest_migration():
+    assert migrate.HEAD == migrate.script_head()
+
+
 def test_upgrade_downgrade_upgrade(database_url):
     engine = make_engine(database_url)
     with engine.connect() as conn:

@@ -1,7 +1,7 @@
 """Several accounts, deletions and the listing window
 
 Every transcript row carries the account that listed it (existing rows belong to 'default', the name a
-single-account setup has always used), and the primary key becomes (account, id). Rows gain deleted_at
+single-account setup has always used), and the primary key becomes (id, account). Rows gain deleted_at
 and unlisted_at; a walk can be a full one (sync --full).
 
 Revision ID: 0002
@@ -29,7 +29,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("unlisted_at", sa.DateTime(timezone=True), nullable=True,
                                       comment="when a full sync found it had left the API's 90-day listing"))
         batch_op.drop_constraint("pk_transcripts", type_="primary")
-        batch_op.create_primary_key("pk_transcripts", ["account", "id"])
+        # id first: lookups name ids; account is the same in most rows (see etl/schema.py).
+        batch_op.create_primary_key("pk_transcripts", ["id", "account"])
     with op.batch_alter_table("transcripts") as batch_op:
         batch_op.alter_column("account", server_default=None, existing_type=sa.Text(), existing_nullable=False)
     op.execute("UPDATE transcripts SET deleted_at = changed_at WHERE audio_url = 'http://deleted_by_user'")

@@ -94,21 +94,21 @@ def upgrade() -> None:
     sa.Column('account', sa.Text(), nullable=False),
     sa.Column('transcript_id', sa.Text(), nullable=False),
     sa.Column('body', sa.JSON().with_variant(postgresql.JSONB(), 'postgresql'), nullable=False, comment='GET /v2/transcript/{id} exactly as received'),
-    sa.ForeignKeyConstraint(['account', 'transcript_id'], ['transcripts.account', 'transcripts.id'], name=op.f('fk_transcript_bodies_account_transcripts'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('account', 'transcript_id', name=op.f('pk_transcript_bodies'))
+    sa.ForeignKeyConstraint(['transcript_id', 'account'], ['transcripts.id', 'transcripts.account'], name=op.f('fk_transcript_bodies_transcript_id_transcripts'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('transcript_id', 'account', name=op.f('pk_transcript_bodies'))
     )
     op.create_table('transcript_status_changes',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('account', sa.Text(), nullable=False),
     sa.Column('transcript_id', sa.Text(), nullable=False),
-    sa.Column('old_status', sa.Text(), nullable=True, comment='NULL when the transcript was first seen'),
+    sa.Column('old_status', sa.Text(), nullable=True, comment='NULL when it was unreadable'),
     sa.Column('new_status', sa.Text(), nullable=True),
     sa.Column('observed_at', sa.DateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['account', 'transcript_id'], ['transcripts.account', 'transcripts.id'], name=op.f('fk_transcript_status_changes_account_transcripts'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['transcript_id', 'account'], ['transcripts.id', 'transcripts.account'], name=op.f('fk_transcript_status_changes_transcript_id_transcripts'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_transcript_status_changes'))
     )
     with op.batch_alter_table('transcript_status_changes', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_transcript_status_changes_account_transcript_id'), ['account', 'transcript_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_transcript_status_changes_transcript_id_account'), ['transcript_id', 'account'], unique=False)
         batch_op.create_index(batch_op.f('ix_transcript_status_changes_observed_at'), ['observed_at'], unique=False)
 
     op.create_table('transcript_words',
@@ -121,8 +121,8 @@ def upgrade() -> None:
     sa.Column('confidence', sa.Float(), nullable=True),
     sa.Column('speaker', sa.Text(), nullable=True),
     sa.Column('channel', sa.Text(), nullable=True),
-    sa.ForeignKeyConstraint(['account', 'transcript_id'], ['transcripts.account', 'transcripts.id'], name=op.f('fk_transcript_words_account_transcripts'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('account', 'transcript_id', 'position', name=op.f('pk_transcript_words'))
+    sa.ForeignKeyConstraint(['transcript_id', 'account'], ['transcripts.id', 'transcripts.account'], name=op.f('fk_transcript_words_transcript_id_transcripts'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('transcript_id', 'account', 'position', name=op.f('pk_transcript_words'))
     )
     with op.batch_alter_table('transcripts', schema=None) as batch_op:
         batch_op.add_column(sa.Column('change_seq', sa.BigInteger(), nullable=False, server_default="1", comment="the change sequence of the row's last write"))
@@ -176,7 +176,7 @@ def downgrade() -> None:
     op.drop_table('transcript_words')
     with op.batch_alter_table('transcript_status_changes', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_transcript_status_changes_observed_at'))
-        batch_op.drop_index(batch_op.f('ix_transcript_status_changes_account_transcript_id'))
+        batch_op.drop_index(batch_op.f('ix_transcript_status_changes_transcript_id_account'))
 
     op.drop_table('transcript_status_changes')
     op.drop_table('transcript_bodies')
