@@ -73,7 +73,7 @@ def main() -> None:
         env = {**os.environ, "ASSEMBLYAI_API_KEY": API_KEY, "ASSEMBLYAI_BASE_URL": fake.base_url,
                "AAI_ETL_DATABASE_URL": url}
         subprocess.run([args.py_spy, "record", "--idle", "--rate", "500", "--format", "raw", "--output", str(folded),
-                        "--", args.aai_etl, "sync", "--quiet"], env=env, cwd=tmp, check=True, capture_output=True)
+                        "--", args.aai_etl, "sync", "--quiet", "--no-hydrate"], env=env, cwd=tmp, check=True, capture_output=True)
         drop_database(args.db, "bench_profile", Path(tmp))
         table = stages(select_lines(args.aai_etl))
         samples: collections.Counter[str] = collections.Counter()

@@ -136,7 +136,7 @@ def measure_all(spawner: Spawner, aai_etl: str, n: int, kind: str, repeat: int, 
         runs: dict[str, list[dict]] = {tool: [] for tool in TOOLS}
         for _ in range(repeat):
             for tool, name, command in (
-                ("aai-etl", "bench_aai", [aai_etl, "sync", "--quiet"]),
+                ("aai-etl", "bench_aai", [aai_etl, "sync", "--quiet", "--no-hydrate"]),
                 ("dlt", "bench_dlt", [str(DLT_PYTHON), str(BENCH / "dlt_pipeline.py")]),
                 ("bare", "bench_bare", [str(PROJECT_PYTHON), str(BENCH / "bare_loop.py")]),
             ):

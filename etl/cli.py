@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -15,7 +14,7 @@ import click
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
-from etl import __version__, export, migrate, stats, status
+from etl import __version__, export, interrupt, migrate, stats, status
 from etl.client import ApiClient
 from etl.config import Settings, load_settings
 from etl.db import connect, first_line, make_engine
@@ -223,11 +222,6 @@ def _connect(settings: Settings) -> Connection:
     return connect(make_engine(settings.database_url))
 
 
-def _terminated(signum: int, frame: Any) -> None:
-    # SIGTERM (systemd stop, Kubernetes eviction) ends the run like Ctrl-C: the page in flight is rolled back.
-    raise KeyboardInterrupt
-
-
 def main() -> None:
-    signal.signal(signal.SIGTERM, _terminated)
+    interrupt.install()
     cli(prog_name="aai-etl")

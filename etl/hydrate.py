@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, insert, select, update
 
+from etl import interrupt
 from etl.client import ApiClient
 from etl.errors import AuthError, EtlError
 from etl.items import DELETED_AUDIO_URL
@@ -64,10 +65,11 @@ def hydrate(
             futures = [pool.submit(_fetch, client, transcript_id, attempts) for transcript_id, attempts in chunk]
             try:
                 for batch in _batches(as_completed(futures)):
-                    written, failures = _write(conn, account, batch, options)
-                    hydrated, failed = hydrated + written, failed + failures
-                    on_batch(hydrated, failed)
-                    conn.commit()
+                    with interrupt.writing():
+                        written, failures = _write(conn, account, batch, options)
+                        hydrated, failed = hydrated + written, failed + failures
+                        on_batch(hydrated, failed)
+                        conn.commit()
             except BaseException:
                 for future in futures:
                     future.cancel()

@@ -56,8 +56,11 @@ class Cursor:
         return self.walk_before_id is not None
 
 
-def upsert_page(conn: Connection, account: str, items: list[Item], now: datetime) -> PageResult:
-    """Insert new transcripts and update changed ones in one batched statement; unchanged rows are not touched."""
+def upsert_page(conn: Connection, account: str, items: list[Item], now: datetime, *, all_new: bool = False) -> PageResult:
+    """Insert new transcripts and update changed ones in one batched statement; unchanged rows are not touched.
+
+    `all_new` skips looking up the page's ids, for a first backfill, whose pages cannot hold a stored id
+    (each is older than the last); the upsert still resolves any conflict, so the rows stay exact."""
     result = PageResult()
     latest: dict[str, Item] = {}
     for item in items:
@@ -68,7 +71,7 @@ def upsert_page(conn: Connection, account: str, items: list[Item], now: datetime
     if not latest:
         return result
     sql = _PageSql.of(conn)
-    stored = sql.stored(conn, account, list(latest))
+    stored = {} if all_new else sql.stored(conn, account, list(latest))
     writes, status_changes, newly_deleted = [], [], []
     for transcript_id, item in latest.items():
         # `raw` is the whole list item, so comparing it catches a change in any field, known or new.
@@ -125,35 +128,34 @@ class _PageSql:
     )
     _cache: dict[str, "_PageSql"] = {}
 
-    def __init__(self, dialect: str, mark: str) -> None:
+    def __init__(self, dialect: str) -> None:
         self.postgres = dialect == "postgresql"
-        marks = [f"{mark}::jsonb" if self.postgres and name == "raw" else mark for name in self._COLUMNS]
-        updates = ", ".join(f"{name} = excluded.{name}" for name in _UPDATED_ON_CHANGE)
-        self.upsert_sql = (
-            f"INSERT INTO transcripts ({', '.join(self._COLUMNS)}) VALUES ({', '.join(marks)}) "
-            f"ON CONFLICT (id, account) DO UPDATE SET {updates}"
-        )
-        self.mark = mark
+        marks = ["%s::jsonb" if name == "raw" else "%s" for name in self._COLUMNS] if self.postgres else ["?"] * len(self._COLUMNS)
+        conflict = "ON CONFLICT (id, account) DO UPDATE SET " + ", ".join(f"{n} = excluded.{n}" for n in _UPDATED_ON_CHANGE)
+        self.upsert_sql = f"INSERT INTO transcripts ({', '.join(self._COLUMNS)}) VALUES ({', '.join(marks)}) {conflict}"
 
     @classmethod
     def of(cls, conn: Connection) -> "_PageSql":
-        dialect = conn.dialect
-        key = dialect.name
-        if key not in cls._cache:
-            cls._cache[key] = cls(dialect.name, "?" if dialect.paramstyle == "qmark" else "%s")
-        return cls._cache[key]
+        name = conn.dialect.name
+        if name not in cls._cache:
+            cls._cache[name] = cls(name)
+        return cls._cache[name]
 
     def stored(self, conn: Connection, account: str, ids: list[str]) -> dict[str, _Stored]:
+        # By id alone, the account checked here: only the primary key can serve that, whereas with
+        # `account = ?` PostgreSQL, before it has statistics (all through a first sync), picked an index
+        # leading to account and read every stored row of it for each page.
         if self.postgres:
             # One array parameter: psycopg re-parses queries of more than 50 parameters on every call.
-            query, params = f"SELECT id, raw, status, deleted_at FROM transcripts WHERE account = %s AND id = ANY(%s)", (account, ids)
+            query, params = "SELECT account, id, raw, status, deleted_at FROM transcripts WHERE id = ANY(%s)", (ids,)
         else:
-            query = f"SELECT id, raw, status, deleted_at FROM transcripts WHERE account = ? AND id IN ({', '.join('?' * len(ids))})"
-            params = (account, *ids)
+            query = f"SELECT account, id, raw, status, deleted_at FROM transcripts WHERE id IN ({', '.join('?' * len(ids))})"
+            params = tuple(ids)
         rows = conn.exec_driver_sql(query, params).fetchall()
         return {
             transcript_id: _Stored(raw if self.postgres else json.loads(raw), status, deleted_at)
-            for transcript_id, raw, status, deleted_at in rows
+            for owner, transcript_id, raw, status, deleted_at in rows
+            if owner == account
         }
 
     def upsert(self, conn: Connection, account: str, writes: list[tuple[Item, Any]], now: datetime, seq: int) -> None:

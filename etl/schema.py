@@ -94,7 +94,7 @@ transcripts = Table(
     Index(None, "status", "created"),
     Index(None, "created"),
     Index(None, "change_seq"),
-    Index(None, "account", "hydrated_at"),
+    Index(None, "hydrated_at", "account"),  # hydrated_at first: an account-first index lured lookups by id
 )
 
 # One row, one number: every writing transaction takes the next value under the row's lock, so the

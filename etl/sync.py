@@ -10,9 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, text, update
 
-from etl import lock, migrate
+from etl import interrupt, lock, migrate
 from etl.client import ApiClient
 from etl.db import connect
 from etl.errors import CursorRejected, EtlError, SyncAlreadyRunning
@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 
 # The API lists the last 90 days; a pending transcript older than that can no longer be re-checked.
 LISTING_WINDOW = timedelta(days=90)
+# PostgreSQL plans a table it has no statistics for as if it were tiny: a first sync's page lookups then
+# scan the whole table, each page longer than the last. So a run that inserts many rows analyzes the table
+# itself, at 1,000 new rows and at every four times as many since: cheap, and long before autovacuum would.
+ANALYZE_FIRST, ANALYZE_GROWTH = 1_000, 4
 
 
 @dataclass
@@ -80,7 +84,8 @@ def run_sync(
     """
     started = time.monotonic()
     with connect(engine) as conn:
-        migrate.ensure_schema(conn)
+        with interrupt.writing():
+            migrate.ensure_schema(conn)
         try:
             with lock.hold(conn, f"sync-{account}", wait=False):
                 run = _Run(conn, client, account, on_progress or (lambda stats: None))
@@ -97,18 +102,22 @@ class _Run:
         self.conn, self.client, self.account, self.on_page = conn, client, account, on_page
         self.stats = RunStats()
         self.run_id = 0
+        self.analyze_at = ANALYZE_FIRST if conn.dialect.name == "postgresql" else None
 
     def record(self, started: float, work: Callable[[], None]) -> None:
         """Do the work inside a sync_runs row that says how it went, whatever happens."""
-        self.run_id = _start_run(self.conn, self.account)
+        with interrupt.writing():
+            self.run_id = _start_run(self.conn, self.account)
         try:
             work()
         except BaseException as exc:
-            self.conn.rollback()  # the page in flight; every committed page stays
-            error = str(exc) if isinstance(exc, EtlError) else f"{type(exc).__name__}: {exc}"
-            self._finish(started, "failed", error)
+            with interrupt.writing():
+                self.conn.rollback()  # the page in flight; every committed page stays
+                error = str(exc) if isinstance(exc, EtlError) else f"{type(exc).__name__}: {exc}"
+                self._finish(started, "failed", error)
             raise
-        self._finish(started, "succeeded", None)
+        with interrupt.writing():
+            self._finish(started, "succeeded", None)
 
     def work(self, listing: bool, full: bool, hydration: HydrateOptions | None) -> None:
         if listing:
@@ -141,35 +150,46 @@ class _Run:
 
     def _walk(self, cursor: Cursor) -> None:
         try:
-            self._pages(cursor)
+            # A first backfill (resumed or not) only ever meets transcripts older than all it stored.
+            self._pages(cursor, all_new=cursor.high_water is None and not cursor.walk_full)
         except CursorRejected as rejected:
             # The walk's position has left the listing (it aged out while the job was down, most likely).
             # Walk again from the newest page to the same floor, once: re-read pages are unchanged, so cheap.
             self.conn.rollback()
             log.warning("%s; walking again from the newest transcript down to the stored boundary", rejected)
-            self._pages(replace(cursor, walk_top=None, walk_before_id=None))
+            self._pages(replace(cursor, walk_top=None, walk_before_id=None), all_new=False)
 
-    def _pages(self, cursor: Cursor) -> None:
+    def _pages(self, cursor: Cursor, all_new: bool) -> None:
         oldest = None
         if cursor.walk_before_id is not None:
             created = created_of(self.conn, self.account, cursor.walk_before_id)
             oldest = Boundary(cursor.walk_before_id, created) if created else None
         for page in walk_back(self.client, before_id=cursor.walk_before_id, floor=cursor.walk_floor):
-            now = _utcnow()
-            result = upsert_page(self.conn, self.account, page.items, now)
-            oldest = page.oldest or oldest
-            if cursor.walk_top is None:
-                cursor = replace(cursor, walk_top=page.newest)
-            if page.resume_before_id is None:
-                self._end_walk(cursor, page, oldest, now)
-                cursor = Cursor(high_water=cursor.walk_top or cursor.high_water)
-            else:
-                cursor = replace(cursor, walk_before_id=page.resume_before_id)
-            save_cursor(self.conn, self.account, cursor, now)
-            self.stats.add(result)
-            self._save_counters()
-            self.conn.commit()  # the page's rows, the cursor they imply and the run's counters, together
-            _warn_bad_values(result)
+            with interrupt.writing():
+                cursor, oldest = self._store(page, cursor, oldest, all_new)
+
+    def _store(self, page: Page, cursor: Cursor, oldest: Boundary | None, all_new: bool) -> tuple[Cursor, Boundary | None]:
+        """One page: its rows, the cursor they imply and the run's counters, in one transaction."""
+        now = _utcnow()
+        result = upsert_page(self.conn, self.account, page.items, now, all_new=all_new)
+        oldest = page.oldest or oldest
+        if cursor.walk_top is None:
+            cursor = replace(cursor, walk_top=page.newest)
+        if page.resume_before_id is None:
+            self._end_walk(cursor, page, oldest, now)
+            cursor = Cursor(high_water=cursor.walk_top or cursor.high_water)
+        else:
+            cursor = replace(cursor, walk_before_id=page.resume_before_id)
+        save_cursor(self.conn, self.account, cursor, now)
+        self.stats.add(result)
+        self._save_counters()
+        self.conn.commit()
+        _warn_bad_values(result)
+        if self.analyze_at is not None and self.stats.inserted >= self.analyze_at:
+            self.conn.execute(text("ANALYZE transcripts"))
+            self.conn.commit()
+            self.analyze_at *= ANALYZE_GROWTH
+        return cursor, oldest
 
     def _end_walk(self, cursor: Cursor, last_page: Page, oldest: Boundary | None, now: datetime) -> None:
         high_water = cursor.high_water

@@ -137,7 +137,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('hydrate_attempts', sa.Integer(), nullable=False, server_default="0", comment='failed detail fetches so far'))
         batch_op.add_column(sa.Column('hydrate_after', sa.DateTime(timezone=True), nullable=True, comment='no detail fetch before this time (backoff after failures)'))
         batch_op.add_column(sa.Column('hydrate_error', sa.Text(), nullable=True, comment='why the last detail fetch failed'))
-        batch_op.create_index(batch_op.f('ix_transcripts_account_hydrated_at'), ['account', 'hydrated_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_transcripts_hydrated_at_account'), ['hydrated_at', 'account'], unique=False)
         batch_op.create_index(batch_op.f('ix_transcripts_change_seq'), ['change_seq'], unique=False)
     with op.batch_alter_table('transcripts', schema=None) as batch_op:
         batch_op.alter_column('change_seq', server_default=None, existing_type=sa.BigInteger(), existing_nullable=False)
@@ -159,7 +159,7 @@ def downgrade() -> None:
         batch_op.drop_column('hydrated')
     with op.batch_alter_table('transcripts', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_transcripts_change_seq'))
-        batch_op.drop_index(batch_op.f('ix_transcripts_account_hydrated_at'))
+        batch_op.drop_index(batch_op.f('ix_transcripts_hydrated_at_account'))
         batch_op.drop_column('hydrate_error')
         batch_op.drop_column('hydrate_after')
         batch_op.drop_column('hydrate_attempts')
