@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, make_url, select, text
 
 from etl.cli import cli
 from etl.schema import transcripts
-from fake_api import FakeAssemblyAI
+from etl.simulator import FakeAssemblyAI
 
 API_KEY = "test-key-5e1f0c3a9b7d4e2f8a6c"
 # The PostgreSQL tests wipe the public schema of this database before each test: point it at a throw-away one.

@@ -11,7 +11,7 @@ from conftest import run_cli, spawn, stored
 from etl import migrate
 from etl.db import make_engine
 from etl.schema import sync_runs
-from fake_api import FakeAssemblyAI
+from etl.simulator import FakeAssemblyAI
 
 US_KEY, EU_KEY = "us-key-7d1c2b3a4e5f", "eu-key-0a9b8c7d6e5f"
 

@@ -8,7 +8,7 @@ from email.utils import formatdate
 import pytest
 
 from conftest import assert_table_equals_api, cli_env, run_cli, stored, summary_json
-from fake_api import Fault
+from etl.simulator import Fault
 
 
 @pytest.fixture

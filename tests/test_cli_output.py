@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from conftest import API_KEY, cli_env, run_cli, spawn, summary_json, sync
-from fake_api import Fault
+from etl.simulator import Fault
 
 
 def test_text_summary_is_one_line(database_url, fake):

@@ -8,7 +8,7 @@ import json
 import time
 
 from conftest import API_KEY, cli_env, run_cli, spawn, stored, sync
-from fake_api import FakeAssemblyAI
+from etl.simulator import FakeAssemblyAI
 
 
 def export(fake, database_url, *args):

@@ -44,9 +44,8 @@ def test_kill_during_backfill_resumes_where_the_last_page_committed(database_url
 
 
 def test_kills_at_random_instants_never_lose_or_duplicate(database_url):
-    from fake_api import FakeAssemblyAI
-
     from conftest import API_KEY
+    from etl.simulator import FakeAssemblyAI
 
     rng = random.Random(7)
     with FakeAssemblyAI(api_key=API_KEY, latency=0.01, seed=3) as fake:

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import API_KEY, assert_table_equals_api, empty_database, run_cli, stored
-from fake_api import FakeAssemblyAI, Fault
+from etl.simulator import FakeAssemblyAI, Fault
 
 FAULTS = [
     Fault.status(429, headers={"Retry-After": "0"}),

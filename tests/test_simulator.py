@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from fake_api import FakeAssemblyAI, Fault
+from etl.simulator import FakeAssemblyAI, Fault
 
 
 @pytest.fixture

@@ -1,8 +1,10 @@
-"""An in-process fake of AssemblyAI's transcript list API, served over real HTTP.
+"""A simulated AssemblyAI API, served over real HTTP on loopback.
 
-It mirrors `GET /v2/transcript` and `GET /v2/transcript/{id}` as described in
-shared/reference/api-notes.md, and can script the faults a real network service
-produces (rate limits, proxies' HTML pages, resets, truncated bodies, stalls).
+For the tests, the benchmarks and `aai-etl demo`: the sync never imports it. It is an independent
+implementation of `GET /v2/transcript` and `GET /v2/transcript/{id}` as described in
+shared/reference/api-notes.md (both undocumented `after_id` behaviours included), and can script the
+faults a real network service produces (rate limits, proxies' HTML pages, resets, truncated bodies,
+stalls).
 """
 
 from __future__ import annotations
