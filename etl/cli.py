@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import click
@@ -17,6 +18,7 @@ from sqlalchemy.exc import DBAPIError
 from etl import __version__, export, interrupt, migrate, stats, status
 from etl.client import ApiClient
 from etl.config import Settings, load_settings
+from etl.demo import run as run_demo
 from etl.db import connect, first_line, make_engine
 from etl.errors import AccountsFailed, EtlError
 from etl.hydrate import HydrateOptions
@@ -181,6 +183,15 @@ def export_command(since: int | None, fmt: str, output: str | None, account_name
     # The data may be on stdout: the watermark then goes to stderr, so a pipe gets only the rows.
     click.echo(str(watermark), err=output is None)
     log.info("exported %s rows; next watermark %s", f"{count:,}", watermark)
+
+
+@cli.command()
+@click.option("--path", type=click.Path(dir_okay=False, path_type=Path), default="aai-etl-demo.db", show_default=True,
+              help="The SQLite file to create (replaced if it exists).")
+def demo(path: Path) -> None:
+    """Watch a sync work against a simulated AssemblyAI API: no key needed."""
+    reporter = _reporter()
+    run_demo(path, reporter.echo, reporter.summary)
 
 
 @cli.group()
