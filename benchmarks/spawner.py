@@ -16,6 +16,7 @@ import time
 
 def run_child(command: list[str], env: dict[str, str], cwd: str) -> dict:
     with tempfile.TemporaryFile() as output:  # a file, not a pipe: nothing to drain while we wait
+        started_at = time.monotonic()  # CLOCK_MONOTONIC is system-wide: run.py's timestamps compare with it
         started = time.perf_counter()
         child = subprocess.Popen(command, env=env, cwd=cwd, stdout=output, stderr=subprocess.STDOUT)
         # wait4 gives this child's own rusage (with any processes it waited for), unlike
@@ -26,6 +27,7 @@ def run_child(command: list[str], env: dict[str, str], cwd: str) -> dict:
         output.seek(0)
         return {
             "wall_s": wall,
+            "started_at": started_at,
             "cpu_s": usage.ru_utime + usage.ru_stime,
             "peak_rss_mb": usage.ru_maxrss / 1024,  # KiB on Linux
             "returncode": child.returncode,

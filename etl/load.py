@@ -59,8 +59,9 @@ class Cursor:
 def upsert_page(conn: Connection, account: str, items: list[Item], now: datetime, *, all_new: bool = False) -> PageResult:
     """Insert new transcripts and update changed ones in one batched statement; unchanged rows are not touched.
 
-    `all_new` skips looking up the page's ids, for a first backfill, whose pages cannot hold a stored id
-    (each is older than the last); the upsert still resolves any conflict, so the rows stay exact."""
+    `all_new` skips looking up the page's ids, for a walk into an account with no rows, whose pages cannot
+    hold a stored id (each is older than the last); the upsert still resolves any conflict, so the rows
+    stay exact."""
     result = PageResult()
     latest: dict[str, Item] = {}
     for item in items:
@@ -248,6 +249,10 @@ def mark_unlisted(conn: Connection, account: str, oldest_listed: datetime | None
     if oldest_listed is not None:
         statement = statement.where(transcripts.c.created < oldest_listed)
     return conn.execute(statement.values(unlisted_at=now, change_seq=next_change_seq(conn))).rowcount
+
+
+def has_rows(conn: Connection, account: str) -> bool:
+    return conn.execute(select(transcripts.c.id).where(transcripts.c.account == account).limit(1)).first() is not None
 
 
 def created_of(conn: Connection, account: str, transcript_id: str) -> datetime | None:

@@ -22,6 +22,7 @@ from etl.load import (
     Cursor,
     PageResult,
     created_of,
+    has_rows,
     mark_unlisted,
     oldest_pending,
     read_cursor,
@@ -150,8 +151,8 @@ class _Run:
 
     def _walk(self, cursor: Cursor) -> None:
         try:
-            # A first backfill (resumed or not) only ever meets transcripts older than all it stored.
-            self._pages(cursor, all_new=cursor.high_water is None and not cursor.walk_full)
+            # Into an account with no rows yet, every page of the walk is new: each is older than the last.
+            self._pages(cursor, all_new=not cursor.walk_full and not has_rows(self.conn, self.account))
         except CursorRejected as rejected:
             # The walk's position has left the listing (it aged out while the job was down, most likely).
             # Walk again from the newest page to the same floor, once: re-read pages are unchanged, so cheap.

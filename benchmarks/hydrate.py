@@ -1,0 +1,192 @@
+"""Hydration benchmark: how fast `aai-etl hydrate` fetches transcript details, and whether the listing pays for it.
+
+    .venv/bin/python benchmarks/hydrate.py                      # both parts, defaults below
+    .venv/bin/python benchmarks/hydrate.py --db sqlite postgresql --n 2000 --listing-n 20000 --repeat 3
+
+1. Throughput. The fake API (etl/simulator.py, in this process) answers every request after `--latency`
+   seconds (50 ms), and holds N completed transcripts. `aai-etl sync --no-hydrate` stores the list (not
+   timed); then `aai-etl hydrate --quiet`, default settings (8 workers), runs as a timed subprocess on
+   that database. Reported: transcripts/s (N / wall, start-up included), requests, CPU, peak RSS. With 8
+   workers and 50 ms per request the ceiling is 160 requests/s.
+2. Listing cost of hydration. Zero latency, `--listing-n` transcripts, fresh database each run:
+   `aai-etl sync --quiet --no-hydrate` against `aai-etl sync --quiet` (hydration on). For both, the
+   listing phase is the time from the child's start until the fake logged its last `/v2/transcript` list
+   request (the fake logs a request just before it sends the answer, so the storing of the last page is
+   not included, in either mode). The `--no-hydrate` run's whole wall time is shown too.
+
+Children run through benchmarks/spawner.py, as in run.py (its docstring says why); results go to
+benchmarks/results/hydrate.json (or --out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from contextlib import closing
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import AAI_ETL, API_KEY, BENCH, FakeAssemblyAI, Spawner, drop_database, fresh_database  # noqa: E402
+
+LIST_PATH = "/v2/transcript"
+TARGET_PER_S = 120.0
+
+
+def child_env(fake: FakeAssemblyAI, url: str) -> dict[str, str]:
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AAI_ETL_", "ASSEMBLYAI_"))},
+        "ASSEMBLYAI_API_KEY": API_KEY,
+        "ASSEMBLYAI_BASE_URL": fake.base_url,
+        "AAI_ETL_DATABASE_URL": url,
+    }
+
+
+def hydrated_rows(url: str) -> int:
+    query = "SELECT count(*) FROM transcripts WHERE hydrated_at IS NOT NULL"
+    if url.startswith("sqlite:///"):
+        with closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn:
+            return conn.execute(query).fetchone()[0]
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        return conn.execute(query).fetchone()[0]
+
+
+def timestamp_list_requests(fake: FakeAssemblyAI) -> list[float]:
+    """Wrap the fake's request log: the time.monotonic() at which each list request was logged."""
+    stamps: list[float] = []
+    log = fake._log
+
+    def logged(path: str, params: dict[str, str], status: int) -> None:
+        if path.rstrip("/") == LIST_PATH:
+            stamps.append(time.monotonic())
+        log(path, params, status)
+
+    fake._log = logged  # the handler calls fake._log(...): an instance attribute wins over the method
+    return stamps
+
+
+def median_run(runs: list[dict], key: str) -> dict:
+    chosen = dict(sorted(runs, key=lambda run: run[key])[len(runs) // 2])
+    chosen[f"{key}_all"] = [run[key] for run in runs]
+    return chosen
+
+
+def throughput(spawner: Spawner, kind: str, n: int, latency: float, repeat: int, workdir: Path) -> dict:
+    runs = []
+    with FakeAssemblyAI(api_key=API_KEY, latency=latency, seed=n) as fake:
+        fake.add(n)  # status "completed": every one is due for hydration
+        for _ in range(repeat):
+            url = fresh_database(kind, "bench_hydrate", workdir)
+            env = child_env(fake, url)
+            spawner.run([AAI_ETL_EXE, "sync", "--quiet", "--no-hydrate"], env, workdir, fake)  # not timed
+            before = len(fake.requests)
+            result = spawner.run([AAI_ETL_EXE, "hydrate", "--quiet"], env, workdir, fake)
+            served = fake.requests[before:]
+            details = sum(1 for r in served if r["path"].rstrip("/") != LIST_PATH)
+            hydrated = hydrated_rows(url)
+            drop_database(kind, "bench_hydrate", workdir)
+            if hydrated != n:
+                raise RuntimeError(f"hydrate stored details of {hydrated} of {n} transcripts on {kind}")
+            runs.append({**result, "detail_requests": details, "list_requests": len(served) - details,
+                         "transcripts_per_s": n / result["wall_s"]})
+    chosen = median_run(runs, "wall_s")
+    return {"part": "throughput", "db": kind, "n": n, "latency_s": latency, "workers": 8,
+            "ceiling_per_s": 8 / latency if latency else None, **chosen}
+
+
+def listing_cost(spawner: Spawner, kind: str, n: int, repeat: int, workdir: Path) -> list[dict]:
+    modes = {"sync --no-hydrate": ["sync", "--quiet", "--no-hydrate"], "sync (hydration on)": ["sync", "--quiet"]}
+    runs: dict[str, list[dict]] = {mode: [] for mode in modes}
+    with FakeAssemblyAI(api_key=API_KEY, seed=n) as fake:
+        fake.add(n)
+        stamps = timestamp_list_requests(fake)
+        for _ in range(repeat):
+            for mode, args in modes.items():  # alternated, so drift in the machine hits both alike
+                url = fresh_database(kind, "bench_listing", workdir)
+                first_stamp = len(stamps)
+                before = len(fake.requests)
+                result = spawner.run([AAI_ETL_EXE, *args], child_env(fake, url), workdir, fake)
+                served = fake.requests[before:]
+                lists = stamps[first_stamp:]
+                drop_database(kind, "bench_listing", workdir)
+                runs[mode].append({
+                    **result,
+                    "listing_s": lists[-1] - result["started_at"],
+                    "list_requests": len(lists),
+                    "detail_requests": len(served) - len(lists),
+                })
+    return [{"part": "listing", "db": kind, "n": n, "mode": mode, **median_run(mode_runs, "listing_s")}
+            for mode, mode_runs in runs.items()]
+
+
+def main() -> None:
+    global AAI_ETL_EXE
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=2000, help="transcripts to hydrate (part 1)")
+    parser.add_argument("--latency", type=float, default=0.05, help="seconds the fake waits per request (part 1)")
+    parser.add_argument("--listing-n", type=int, default=20000, help="transcripts in the listing comparison (part 2)")
+    parser.add_argument("--db", nargs="+", choices=["sqlite", "postgresql"], default=["sqlite"])
+    parser.add_argument("--listing-db", nargs="+", choices=["sqlite", "postgresql"], default=["sqlite"])
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement; the median is reported")
+    parser.add_argument("--skip", choices=["throughput", "listing"], help="leave one part out")
+    parser.add_argument("--out", type=Path, default=BENCH / "results" / "hydrate.json")
+    parser.add_argument("--aai-etl", default=str(AAI_ETL), help="the aai-etl executable to measure")
+    args = parser.parse_args()
+    AAI_ETL_EXE = args.aai_etl
+
+    results = []
+    spawner = Spawner()
+    try:
+        with tempfile.TemporaryDirectory(prefix="aai-bench-") as tmp:
+            if args.skip != "throughput":
+                for kind in args.db:
+                    print(f"hydrate N={args.n} latency={args.latency}s {kind} ...", flush=True)
+                    results.append(throughput(spawner, kind, args.n, args.latency, args.repeat, Path(tmp)))
+            if args.skip != "listing":
+                for kind in args.listing_db:
+                    print(f"listing N={args.listing_n} {kind}, hydration off / on ...", flush=True)
+                    results.extend(listing_cost(spawner, kind, args.listing_n, args.repeat, Path(tmp)))
+    finally:
+        spawner.close()
+
+    for r in (r for r in results if r["part"] == "throughput"):
+        verdict = "ok" if r["transcripts_per_s"] >= TARGET_PER_S else "MISS"
+        print(f"\nhydrate {r['db']}: N={r['n']}, {r['latency_s'] * 1000:.0f} ms/request, 8 workers: "
+              f"{r['wall_s']:.2f} s (runs {', '.join(f'{w:.2f}' for w in r['wall_s_all'])}), "
+              f"{r['transcripts_per_s']:.0f} transcripts/s (target >= {TARGET_PER_S:.0f}: {verdict}; "
+              f"ceiling {r['ceiling_per_s']:.0f}/s), {r['detail_requests']} detail + {r['list_requests']} list requests, "
+              f"cpu {r['cpu_s']:.2f} s, peak RSS {r['peak_rss_mb']:.1f} MB")
+    listing = [r for r in results if r["part"] == "listing"]
+    if listing:
+        print(f"\n{'db':<10}  {'N':>7}  {'mode':<20}  {'listing s':>9}  {'all runs':<20}  {'wall s':>7}  "
+              f"{'list req':>8}  {'detail req':>10}")
+        for r in listing:
+            runs = " ".join(f"{s:.2f}" for s in r["listing_s_all"])
+            print(f"{r['db']:<10}  {r['n']:>7}  {r['mode']:<20}  {r['listing_s']:>9.2f}  {runs:<20}  "
+                  f"{r['wall_s']:>7.2f}  {r['list_requests']:>8}  {r['detail_requests']:>10}")
+        for kind in sorted({r["db"] for r in listing}):
+            off, on = (next(r for r in listing if r["db"] == kind and r["mode"] == m)
+                       for m in ("sync --no-hydrate", "sync (hydration on)"))
+            print(f"  {kind}: listing phase with hydration on / off = {on['listing_s'] / off['listing_s']:.3f}; "
+                  f"stdev over runs: off {statistics.pstdev(off['listing_s_all']):.3f} s, "
+                  f"on {statistics.pstdev(on['listing_s_all']):.3f} s")
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "aai_etl": args.aai_etl,
+            "repeat": args.repeat, "command": " ".join(sys.argv)}
+    args.out.write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
+    print(f"\nwrote {args.out}")
+
+
+AAI_ETL_EXE = str(AAI_ETL)
+
+if __name__ == "__main__":
+    main()
