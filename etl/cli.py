@@ -50,6 +50,11 @@ def common_options(command: Callable) -> Callable:
     return command
 
 
+account_option = click.option(
+    "--account", "account_name", metavar="NAME", help="Only this account of the config's [[accounts]] (default: all)."
+)
+
+
 class _Group(click.Group):
     """Turns every expected failure into one line and its exit status, in one place."""
 
@@ -91,7 +96,7 @@ def _reporter() -> Reporter:
 
 
 @cli.command()
-@click.option("--account", "account_name", metavar="NAME", help="Sync only this account of the config's [[accounts]].")
+@account_option
 @click.option("--full", is_flag=True, help="Walk the whole listing: catch deletions of older transcripts (a reconcile).")
 @click.option("--hydrate/--no-hydrate", default=None, help="Fetch each final transcript's details (default: the hydrate setting, true).")
 @common_options
@@ -102,7 +107,7 @@ def sync(account_name: str | None, full: bool, hydrate: bool | None) -> None:
 
 
 @cli.command("hydrate")
-@click.option("--account", "account_name", metavar="NAME", help="Only this account of the config's [[accounts]].")
+@account_option
 @common_options
 def hydrate_command(account_name: str | None) -> None:
     """Fetch the details of final transcripts that lack them, without syncing the list."""
@@ -133,7 +138,7 @@ def _run_accounts(settings: Settings, account_name: str | None, *, full: bool, l
 
 
 @cli.command("status")
-@click.option("--account", "account_name", metavar="NAME", help="Only this account of the config's [[accounts]].")
+@account_option
 @click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON object.")
 @common_options
 def status_command(account_name: str | None, as_json: bool) -> None:
@@ -148,7 +153,7 @@ def status_command(account_name: str | None, as_json: bool) -> None:
 @cli.command("stats")
 @click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="First UTC day (default: 30 days ago).")
 @click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="Last UTC day (default: today).")
-@click.option("--account", "account_name", metavar="NAME", help="Only this account of the config's [[accounts]].")
+@account_option
 @click.option("--format", "fmt", type=click.Choice(stats.FORMATS), default="table", show_default=True)
 @common_options
 def stats_command(since: datetime | None, until: datetime | None, account_name: str | None, fmt: str) -> None:
@@ -167,7 +172,7 @@ def stats_command(since: datetime | None, until: datetime | None, account_name: 
 @click.option("--since", type=int, metavar="WATERMARK", help="Only rows changed after this watermark (default: all rows).")
 @click.option("--format", "fmt", type=click.Choice(export.FORMATS), default="jsonl", show_default=True)
 @click.option("--output", type=click.Path(dir_okay=False, writable=True), help="Write here instead of to stdout.")
-@click.option("--account", "account_name", metavar="NAME", help="Only this account's rows.")
+@account_option
 @common_options
 def export_command(since: int | None, fmt: str, output: str | None, account_name: str | None) -> None:
     """Write the transcript rows changed after a watermark, then print the next watermark."""
