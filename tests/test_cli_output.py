@@ -9,7 +9,7 @@ import pytest
 
 from sqlalchemy import create_engine, text
 
-from conftest import API_KEY, cli_env, run_cli, spawn, summary_json, sync
+from conftest import API_KEY, cli_env, empty_database, run_cli, spawn, summary_json, sync
 from etl.simulator import Fault
 
 
@@ -149,3 +149,15 @@ def test_progress_is_shown_on_a_terminal_and_not_in_cron(sqlite_url, fake):
     assert b"\r  1,000 new, 0 updated \xc2\xb7 5 pages" in shown
     piped = sync(fake, sqlite_url)  # stderr not a terminal: no progress at all
     assert piped.stderr == ""
+
+
+def test_a_password_in_the_database_url_is_masked_where_the_url_is_shown(tmp_path, fake):
+    # PostgreSQL only: SQLite URLs carry no password. The test server's trust auth ignores it.
+    with_password = empty_database("postgresql", tmp_path).replace("postgres@", "postgres:hunter2secret@", 1)
+    fake.add(2)
+    assert sync(fake, with_password).exit_code == 0
+    for args in (["status"], ["status", "--json"], ["sync", "--no-hydrate", "--log-format", "json"]):
+        result = run_cli(args, cli_env(fake, with_password))
+        assert result.exit_code == 0, result.output
+        assert "hunter2secret" not in result.output
+    assert "postgres:***@" in run_cli(["status"], cli_env(fake, with_password)).stdout
