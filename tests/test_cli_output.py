@@ -154,6 +154,7 @@ def test_progress_is_shown_on_a_terminal_and_not_in_cron(sqlite_url, fake):
 def test_a_password_in_the_database_url_is_masked_where_the_url_is_shown(tmp_path, fake):
     # PostgreSQL only: SQLite URLs carry no password. The test server's trust auth ignores it.
     with_password = empty_database("postgresql", tmp_path).replace("postgres@", "postgres:hunter2secret@", 1)
+    assert "hunter2secret" in with_password, "the test database URL should name the user postgres"
     fake.add(2)
     assert sync(fake, with_password).exit_code == 0
     for args in (["status"], ["status", "--json"], ["sync", "--no-hydrate", "--log-format", "json"]):
