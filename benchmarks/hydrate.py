@@ -166,11 +166,11 @@ def main() -> None:
               f"cpu {r['cpu_s']:.2f} s, peak RSS {r['peak_rss_mb']:.1f} MB")
     listing = [r for r in results if r["part"] == "listing"]
     if listing:
-        print(f"\n{'db':<10}  {'N':>7}  {'mode':<20}  {'listing s':>9}  {'all runs':<20}  {'wall s':>7}  "
+        print(f"\n{'db':<10}  {'N':>7}  {'mode':<20}  {'listing s':>9}  {'all runs':<36}  {'wall s':>7}  "
               f"{'list req':>8}  {'detail req':>10}")
         for r in listing:
             runs = " ".join(f"{s:.2f}" for s in r["listing_s_all"])
-            print(f"{r['db']:<10}  {r['n']:>7}  {r['mode']:<20}  {r['listing_s']:>9.2f}  {runs:<20}  "
+            print(f"{r['db']:<10}  {r['n']:>7}  {r['mode']:<20}  {r['listing_s']:>9.2f}  {runs:<36}  "
                   f"{r['wall_s']:>7.2f}  {r['list_requests']:>8}  {r['detail_requests']:>10}")
         for kind in sorted({r["db"] for r in listing}):
             off, on = (next(r for r in listing if r["db"] == kind and r["mode"] == m)
