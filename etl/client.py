@@ -7,6 +7,8 @@ import random
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -66,19 +68,26 @@ class ApiClient:
         self.throttle = Throttle()
         self._headers = {"Authorization": api_key, "User-Agent": f"aai-etl/{__version__}"}
         self._lock = threading.Lock()
-        self._local = threading.local()
+        self._idle: list[requests.Session] = []  # sessions not in use, each with its open connections
         self._sessions: list[requests.Session] = []
 
-    @property
-    def session(self) -> requests.Session:
-        """This thread's session: requests does not promise a Session is safe to share between threads."""
-        session = getattr(self._local, "session", None)
+    @contextmanager
+    def _session(self) -> Iterator[requests.Session]:
+        """A session to itself for one request: requests does not promise a Session is safe to share between
+        threads. Taken back after, so threads that come and go (a download thread per page) reuse the same
+        few connections instead of opening one each."""
+        with self._lock:
+            session = self._idle.pop() if self._idle else None
         if session is None:
-            session = self._local.session = requests.Session()
+            session = requests.Session()
             session.headers.update(self._headers)
             with self._lock:
                 self._sessions.append(session)
-        return session
+        try:
+            yield session
+        finally:
+            with self._lock:
+                self._idle.append(session)
 
     @classmethod
     def for_account(cls, settings: Settings, account: Account) -> "ApiClient":
@@ -144,7 +153,8 @@ class ApiClient:
         with self._lock:
             self.requests_made += 1
         try:
-            response = self.session.get(self.base_url + path, params=params, timeout=self.timeout)
+            with self._session() as session:
+                response = session.get(self.base_url + path, params=params, timeout=self.timeout)
         except requests.Timeout:
             raise Retriable("the request timed out") from None
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:

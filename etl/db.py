@@ -44,10 +44,7 @@ def make_engine(database_url: str) -> Engine:
             engine = create_engine(url)
             event.listen(engine, "connect", _sqlite_pragmas)
             return engine
-        # Custom plans for every statement, cached plans included (also those of foreign-key checks): a
-        # generic plan made while a first sync's table is tiny would go on scanning it as it grows.
-        options = f"{url.query.get('options', '')} -c plan_cache_mode=force_custom_plan".strip()
-        return create_engine(url, pool_pre_ping=True, connect_args={"options": options})
+        return create_engine(url, pool_pre_ping=True)
     except (NoSuchModuleError, ModuleNotFoundError):
         raise ConfigError(
             f"the driver for {masked(url)} is not installed: pip install 'aai-etl[postgres]'"

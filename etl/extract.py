@@ -8,6 +8,7 @@ picked up by the next walk, so nothing is skipped; `next_url` is ignored, since 
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -57,44 +58,62 @@ def walk_back(client: ApiClient, *, before_id: str | None, floor: Boundary | Non
     floor the walk goes to the end of the listing. The caller commits each page before asking for the next.
     """
     seen = {before_id} if before_id else set()
-    upcoming = _fetch_in_background(client, before_id)
-    while True:
-        body = _page(upcoming, before_id)
-        items = [parse_item(raw) for raw in body["transcripts"]]
-        oldest_id = next((item.id for item in reversed(items) if item.id is not None), None)
-        ended = (
-            oldest_id is None
-            or body["page_details"].get("prev_url") is None
-            or (floor is not None and reaches(items, floor))
-        )
-        if not ended and oldest_id in seen:
-            raise PaginationError(
-                f"the API listed transcript {oldest_id} as the oldest of two pages; stopping rather than looping "
-                "(nothing is lost: the next run resumes from the last saved page)"
+    downloads = _Downloads(client)
+    try:
+        upcoming = downloads.fetch(before_id)
+        while True:
+            body = _page(upcoming, before_id)
+            items = [parse_item(raw) for raw in body["transcripts"]]
+            oldest_id = next((item.id for item in reversed(items) if item.id is not None), None)
+            ended = (
+                oldest_id is None
+                or body["page_details"].get("prev_url") is None
+                or (floor is not None and reaches(items, floor))
             )
-        if not ended:
-            # The next page downloads while the caller stores this one: at most two pages in memory.
-            upcoming = _fetch_in_background(client, oldest_id)
-        yield Page(items, None if ended else oldest_id)
-        if ended:
-            return
-        seen.add(oldest_id)
-        before_id = oldest_id
+            if not ended and oldest_id in seen:
+                raise PaginationError(
+                    f"the API listed transcript {oldest_id} as the oldest of two pages; stopping rather than looping "
+                    "(nothing is lost: the next run resumes from the last saved page)"
+                )
+            if not ended:
+                # The next page downloads while the caller stores this one: at most two pages in memory.
+                upcoming = downloads.fetch(oldest_id)
+            yield Page(items, None if ended else oldest_id)
+            if ended:
+                return
+            seen.add(oldest_id)
+            before_id = oldest_id
+    finally:
+        downloads.close()
 
 
-def _fetch_in_background(client: ApiClient, before_id: str | None) -> Future:
-    # A daemon thread, not an executor: a request stuck in its read timeout must not hold up the exit of a
-    # process told to stop.
-    future: Future = Future()
+class _Downloads:
+    """One thread that downloads a walk's pages, one at a time, ahead of the caller.
 
-    def fetch() -> None:
-        try:
-            future.set_result(client.list_transcripts(limit=PAGE_SIZE, before_id=before_id))
-        except BaseException as exc:  # handed to the caller, which raises it where it asks for the page
-            future.set_exception(exc)
+    A daemon thread, not an executor: a request stuck in its read timeout must not hold up the exit of a
+    process told to stop.
+    """
 
-    threading.Thread(target=fetch, name="aai-etl-next-page", daemon=True).start()
-    return future
+    def __init__(self, client: ApiClient) -> None:
+        self._client = client
+        self._requests: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._run, name="aai-etl-download", daemon=True).start()
+
+    def fetch(self, before_id: str | None) -> Future:
+        future: Future = Future()
+        self._requests.put((before_id, future))
+        return future
+
+    def close(self) -> None:
+        self._requests.put(None)
+
+    def _run(self) -> None:
+        while (request := self._requests.get()) is not None:
+            before_id, future = request
+            try:
+                future.set_result(self._client.list_transcripts(limit=PAGE_SIZE, before_id=before_id))
+            except BaseException as exc:  # handed to the caller, which raises it where it asks for the page
+                future.set_exception(exc)
 
 
 def _page(upcoming: Future, before_id: str | None) -> dict:
