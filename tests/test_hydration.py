@@ -77,16 +77,16 @@ def test_final_transcripts_are_hydrated_once_into_typed_columns(database_url, fa
     assert detail_requests(fake) == before  # never fetched twice
 
 
-def test_a_429_storm_slows_everyone_down_and_honours_retry_after(sqlite_url, fake, config):
+def test_a_429_storm_slows_everyone_down_and_honours_retry_after(database_url, fake, config):
     fake.add(60)
-    assert run(fake, sqlite_url, config, "sync", "--no-hydrate").exit_code == 0
+    assert run(fake, database_url, config, "sync", "--no-hydrate").exit_code == 0
     fake.fail_next(*[Fault.status(429, headers={"Retry-After": "1"})] * 8)
     started = time.monotonic()
-    result = run(fake, sqlite_url, config, "hydrate")
+    result = run(fake, database_url, config, "hydrate")
     assert result.exit_code == 0, result.output
     assert time.monotonic() - started >= 1.0
     assert summary_json(result)["hydrated"] == 60
-    assert all(row["hydrated_at"] is not None for row in stored(sqlite_url).values())
+    assert all(row["hydrated_at"] is not None for row in stored(database_url).values())
 
 
 def test_a_failing_transcript_backs_off_without_blocking_the_others(database_url, fake, config):
