@@ -1,4 +1,4 @@
-"""The AssemblyAI API over one requests.Session: auth, timeouts, retries, typed errors."""
+"""The AssemblyAI API over pooled requests sessions: auth, timeouts, retries, a shared throttle, typed errors."""
 
 from __future__ import annotations
 
