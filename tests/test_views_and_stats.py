@@ -6,14 +6,17 @@ import csv
 import io
 import json
 import math
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import create_engine, text
 
 from conftest import cli_env, run_cli, stored, sync
 
-DAY_ONE, DAY_TWO = "2026-11-01", "2026-11-02"
+# Two UTC days a few days back, so that the default 30-day window of `aai-etl stats` holds them.
+_FIRST = datetime.now(timezone.utc).replace(tzinfo=None, hour=23, minute=0, second=0, microsecond=0) - timedelta(days=6)
+DAY_ONE, DAY_TWO = _FIRST.date().isoformat(), (_FIRST + timedelta(days=1)).date().isoformat()
+LATER_ONE, LATER_TWO = ((_FIRST + timedelta(days=n)).date().isoformat() for n in (2, 3))
 
 
 def nearest_rank(values, share):
@@ -24,7 +27,7 @@ def nearest_rank(values, share):
 @pytest.fixture
 def two_days(fake, database_url):
     """Transcripts on two UTC days with known turnaround; audio durations come from the details."""
-    start = datetime(2026, 11, 1, 23, 0, 0)
+    start = _FIRST
     made = []
     for n in range(30):
         created = start + timedelta(minutes=4 * n)  # crosses midnight UTC at n = 15
@@ -73,7 +76,7 @@ def test_views_compute_daily_figures(database_url, fake, two_days):
         assert float(errors[day].error_rate) == pytest.approx(want["error_rate"])
         assert float(audio[day].audio_hours) == pytest.approx(want["audio_hours"])
         assert counts[(day, "completed")] == want["completed"]
-    assert counts[("2026-11-02", "queued")] == 2
+    assert counts[(DAY_TWO, "queued")] == 2
 
 
 def test_stats_command_formats_and_range(database_url, fake, two_days):
@@ -90,11 +93,9 @@ def test_stats_command_formats_and_range(database_url, fake, two_days):
     assert table[1].startswith(DAY_TWO) and table[2].startswith(DAY_ONE)
     parsed = list(csv.DictReader(io.StringIO(run_cli(["stats", "--since", DAY_ONE, "--format", "csv", "--until", DAY_TWO], env).stdout)))
     assert [row["day"] for row in parsed] == [DAY_TWO, DAY_ONE]
-    empty = run_cli(["stats", "--since", "2026-11-03", "--until", "2026-11-04"], env)
+    empty = run_cli(["stats", "--since", LATER_ONE, "--until", LATER_TWO], env)
     assert empty.stdout.strip() == "no transcripts created in that period"
-    # By default the last 30 days (today is what the machine says: the two days are in range until Dec 1).
-    if datetime.now().date() <= datetime(2026, 12, 1).date():
-        assert len(run_cli(["stats"], env).stdout.splitlines()) == 3
+    assert len(run_cli(["stats"], env).stdout.splitlines()) == 3  # by default the last 30 days: both
 
 
 def test_stats_before_any_sync_says_what_to_do(sqlite_url, fake):
