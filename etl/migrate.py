@@ -52,7 +52,7 @@ def ensure_schema(conn: Connection) -> None:
         current, head = current_revision(conn), HEAD
         if current == head:
             return
-        _refuse_unknown(current)
+        refuse_unknown(current)
         log.info("upgrading the database schema from %s to %s", current or "empty", head)
         upgrade(conn, "head")
 
@@ -62,7 +62,7 @@ def require_current(conn: Connection) -> None:
     current, head = current_revision(conn), head_revision()
     if current == head:
         return
-    _refuse_unknown(current)
+    refuse_unknown(current)
     raise DatabaseError(
         f"the database schema is at {current or 'nothing yet'}, this aai-etl needs {head}: "
         "run `aai-etl sync` or `aai-etl db upgrade`"
@@ -72,7 +72,7 @@ def require_current(conn: Connection) -> None:
 def upgrade(conn: Connection, revision: str) -> None:
     from alembic import command
 
-    _refuse_unknown(current_revision(conn))
+    refuse_unknown(current_revision(conn))
     command.upgrade(alembic_config(conn), revision)
     conn.commit()
 
@@ -80,7 +80,7 @@ def upgrade(conn: Connection, revision: str) -> None:
 def downgrade(conn: Connection, revision: str) -> None:
     from alembic import command
 
-    _refuse_unknown(current_revision(conn))
+    refuse_unknown(current_revision(conn))
     command.downgrade(alembic_config(conn), revision)
     conn.commit()
 
@@ -92,7 +92,7 @@ def script_head() -> str:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
-def _refuse_unknown(current: str | None) -> None:
+def refuse_unknown(current: str | None) -> None:
     if current is None:
         return
     from alembic.script import ScriptDirectory

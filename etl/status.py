@@ -18,8 +18,10 @@ def gather(conn: Connection, accounts: list[str], last_runs: int = 5) -> dict[st
     """Everything `aai-etl status` shows, as plain data (also its --json output)."""
     current, head = migrate.current_revision(conn), migrate.head_revision()
     report: dict[str, Any] = {"database": masked(conn.engine.url), "schema": current, "schema_head": head}
-    if current is not None:
+    if current == head:
         report["accounts"] = [_account(conn, account, last_runs) for account in accounts]
+    else:  # an older schema lacks columns the figures need: render() says what to run
+        migrate.refuse_unknown(current)  # a newer one: the error says to upgrade aai-etl
     return report
 
 
@@ -73,8 +75,10 @@ def render(report: dict[str, Any]) -> str:
     if report["schema"] is None:
         lines.append("schema       none yet: `aai-etl sync` or `aai-etl db upgrade` creates it")
         return "\n".join(lines)
-    state = "up to date" if report["schema"] == report["schema_head"] else f"behind {report['schema_head']}: `aai-etl db upgrade`"
-    lines.append(f"schema       {report['schema']} ({state})")
+    if report["schema"] != report["schema_head"]:
+        lines.append(f"schema       {report['schema']}, not {report['schema_head']}: `aai-etl sync` or `aai-etl db upgrade` brings it up to date")
+        return "\n".join(lines)
+    lines.append(f"schema       {report['schema']} (up to date)")
     for account in report["accounts"]:
         lines.extend(["", *_render_account(account)])
     return "\n".join(lines)

@@ -162,3 +162,31 @@ def test_a_password_in_the_database_url_is_masked_where_the_url_is_shown(tmp_pat
         assert result.exit_code == 0, result.output
         assert "hunter2secret" not in result.output
     assert "postgres:***@" in run_cli(["status"], cli_env(fake, with_password)).stdout
+
+
+def test_status_on_an_older_schema_says_what_to_do(sqlite_url, fake):
+    from etl import migrate
+    from etl.db import make_engine
+
+    with make_engine(sqlite_url).connect() as conn:
+        migrate.upgrade(conn, "0002")
+    result = run_cli(["status"], cli_env(fake, sqlite_url))
+    assert result.exit_code == 0, result.output
+    assert f"schema       0002, not {migrate.HEAD}: `aai-etl sync` or `aai-etl db upgrade` brings it up to date" in result.stdout
+
+
+def test_status_on_a_newer_schema_says_to_upgrade_aai_etl(sqlite_url, fake):
+    from sqlalchemy import create_engine, text
+
+    from etl import migrate
+    from etl.db import make_engine
+
+    with make_engine(sqlite_url).connect() as conn:
+        migrate.upgrade(conn, "head")
+    engine = create_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = 'f00dfeed9999'"))
+    engine.dispose()
+    result = run_cli(["status"], cli_env(fake, sqlite_url))
+    assert result.exit_code == 1
+    assert "which this aai-etl does not know" in result.stderr and "upgrade aai-etl" in result.stderr
