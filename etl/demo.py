@@ -17,6 +17,7 @@ from etl import stats
 from etl.client import ApiClient
 from etl.db import make_engine
 from etl.hydrate import HydrateOptions
+from etl.report import text_table
 from etl.simulator import FakeAssemblyAI
 from etl.sync import RunStats, run_sync
 
@@ -64,7 +65,7 @@ def run(path: Path, say: Callable[[str], None], on_sync: Callable[[str, RunStats
         daily = stats.daily(conn, *_days(conn), [ACCOUNT])
     engine.dispose()
     say("\nWhat an analyst sees, for example:\n" + SAMPLE_QUERY)
-    say(_table(["status", "transcripts", "audio_minutes"], rows))
+    say(text_table(["status", "transcripts", "audio_minutes"], [["-" if v is None else str(v) for v in row] for row in rows]))
     say("\n`aai-etl stats` on the same data:\n" + stats.render(daily, "table"))
     say(
         f"\nThe database is {path}. Look around:\n"
@@ -78,8 +79,3 @@ def _days(conn) -> tuple[date, date]:
     first, last = conn.execute(text("SELECT min(date(created)), max(date(created)) FROM transcripts")).one()
     return date.fromisoformat(first), date.fromisoformat(last)
 
-
-def _table(header: list[str], rows) -> str:
-    cells = [header] + [["-" if value is None else str(value) for value in row] for row in rows]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)) for line in cells)

@@ -20,18 +20,21 @@ from sqlalchemy import Connection, and_, bindparam, delete, insert, select, upda
 from etl import interrupt
 from etl.client import ApiClient
 from etl.errors import AuthError, EtlError
-from etl.items import DELETED_AUDIO_URL
+from etl.items import DELETED_AUDIO_URL, FINAL_STATUSES
 from etl.load import DETAIL_COLUMNS, next_change_seq
 from etl.schema import transcript_bodies, transcript_words, transcripts
 
 log = logging.getLogger(__name__)
 
-FINAL_STATUSES = ("completed", "error")
 DELETED_TEXT = "Deleted by user."
 BATCH = 50  # rows a transaction: small enough to lose little to a kill, large enough to batch well
 CHUNK = 1000  # ids read from the queue at a time: memory stays flat however large the backlog
 RETRY_BASE = timedelta(minutes=5)
 RETRY_MAX = timedelta(days=1)
+# Final, not deleted, details not yet fetched: the transcripts hydration is for (status counts them too).
+NEEDS_DETAILS = and_(
+    transcripts.c.status.in_(FINAL_STATUSES), transcripts.c.hydrated_at.is_(None), transcripts.c.deleted_at.is_(None)
+)
 
 
 @dataclass
@@ -85,9 +88,7 @@ def _queue(conn: Connection, account: str) -> Iterator[list[tuple[str, int]]]:
             select(transcripts.c.id, transcripts.c.hydrate_attempts)
             .where(
                 transcripts.c.account == account,
-                transcripts.c.hydrated_at.is_(None),
-                transcripts.c.status.in_(FINAL_STATUSES),
-                transcripts.c.deleted_at.is_(None),
+                NEEDS_DETAILS,
                 (transcripts.c.hydrate_after.is_(None)) | (transcripts.c.hydrate_after <= now),
             )
             .order_by(transcripts.c.created.desc())

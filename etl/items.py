@@ -8,6 +8,7 @@ from typing import Any
 
 STATUSES = frozenset({"queued", "processing", "completed", "error"})
 PENDING_STATUSES = ("queued", "processing")
+FINAL_STATUSES = ("completed", "error")
 TEXT_FIELDS = ("audio_url", "resource_url", "error")
 NULLABLE_FIELDS = frozenset({"completed", "error"})
 # What the API lists as a deleted transcript's audio_url; the transcript itself stays listed.

@@ -7,6 +7,7 @@ import logging
 import sys
 import time
 from datetime import datetime, timezone
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -114,6 +115,19 @@ class Reporter:
         if self.live:
             click.echo("\r\033[K", err=True, nl=False)
             self.live = False
+
+
+def text_table(header: Sequence[str], rows: list[list[str]], right_from: int | None = None) -> str:
+    """Columns padded to line up; from column `right_from` on, cells are right-aligned (numbers)."""
+    widths = [max([len(name), *(len(row[i]) for row in rows)]) for i, name in enumerate(header)]
+
+    def line(cells: Sequence[str], align: bool) -> str:
+        return "  ".join(
+            cell.rjust(width) if align and right_from is not None and i >= right_from else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(cells, widths))
+        )
+
+    return "\n".join([line(header, False), *(line(row, True) for row in rows)])
 
 
 def _iso(epoch: float) -> str:

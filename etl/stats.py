@@ -10,7 +10,8 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, text
 
-from etl.items import PENDING_STATUSES
+from etl.items import FINAL_STATUSES, PENDING_STATUSES
+from etl.report import text_table
 
 COLUMNS = (
     "day", "account", "transcripts", "completed", "error", "pending",
@@ -53,11 +54,7 @@ def render(rows: list[dict[str, Any]], fmt: str) -> str:
         return out.getvalue().rstrip("\n")
     if not rows:
         return "no transcripts created in that period"
-    cells = [[_cell(row[name], name) for name in COLUMNS] for row in rows]
-    widths = [max(len(name), *(len(cell[i]) for cell in cells)) for i, name in enumerate(COLUMNS)]
-    lines = ["  ".join(name.ljust(width) for name, width in zip(COLUMNS, widths))]
-    lines += ["  ".join(cell.rjust(width) if i > 1 else cell.ljust(width) for i, (cell, width) in enumerate(zip(line, widths))) for line in cells]
-    return "\n".join(lines)
+    return text_table(COLUMNS, [[_cell(row[name], name) for name in COLUMNS] for row in rows], right_from=2)
 
 
 def _empty(day: str, account: str) -> dict[str, Any]:
@@ -69,7 +66,7 @@ def _add_status(row: dict[str, Any], record) -> None:
     count = record["transcripts"]
     row["transcripts"] += count
     status = record["status"]
-    if status in ("completed", "error"):
+    if status in FINAL_STATUSES:
         row[status] += count
     elif status in PENDING_STATUSES:
         row["pending"] += count

@@ -8,7 +8,7 @@ from sqlalchemy import Connection, func, select
 
 from etl import migrate
 from etl.db import masked
-from etl.hydrate import FINAL_STATUSES
+from etl.hydrate import NEEDS_DETAILS
 from etl.items import PENDING_STATUSES
 from etl.load import read_cursor
 from etl.schema import sync_runs, transcripts
@@ -29,20 +29,19 @@ def _account(conn: Connection, account: str, last_runs: int) -> dict[str, Any]:
     cursor = read_cursor(conn, account)
     mine = transcripts.c.account == account
     by_status = dict(conn.execute(select(transcripts.c.status, func.count()).where(mine).group_by(transcripts.c.status)).all())
-    unhydrated = transcripts.c.status.in_(FINAL_STATUSES) & transcripts.c.hydrated_at.is_(None) & transcripts.c.deleted_at.is_(None)
     oldest_pending, deleted, unlisted, hydrated, waiting, failing = conn.execute(
         select(
             func.min(transcripts.c.created).filter(transcripts.c.status.in_(PENDING_STATUSES)),
             func.count(transcripts.c.deleted_at),
             func.count(transcripts.c.unlisted_at),
             func.count(transcripts.c.hydrated_at),
-            func.count().filter(unhydrated & (transcripts.c.hydrate_attempts == 0)),
-            func.count().filter(unhydrated & (transcripts.c.hydrate_attempts > 0)),
+            func.count().filter(NEEDS_DETAILS & (transcripts.c.hydrate_attempts == 0)),
+            func.count().filter(NEEDS_DETAILS & (transcripts.c.hydrate_attempts > 0)),
         ).where(mine)
     ).one()
     last_failure = conn.execute(
         select(transcripts.c.id, transcripts.c.hydrate_attempts, transcripts.c.hydrate_after, transcripts.c.hydrate_error)
-        .where(mine, unhydrated, transcripts.c.hydrate_attempts > 0)
+        .where(mine, NEEDS_DETAILS, transcripts.c.hydrate_attempts > 0)
         .order_by(transcripts.c.hydrate_after.desc())
         .limit(1)
     ).mappings().first()
