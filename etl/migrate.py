@@ -73,6 +73,7 @@ def upgrade(conn: Connection, revision: str) -> None:
     from alembic import command
 
     refuse_unknown(current_revision(conn))
+    _begin_ddl(conn)
     command.upgrade(alembic_config(conn), revision)
     conn.commit()
 
@@ -81,8 +82,19 @@ def downgrade(conn: Connection, revision: str) -> None:
     from alembic import command
 
     refuse_unknown(current_revision(conn))
+    _begin_ddl(conn)
     command.downgrade(alembic_config(conn), revision)
     conn.commit()
+
+
+def _begin_ddl(conn: Connection) -> None:
+    """Make the migration one transaction on SQLite too, as it is on PostgreSQL.
+
+    Python's sqlite3 opens transactions only for INSERT, UPDATE and DELETE, so each CREATE TABLE committed
+    on its own: a run killed halfway through a first migration left tables without a version, and every
+    later run failed on "table already exists". SQLite's DDL is transactional once a BEGIN is issued."""
+    if conn.dialect.name == "sqlite" and not conn.connection.dbapi_connection.in_transaction:
+        conn.exec_driver_sql("BEGIN")
 
 
 def script_head() -> str:
