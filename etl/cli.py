@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +19,10 @@ from sqlalchemy.exc import DBAPIError
 
 from etl import __version__, export, interrupt, migrate, stats, status
 from etl.client import ApiClient
-from etl.config import Settings, load_settings
+from etl.config import CONFIG_VARIABLE, SETTINGS, Settings, load_settings
 from etl.demo import run as run_demo
 from etl.db import connect, first_line, make_engine
-from etl.errors import AccountsFailed, EtlError
+from etl.errors import AccountsFailed, ConfigError, EtlError, UsageError
 from etl.hydrate import HydrateOptions
 from etl.report import Reporter
 from etl.sync import run_sync
@@ -28,6 +30,8 @@ from etl.sync import run_sync
 log = logging.getLogger(__name__)
 
 _OPTIONS = "aai_etl.options"
+_SETTINGS = "aai_etl.settings"
+_RESUMES = "aai_etl.resumes"  # set by commands whose interrupted work the next run resumes
 
 
 def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
@@ -38,13 +42,15 @@ def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
 
 def common_options(command: Callable) -> Callable:
     """Options every command takes, before or after the subcommand name."""
-    options = [
-        (("--config", "config_path"), {"type": click.Path(dir_okay=False), "envvar": "AAI_ETL_CONFIG",
-                                       "help": "TOML settings file (see config.example.toml).  [env: AAI_ETL_CONFIG]"}),
-        (("--database-url",), {"help": "SQLAlchemy URL.  [env: AAI_ETL_DATABASE_URL; default: sqlite:///aai-etl.db]"}),
-        (("--log-format",), {"type": click.Choice(["text", "json"]), "help": "Log lines as text or JSON."}),
-        (("--quiet", "-q"), {"is_flag": True, "default": None, "help": "Only warnings and errors: no summary, no progress."}),
+    options: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+        (("--config", "config_path"), {"type": click.Path(dir_okay=False), "envvar": CONFIG_VARIABLE,
+                                       "help": f"TOML settings file (`aai-etl config example` prints one).  [env: {CONFIG_VARIABLE}]"}),
     ]
+    for setting in SETTINGS:  # each setting with a flag, from the settings table
+        if setting.flags:
+            kind = click.Choice(setting.choices) if setting.choices else setting.kind
+            flag = {"is_flag": True, "default": None} if setting.kind is bool else {"type": kind}
+            options.append(((*setting.flags, setting.name), {**flag, "help": f"{setting.doc}  [env: {setting.variable}]"}))
     for names, settings in reversed(options):
         command = click.option(*names, expose_value=False, callback=_remember, **settings)(command)
     return command
@@ -64,15 +70,37 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except EtlError as exc:
-            ctx.meta["aai_etl.reporter"].error(str(exc))
+            settings = ctx.meta.get(_SETTINGS)
+            source = f" ({exc.setting} from {settings.source(exc.setting)})" if exc.setting and settings else ""
+            ctx.meta["aai_etl.reporter"].error(f"{exc}{source}")
             ctx.exit(exc.exit_code)
         except DBAPIError as exc:
             # A connection that worked and then failed mid-run (server restart, disk full).
             ctx.meta["aai_etl.reporter"].error(f"database error: {first_line(exc)}; everything committed so far is kept")
             ctx.exit(1)
         except KeyboardInterrupt:
-            ctx.meta["aai_etl.reporter"].error("interrupted; everything committed so far is kept, the next run resumes")
+            resumes = ", the next run resumes" if ctx.meta.get(_RESUMES) else ""
+            ctx.meta["aai_etl.reporter"].error(f"interrupted; everything committed so far is kept{resumes}")
             ctx.exit(130)
+        except BrokenPipeError:
+            # The reader of stdout stopped reading (`aai-etl export | head -1`): as any Unix tool, stop quietly
+            # with SIGPIPE's status, and keep Python's final flush from failing on the closed pipe.
+            _stdout_to_devnull()
+            ctx.exit(128 + 13)
+        except OSError as exc:
+            # A file aai-etl was told to write (an --output, a lock beside the database) cannot be.
+            where = f" {exc.filename}" if exc.filename else ""
+            reason = exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
+            ctx.meta["aai_etl.reporter"].error(f"cannot write{where}: {reason}; check the path and its permissions")
+            ctx.exit(1)
+
+
+def _stdout_to_devnull() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # not a real file descriptor (click's test runner)
+        pass
 
 
 @click.group(cls=_Group)
@@ -88,6 +116,9 @@ def _settings() -> Settings:
     settings = load_settings(options.pop("config_path", None), **options)
     reporter = Reporter(settings.log_format, settings.quiet, settings.secrets + [os.environ.get("ASSEMBLYAI_API_KEY")])
     ctx.meta["aai_etl.reporter"] = reporter
+    ctx.meta[_SETTINGS] = settings
+    for warning in settings.warnings:
+        log.warning("%s", warning)
     return settings
 
 
@@ -117,6 +148,7 @@ def hydrate_command(account_name: str | None) -> None:
 def _run_accounts(settings: Settings, account_name: str | None, *, full: bool, listing: bool, hydrate: bool) -> None:
     accounts = settings.select(account_name)
     engine = make_engine(settings.database_url)
+    click.get_current_context().meta[_RESUMES] = True
     reporter = _reporter()
     hydration = HydrateOptions(settings.hydrate_workers, settings.store_words, settings.store_bodies) if hydrate else None
     failed: dict[str, int] = {}
@@ -145,7 +177,7 @@ def status_command(account_name: str | None, as_json: bool) -> None:
     """Show where the sync stands: cursor, pending transcripts, counts, last runs."""
     settings = _settings()
     names = [account.name for account in settings.select(account_name)]
-    with _connect(settings) as conn:
+    with _connect(settings, read_only=True) as conn:
         report = status.gather(conn, names)
     _reporter().echo(json.dumps(report) if as_json else status.render(report))
 
@@ -161,8 +193,10 @@ def stats_command(since: datetime | None, until: datetime | None, account_name: 
     settings = _settings()
     last = until.date() if until else datetime.now(timezone.utc).date()
     first = since.date() if since else last - timedelta(days=30)
+    if first > last:
+        raise UsageError(f"--since {first} is after --until {last}: give the earlier day as --since")
     names = [account.name for account in settings.select(account_name)]
-    with _connect(settings) as conn:
+    with _connect(settings, read_only=True) as conn:
         migrate.require_current(conn)
         rows = stats.daily(conn, first, last, names)
     _reporter().echo(stats.render(rows, fmt))
@@ -178,7 +212,7 @@ def export_command(since: int | None, fmt: str, output: str | None, account_name
     """Write the transcript rows changed after a watermark, then print the next watermark."""
     settings = _settings()
     account = settings.select(account_name)[0].name if account_name else None
-    with _connect(settings) as conn:
+    with _connect(settings, read_only=True) as conn:
         migrate.require_current(conn)
         if output is None:
             count, watermark = export.export(conn, since, fmt, sys.stdout, account)
@@ -193,10 +227,14 @@ def export_command(since: int | None, fmt: str, output: str | None, account_name
 @cli.command()
 @click.option("--path", type=click.Path(dir_okay=False, path_type=Path), default="aai-etl-demo.db", show_default=True,
               help="The SQLite file to create (replaced if it exists).")
+@common_options
 def demo(path: Path) -> None:
     """Watch a sync work against a simulated AssemblyAI API: no key needed."""
+    settings = _settings()
+    if settings.source("database_url").startswith("flag"):
+        raise ConfigError("the demo never writes to your database, only to its own SQLite file: use --path FILE, not --database-url")
     reporter = _reporter()
-    run_demo(path, reporter.echo, reporter.summary)
+    run_demo(path, reporter.echo if not settings.quiet else lambda text: None, reporter.summary)
 
 
 @cli.group()
@@ -205,7 +243,8 @@ def db() -> None:
     """Manage the database schema (Alembic migrations shipped with aai-etl)."""
 
 
-@db.command()
+# ignore_unknown_options: a relative revision such as -1 is an argument, not an option.
+@db.command(context_settings={"ignore_unknown_options": True})
 @click.argument("revision", default="head")
 @common_options
 def upgrade(revision: str) -> None:
@@ -215,7 +254,7 @@ def upgrade(revision: str) -> None:
         _reporter().echo(f"schema at {migrate.current_revision(conn) or 'base'}")
 
 
-@db.command()
+@db.command(context_settings={"ignore_unknown_options": True})
 @click.argument("revision")
 @common_options
 def downgrade(revision: str) -> None:
@@ -229,13 +268,24 @@ def downgrade(revision: str) -> None:
 @common_options
 def current() -> None:
     """Print the schema revision of the database."""
-    with _connect(_settings()) as conn:
+    with _connect(_settings(), read_only=True) as conn:
         revision, head = migrate.current_revision(conn), migrate.head_revision()
     _reporter().echo(f"{revision or 'none'}{' (head)' if revision == head else f' (head is {head})'}")
 
 
-def _connect(settings: Settings) -> Connection:
-    return connect(make_engine(settings.database_url))
+@cli.group("config")
+def config_group() -> None:
+    """Settings: every one can come from the file, the environment (AAI_ETL_<KEY>) or a flag."""
+
+
+@config_group.command()
+def example() -> None:
+    """Print the example config file: every setting at its default, with what it does."""
+    click.echo((files("etl") / "config.example.toml").read_text(encoding="utf-8"), nl=False)
+
+
+def _connect(settings: Settings, read_only: bool = False) -> Connection:
+    return connect(make_engine(settings.database_url, read_only=read_only))
 
 
 def main() -> None:

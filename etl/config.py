@@ -1,21 +1,105 @@
-"""Settings from a TOML file, overridden by the environment, overridden by flags: one frozen object."""
+"""Settings from a TOML file, overridden by the environment, overridden by flags: one frozen object.
+
+Every setting is one entry of SETTINGS: its TOML key, its environment variable, its flag, its type,
+default and allowed values, and the line that documents it. The file, environment and flag parsing,
+the example file (`aai-etl config example`) and the README's settings table all come from there.
+"""
 
 from __future__ import annotations
 
 import difflib
+import json
+import math
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from etl.errors import ConfigError
 
 REGIONS = {"us": "https://api.assemblyai.com", "eu": "https://api.eu.assemblyai.com"}
 DEFAULT_DATABASE_URL = "sqlite:///aai-etl.db"
 DEFAULT_KEY_VARIABLE = "ASSEMBLYAI_API_KEY"
+CONFIG_VARIABLE = "AAI_ETL_CONFIG"
 _ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting. Its environment variable is AAI_ETL_<NAME> unless `env` names another."""
+
+    name: str
+    kind: type  # str, int, float or bool
+    default: Any  # None: unset (the example shows it commented out)
+    doc: str  # one line: --help, the README's table, the example file
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None  # allowed: minimum <= value
+    maximum: float | None = None  # allowed: value <= maximum
+    above: float | None = None  # allowed: above < value
+    env: str = ""
+    flags: tuple[str, ...] = ()  # a flag every command takes
+    example: str = ""  # more comment lines for the example file
+    placeholder: str = "..."  # the example file's value for a setting with no default
+
+    @property
+    def variable(self) -> str:
+        return self.env or f"AAI_ETL_{self.name.upper()}"
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "database_url", str, DEFAULT_DATABASE_URL,
+        "Where transcripts are stored: a SQLAlchemy URL of SQLite or PostgreSQL.",
+        env="AAI_ETL_DATABASE_URL", flags=("--database-url",),
+        example="""sqlite:///aai-etl.db                              (relative to the working directory; the default)
+sqlite:////var/lib/aai-etl/transcripts.db          (absolute: four slashes)
+postgresql+psycopg://etl:PASSWORD@db.internal/analytics   (pip install 'aai-etl[postgres]')""",
+    ),
+    Setting(
+        "region", str, "us", "The AssemblyAI region of the account: us or eu (each has its own list of transcripts).",
+        choices=tuple(REGIONS),
+    ),
+    Setting(
+        "base_url", str, None, "The API's base URL itself; wins over region.", env="ASSEMBLYAI_BASE_URL",
+        placeholder='"https://api.assemblyai.com"',
+    ),
+    Setting("connect_timeout", float, 10.0, "Seconds to wait for a connection to the API.", above=0),
+    Setting("read_timeout", float, 60.0, "Seconds to wait for each response of the API.", above=0),
+    Setting(
+        "max_retries", int, 6, "Retries of a failed request (429, 5xx, resets, timeouts) before the run gives up.",
+        minimum=0, example="401 and other 4xx are never retried.",
+    ),
+    Setting(
+        "retry_budget_seconds", float, 300.0, "The total time one request may spend waiting between retries.", above=0,
+    ),
+    Setting(
+        "backoff_seconds", float, 1.0, "The first backoff; each retry doubles it (at most 60 s), with jitter.", above=0,
+    ),
+    Setting(
+        "log_format", str, "text", "Log lines as text (people, cron mail) or json (one object per line, log collectors).",
+        choices=("text", "json"), flags=("--log-format",),
+    ),
+    Setting("quiet", bool, False, "Only warnings and errors: no summary, no progress.", flags=("--quiet", "-q")),
+    Setting(
+        "hydrate", bool, True, "Fetch each finished transcript's details (text, duration, ...) once after the list.",
+        example="`sync --hydrate` / `sync --no-hydrate` override it; `aai-etl hydrate` runs it alone.",
+    ),
+    Setting(
+        "hydrate_workers", int, 8, "Detail fetches in flight at once; they share one rate limiter.", minimum=1, maximum=64,
+    ),
+    Setting("store_words", bool, False, "Every word with its timing and speaker, in transcript_words (large).",),
+    Setting("store_bodies", bool, True, "The full JSON body of each transcript, in transcript_bodies."),
+)
+_BY_NAME = {setting.name: setting for setting in SETTINGS}
+_BY_VARIABLE = {setting.variable: setting for setting in SETTINGS}
+# Read by the CLI and the test suite, not settings: known, so not warned about.
+_OTHER_VARIABLES = (CONFIG_VARIABLE, "AAI_ETL_TEST_POSTGRES_URL", "AAI_ETL_REQUIRE_POSTGRES")
+_ACCOUNT_KEYS: dict[str, type] = {"name": str, "api_key_env": str, "region": str, "base_url": str}
+_TYPE_NAMES = {str: "a string", float: "a number", int: "a whole number", bool: "true or false"}
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 
 @dataclass(frozen=True)
@@ -42,20 +126,22 @@ class Account:
 
 @dataclass(frozen=True)
 class Settings:
-    database_url: str = DEFAULT_DATABASE_URL
-    base_url: str = REGIONS["us"]
+    """Every setting of SETTINGS as an attribute (`settings.read_timeout`), where each came from, the accounts."""
+
+    values: Mapping[str, Any] = field(default_factory=lambda: {s.name: s.default for s in SETTINGS})
+    sources: Mapping[str, str] = field(default_factory=dict)
     accounts: tuple[Account, ...] = ()
-    connect_timeout: float = 10.0
-    read_timeout: float = 60.0
-    max_retries: int = 6
-    retry_budget_seconds: float = 300.0
-    backoff_seconds: float = 1.0
-    log_format: str = "text"
-    quiet: bool = False
-    hydrate: bool = True
-    hydrate_workers: int = 8
-    store_words: bool = False
-    store_bodies: bool = True
+    warnings: tuple[str, ...] = ()  # for the CLI to log once its output is set up
+
+    def __getattr__(self, name: str) -> Any:
+        values = self.__dict__.get("values", {})
+        if name not in values:
+            raise AttributeError(name)
+        return values[name]
+
+    def source(self, name: str) -> str:
+        """Where a setting's value came from: a config file's key, a variable, a flag, or the default."""
+        return self.sources.get(name, "the default")
 
     @property
     def secrets(self) -> list[str | None]:
@@ -72,86 +158,121 @@ class Settings:
         raise ConfigError(f"no account named '{name}' (configured: {known})")
 
 
-# TOML key -> type, for every top-level key a config file may hold.
-_FILE_KEYS: dict[str, type] = {
-    "database_url": str,
-    "base_url": str,
-    "region": str,
-    "connect_timeout": float,
-    "read_timeout": float,
-    "max_retries": int,
-    "retry_budget_seconds": float,
-    "backoff_seconds": float,
-    "log_format": str,
-    "hydrate": bool,
-    "hydrate_workers": int,
-    "store_words": bool,
-    "store_bodies": bool,
-    "accounts": list,
-}
-_ACCOUNT_KEYS: dict[str, type] = {"name": str, "api_key_env": str, "region": str, "base_url": str}
-_TYPE_NAMES = {
-    str: "a string", float: "a number", int: "a whole number", bool: "true or false", list: "a list of [[accounts]] tables",
-}
-
-# The environment variable names are part of the product's contract.
-_ENV_KEYS = {
-    "AAI_ETL_DATABASE_URL": "database_url",
-    "ASSEMBLYAI_BASE_URL": "base_url",
-    "AAI_ETL_MAX_RETRIES": "max_retries",
-}
-
-
 def load_settings(
     config_path: str | Path | None,
     environ: Mapping[str, str] = os.environ,
     **flags: Any,
 ) -> Settings:
     """Build Settings: defaults < config file < environment < flags (a flag of None is unset)."""
-    values: dict[str, Any] = {}
+    values = {setting.name: setting.default for setting in SETTINGS}
+    sources: dict[str, str] = {}
     account_tables: list[dict[str, Any]] = []
-    source = None
+    file_source = None
     if config_path is not None:
-        source = f"config file {config_path}"
-        values.update(_read_file(Path(config_path)))
-        account_tables = values.pop("accounts", [])
-    for env_name, key in _ENV_KEYS.items():
-        if environ.get(env_name):
-            values[key] = _coerce(_FILE_KEYS, key, environ[env_name], f"environment variable {env_name}")
-    values.update({key: value for key, value in flags.items() if value is not None})
-    settings = replace(Settings(), **values)
-    _validate(settings)
-    return replace(settings, accounts=_accounts(account_tables, settings.base_url, environ, source))
+        file_source = f"config file {config_path}"
+        data = _read_file(Path(config_path))
+        account_tables = _account_tables(data.pop("accounts", []), file_source)
+        for key, value in data.items():
+            where = f"{file_source}, key '{key}'"
+            if key == "api_key":
+                raise ConfigError(f"{where}: the API key is never read from a file: set {DEFAULT_KEY_VARIABLE} in the environment")
+            if key not in _BY_NAME:
+                raise ConfigError(f"{file_source}: unknown key '{key}'{_suggest(key, [*_BY_NAME, 'accounts'])}")
+            values[key], sources[key] = parse(_BY_NAME[key], value, where), where
+    for variable, setting in _BY_VARIABLE.items():
+        if environ.get(variable):  # set but empty means unset, as a Kubernetes manifest often leaves it
+            where = f"environment variable {variable}"
+            values[setting.name], sources[setting.name] = parse(setting, environ[variable], where), where
+    for name, value in flags.items():
+        if value is not None:
+            where = f"flag {_BY_NAME[name].flags[0]}"
+            values[name], sources[name] = parse(_BY_NAME[name], value, where), where
+    if values["base_url"] is None:  # base_url wins over region, whichever source each came from
+        values["base_url"], sources["base_url"] = REGIONS[values["region"]], sources.get("region", "the default")
+    accounts = _accounts(account_tables, values["base_url"], environ, file_source)
+    return Settings(values, sources, accounts, tuple(_unknown_variables(environ)))
+
+
+def parse(setting: Setting, value: Any, where: str) -> Any:
+    """The value as the setting's type, or a ConfigError that names `where` it came from and why it is wrong."""
+    value = _typed(setting.kind, value, where)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+    if setting.choices and value not in setting.choices:
+        raise ConfigError(f"{where}: must be one of {', '.join(setting.choices)}, not '{value}'")
+    low, high, above = setting.minimum, setting.maximum, setting.above
+    if (low is not None and value < low) or (high is not None and value > high) or (above is not None and value <= above):
+        if above is not None:
+            wanted = f"greater than {above:g}"
+        elif high is None:
+            wanted = f"{low:g} or more"
+        else:
+            wanted = f"from {low:g} to {high:g}"
+        raise ConfigError(f"{where}: must be {wanted}, not {value!r}")
+    if setting.name == "base_url":
+        _check_url(value, where)
+    return value
+
+
+def _typed(kind: type, value: Any, where: str) -> Any:
+    if isinstance(value, str) and kind is not str:  # from the environment
+        text = value.strip().lower()
+        if kind is bool:
+            if text in _TRUE + _FALSE:
+                return text in _TRUE
+        else:
+            try:
+                return kind(text)
+            except ValueError:
+                pass
+    elif isinstance(value, kind) and not (kind is not bool and isinstance(value, bool)):
+        return value
+    elif kind in (int, float) and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if kind is float or float(value).is_integer():
+            return kind(value)
+    raise ConfigError(f"{where}: expected {_TYPE_NAMES[kind]}, got {value!r}")
 
 
 def _read_file(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ConfigError(f"config file {path} is UTF-16 text: save it as UTF-8")
+    try:
+        # A byte order mark is what Windows editors put first: harmless, so skipped.
+        body = raw.removeprefix(b"\xef\xbb\xbf").decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}): save it as UTF-8"
+        ) from None
+    try:
+        return tomllib.loads(body)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-    values = _table(data, _FILE_KEYS, f"config file {path}")
-    region = values.pop("region", None)
-    if region is not None:
-        values.setdefault("base_url", _region_url(region, f"config file {path}"))
-    values["accounts"] = [
-        _table(table, _ACCOUNT_KEYS, f"config file {path}, [[accounts]] #{number}")
-        for number, table in enumerate(values.get("accounts", []), start=1)
-    ]
-    return values
 
 
-def _table(data: Any, keys: dict[str, type], where: str) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a table, got {data!r}")
-    values = {}
-    for key, value in data.items():
-        if key not in keys:
-            raise ConfigError(f"{where}: unknown key '{key}'{_suggest(key, keys)}")
-        values[key] = _coerce(keys, key, value, f"{where}, key '{key}'")
-    return values
+def _account_tables(tables: Any, source: str) -> list[dict[str, Any]]:
+    if not isinstance(tables, list):
+        raise ConfigError(f"{source}, key 'accounts': expected a list of [[accounts]] tables, got {tables!r}")
+    parsed = []
+    for number, table in enumerate(tables, start=1):
+        where = f"{source}, [[accounts]] #{number}"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: expected a table, got {table!r}")
+        for key, value in table.items():
+            if key == "api_key":
+                raise ConfigError(
+                    f"{where}, key 'api_key': the API key is never read from a file: "
+                    "name the environment variable that holds it with api_key_env"
+                )
+            if key not in _ACCOUNT_KEYS:
+                raise ConfigError(f"{where}: unknown key '{key}'{_suggest(key, list(_ACCOUNT_KEYS))}")
+            if not isinstance(value, str):
+                raise ConfigError(f"{where}, key '{key}': expected a string, got {value!r}")
+        parsed.append(table)
+    return parsed
 
 
 def _accounts(
@@ -168,10 +289,12 @@ def _accounts(
             raise ConfigError(f"{where}: 'name' must be letters, digits, '-', '_' or '.', not {name!r}")
         if "region" in table and "base_url" in table:
             raise ConfigError(f"{where}: set 'region' or 'base_url', not both")
-        base_url = table.get("base_url") or (_region_url(table["region"], where) if "region" in table else default_url)
+        base_url = table.get("base_url") or default_url
+        if "region" in table:
+            base_url = REGIONS[parse(_BY_NAME["region"], table["region"], f"{where}, key 'region'")]
+        _check_url(base_url, f"{where}, key 'base_url'")
         variable = table.get("api_key_env", DEFAULT_KEY_VARIABLE)
         accounts.append(Account(name, base_url, variable, environ.get(variable), source))
-        _check_url(base_url, where)
     names = [account.name for account in accounts]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
@@ -179,51 +302,89 @@ def _accounts(
     return tuple(accounts)
 
 
-def _region_url(region: str, where: str) -> str:
-    if region not in REGIONS:
-        raise ConfigError(f"{where}, key 'region': must be one of {', '.join(REGIONS)}, not '{region}'")
-    return REGIONS[region]
+def _check_url(url: str, where: str) -> None:
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"{where}: must start with http:// or https://, not '{url}'")
 
 
-def _coerce(keys: dict[str, type], key: str, value: Any, where: str) -> Any:
-    wanted = keys[key]
-    if wanted in (str, list, bool):
-        if isinstance(value, wanted):
-            return value
-    elif isinstance(value, str):
-        try:
-            return wanted(value)
-        except ValueError:
-            pass
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        if wanted is float or float(value).is_integer():
-            return wanted(value)
-    raise ConfigError(f"{where}: expected {_TYPE_NAMES[wanted]}, got {value!r}")
-
-
-def _suggest(key: str, keys: dict[str, type]) -> str:
-    close = difflib.get_close_matches(key, list(keys), n=1)
+def _suggest(key: str, keys: list[str]) -> str:
+    close = difflib.get_close_matches(key, keys, n=1)
     return f" (did you mean '{close[0]}'?)" if close else f" (known keys: {', '.join(keys)})"
 
 
-def _validate(settings: Settings) -> None:
-    if settings.log_format not in ("text", "json"):
-        raise ConfigError(f"log_format must be 'text' or 'json', not '{settings.log_format}'")
-    if settings.max_retries < 0:
-        raise ConfigError("max_retries must be 0 or more")
-    if not 1 <= settings.hydrate_workers <= 64:
-        raise ConfigError("hydrate_workers must be from 1 to 64")
-    for name in ("connect_timeout", "read_timeout", "retry_budget_seconds", "backoff_seconds"):
-        if getattr(settings, name) <= 0:
-            raise ConfigError(f"{name} must be greater than 0")
-    _check_url(settings.base_url, "base_url")
-
-
-def _check_url(url: str, where: str) -> None:
-    if not url.startswith(("http://", "https://")):
-        raise ConfigError(f"{where}: base_url must start with http:// or https://, not '{url}'")
+def _unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """A warning for each AAI_ETL_* variable that is no setting: most likely a typo, which would go unnoticed."""
+    known = [*_BY_VARIABLE, *_OTHER_VARIABLES]
+    warnings = []
+    for variable in sorted(name for name in environ if name.startswith("AAI_ETL_") and name not in known):
+        close = difflib.get_close_matches(variable, known, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        warnings.append(f"environment variable {variable} is not a setting of aai-etl{hint}; it is ignored")
+    return warnings
 
 
 def known_keys() -> list[str]:
-    """Every key a config file may hold (config.example.toml documents each)."""
-    return list(_FILE_KEYS) + [f"accounts.{key}" for key in _ACCOUNT_KEYS]
+    """Every key a config file may hold."""
+    return [*_BY_NAME, *(f"accounts.{key}" for key in _ACCOUNT_KEYS)]
+
+
+def example_text() -> str:
+    """config.example.toml, as shipped: every setting at its default, with its documentation."""
+    parts = [_EXAMPLE_HEAD]
+    for setting in SETTINGS:
+        lines = [setting.doc, *setting.example.splitlines()]
+        where = [f"Environment: {setting.variable}."] + ([f"Flag: {', '.join(setting.flags)}."] if setting.flags else [])
+        if setting.choices:
+            lines.append(f"One of: {', '.join(setting.choices)}.")
+        lines.append(" ".join(where))
+        unset = setting.default is None
+        value = f"# {setting.name} = {setting.placeholder}" if unset else f"{setting.name} = {_toml(setting.default)}"
+        parts.append("\n".join([*(f"# {line}" for line in lines), value]))
+    parts.append(_EXAMPLE_ACCOUNTS)
+    return "\n\n".join(parts) + "\n"
+
+
+def readme_table() -> str:
+    """The README's settings table."""
+    rows = ["| setting | environment | flag | default | |", "| --- | --- | --- | --- | --- |"]
+    rows.append(f"| API key (never in a file) | `{DEFAULT_KEY_VARIABLE}` | | required for `sync` | |")
+    for setting in SETTINGS:
+        flag = " ".join(f"`{name}`" for name in setting.flags)
+        default = "unset" if setting.default is None else f"`{_toml(setting.default).strip(chr(34))}`"
+        rows.append(f"| `{setting.name}` | `{setting.variable}` | {flag} | {default} | {setting.doc} |")
+    rows.append(
+        "| `[[accounts]]`: `name`, `api_key_env`, `region` or `base_url` | the variable `api_key_env` names | | "
+        "one account, `default`, keyed by `ASSEMBLYAI_API_KEY` | Several accounts in one database. |"
+    )
+    return "\n".join(rows)
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value) if isinstance(value, str) else repr(value)
+
+
+_EXAMPLE_HEAD = """\
+# aai-etl settings. Pass with `--config PATH` (before or after the subcommand) or AAI_ETL_CONFIG=PATH.
+# Precedence: this file < environment variables < command-line flags.
+# The API key is never read from this file: set ASSEMBLYAI_API_KEY in the environment
+# (a systemd EnvironmentFile, a Kubernetes Secret, your scheduler's secret store).
+# Generated from the settings table in etl/config.py: `aai-etl config example` prints it."""
+
+_EXAMPLE_ACCOUNTS = """\
+# Several AssemblyAI accounts (projects, or the US and EU regions) in one database: one [[accounts]]
+# table each. Every account has its own cursor, runs and lock, and every transcript row its account.
+# `aai-etl sync` syncs them all (one failing does not stop the others); `--account NAME` syncs one,
+# so several processes or hosts can sync different accounts in parallel into one PostgreSQL database.
+# Without any [[accounts]], there is one account named "default" whose key is ASSEMBLYAI_API_KEY.
+#
+# [[accounts]]
+# name = "us-main"                      # letters, digits, - _ . ; stored in transcripts.account
+# api_key_env = "AAI_KEY_US_MAIN"       # the environment variable that holds this account's key
+# region = "us"                         # or base_url = "https://..."; default: the settings above
+#
+# [[accounts]]
+# name = "eu"
+# api_key_env = "AAI_KEY_EU"
+# base_url = "https://api.eu.assemblyai.com\""""

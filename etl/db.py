@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import sqlite3
+from urllib.parse import quote
+
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
-from etl.errors import ConfigError, DatabaseError
+from etl.errors import CannotConnect, DatabaseUrlError
 
 SUPPORTED = "sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
 
@@ -16,14 +20,17 @@ def parse_url(database_url: str) -> URL:
     try:
         url = make_url(database_url)
     except ArgumentError:
-        raise ConfigError(f"database URL is not a URL: expected {SUPPORTED}") from None
+        raise DatabaseUrlError(f"the database URL is not a URL: expected {SUPPORTED}") from None
     if url.drivername in ("postgresql", "postgres"):
         url = url.set(drivername="postgresql+psycopg")
     if url.drivername not in ("sqlite", "sqlite+pysqlite", "postgresql+psycopg"):
-        raise ConfigError(
-            f"database URL {masked(url)} uses driver '{url.drivername}', which aai-etl does not support: "
+        raise DatabaseUrlError(
+            f"the database URL {masked(url)} uses driver '{url.drivername}', which aai-etl does not support: "
             f"use {SUPPORTED}"
         )
+    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+        # An in-memory database vanishes when the process exits: a sync into it would throw its work away.
+        raise DatabaseUrlError(f"{masked(url)} is an in-memory database, gone when aai-etl exits: name a file, {SUPPORTED}")
     return url
 
 
@@ -37,16 +44,22 @@ def masked(url: URL | str) -> str:
     return url.render_as_string(hide_password=True)
 
 
-def make_engine(database_url: str) -> Engine:
+def make_engine(database_url: str, *, read_only: bool = False) -> Engine:
+    """An engine for the URL; `read_only` for commands that only read: they work on a database they may not
+    write to, and never create one."""
     url = parse_url(database_url)
     try:
         if url.get_backend_name() == "sqlite":
+            if read_only:
+                return create_engine(url, creator=_sqlite_reader(_sqlite_file(url)))
             engine = create_engine(url)
             event.listen(engine, "connect", _sqlite_pragmas)
             return engine
+        if read_only:
+            return create_engine(url, pool_pre_ping=True, execution_options={"postgresql_readonly": True})
         return create_engine(url, pool_pre_ping=True)
     except (NoSuchModuleError, ModuleNotFoundError):
-        raise ConfigError(
+        raise DatabaseUrlError(
             f"the driver for {masked(url)} is not installed: pip install 'aai-etl[postgres]'"
         ) from None
 
@@ -56,10 +69,47 @@ def connect(engine: Engine) -> Connection:
     try:
         return engine.connect()
     except DBAPIError as exc:
-        raise DatabaseError(
-            f"cannot connect to the database {masked(engine.url)}: {first_line(exc)}; "
-            "check AAI_ETL_DATABASE_URL and that the server is up"
-        ) from None
+        if engine.dialect.name != "sqlite":
+            raise CannotConnect(
+                f"cannot connect to the database {masked(engine.url)}: {first_line(exc)}; check the URL and that the server is up"
+            ) from None
+        path = _sqlite_file(engine.url)
+        raise CannotConnect(f"cannot open the SQLite database {path}: {first_line(exc)}{_why_not(path)}") from None
+
+
+def _sqlite_file(url: URL) -> str:
+    return os.path.abspath(url.database or "")
+
+
+def _why_not(path: str) -> str:
+    """What to check when SQLite cannot open or create a file: its directory or its permissions."""
+    directory = os.path.dirname(path)
+    if not os.path.isdir(directory):
+        return f"; the directory {directory} does not exist"
+    if not os.path.exists(path):
+        return f"; check that you may create files in {directory}"
+    return f"; check that you may read and write {path} and create files beside it in {directory}"
+
+
+def _sqlite_reader(path: str):
+    """Connections that cannot write: for status, stats and export, which must not create or change a file."""
+    if not os.path.exists(path):
+        raise CannotConnect(f"there is no SQLite database at {path}: `aai-etl sync` or `aai-etl db upgrade` creates it")
+    uri = f"file:{quote(path)}?mode=ro"
+
+    def connect() -> sqlite3.Connection:
+        connection = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        try:
+            connection.execute("PRAGMA busy_timeout=30000")
+            connection.execute("PRAGMA schema_version")  # reading a WAL database needs its -shm file
+            return connection
+        except sqlite3.OperationalError:
+            connection.close()
+        # A WAL database whose -shm file cannot be created (a read-only directory) has no writer either (a
+        # writer would have created that file): it can only be read as unchanging.
+        return sqlite3.connect(f"{uri}&immutable=1", uri=True, check_same_thread=False)
+
+    return connect
 
 
 def first_line(exc: DBAPIError) -> str:

@@ -7,6 +7,7 @@ path: the same client, sync, hydration and schema as `aai-etl sync`.
 from __future__ import annotations
 
 import random
+import shlex
 from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -67,12 +68,19 @@ def run(path: Path, say: Callable[[str], None], on_sync: Callable[[str, RunStats
     say("\nWhat an analyst sees, for example:\n" + SAMPLE_QUERY)
     say(text_table(["status", "transcripts", "audio_minutes"], [["-" if v is None else str(v) for v in row] for row in rows]))
     say("\n`aai-etl stats` on the same data:\n" + stats.render(daily, "table"))
-    say(
-        f"\nThe database is {path}. Look around:\n"
-        f"  aai-etl status --database-url sqlite:///{path}\n"
-        f"  sqlite3 {path} 'SELECT id, status, created, text FROM transcripts LIMIT 5'\n"
-        "With a real key: ASSEMBLYAI_API_KEY=... aai-etl sync"
-    )
+    say(f"\nThe database is {path}. Look around:\n" + "\n".join(f"  {command}" for command in look_around(path)))
+    say("With a real key: ASSEMBLYAI_API_KEY=... aai-etl sync")
+
+
+def look_around(path: Path) -> list[str]:
+    """Commands that show the demo's database: the ones the demo prints (and the tests run)."""
+    url = shlex.quote(f"sqlite:///{path}")
+    return [
+        f"aai-etl status --database-url {url}",
+        f"aai-etl stats --database-url {url}",
+        f"aai-etl export --database-url {url} --format csv --output demo-export.csv",
+        f"sqlite3 {shlex.quote(str(path))} 'SELECT id, status, created, text FROM transcripts LIMIT 5'",
+    ]
 
 
 def _days(conn) -> tuple[date, date]:

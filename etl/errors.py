@@ -12,14 +12,30 @@ class EtlError(Exception):
     """An expected failure with a message fit for the user."""
 
     exit_code = EXIT_FAILURE
+    # The setting whose value led to it, if any: the CLI adds where that value came from.
+    setting: str | None = None
 
 
 class ConfigError(EtlError):
     exit_code = EXIT_CONFIG
 
 
+class UsageError(EtlError):
+    """Arguments that cannot mean anything: an inverted date range, an unknown revision."""
+
+    exit_code = EXIT_CONFIG
+
+
+class DatabaseUrlError(ConfigError):
+    setting = "database_url"
+
+
 class DatabaseError(EtlError):
     """The database cannot be reached or used as configured."""
+
+
+class CannotConnect(DatabaseError):
+    setting = "database_url"
 
 
 class SchemaTooNew(DatabaseError):
@@ -64,8 +80,10 @@ class AccountsFailed(EtlError):
     def __init__(self, failed: dict[str, int], total: int) -> None:
         names = ", ".join(sorted(failed))
         super().__init__(f"{len(failed)} of {total} accounts did not sync: {names}")
-        # Only overlaps: try again later (75). Anything else: a failure.
-        self.exit_code = EXIT_ALREADY_RUNNING if set(failed.values()) == {EXIT_ALREADY_RUNNING} else EXIT_FAILURE
+        # Failures of one kind keep their status (2: a configuration mistake, such as an unset key variable;
+        # 75: runs already in progress); a mix is a plain failure.
+        statuses = set(failed.values())
+        self.exit_code = statuses.pop() if len(statuses) == 1 else EXIT_FAILURE
 
 
 class Retriable(Exception):

@@ -43,9 +43,17 @@ def export(conn: Connection, since: int | None, fmt: str, out: IO[str], account:
 def replaced_atomically(path: str) -> Iterator[IO[str]]:
     """A file that appears at `path` whole, or not at all: a loader never reads half an export."""
     temporary = f"{path}.partial"
-    with open(temporary, "w", newline="", encoding="utf-8") as out:
-        yield out
-    os.replace(temporary, path)
+    try:
+        out = open(temporary, "w", newline="", encoding="utf-8")
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, path) from None  # the file asked for, not our temporary name
+    try:
+        with out:
+            yield out
+        os.replace(temporary, path)
+    except BaseException:  # an error or an interrupt: no half export left behind
+        os.unlink(temporary)
+        raise
 
 
 def _changed(conn: Connection, since: int | None, account: str | None) -> Iterator[dict[str, Any]]:

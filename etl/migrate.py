@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, inspect, text
 
 from etl import lock
-from etl.errors import DatabaseError, SchemaTooNew
+from etl.errors import DatabaseError, SchemaTooNew, UsageError
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -63,27 +63,36 @@ def require_current(conn: Connection) -> None:
     if current == head:
         return
     refuse_unknown(current)
-    raise DatabaseError(
-        f"the database schema is at {current or 'nothing yet'}, this aai-etl needs {head}: "
-        "run `aai-etl sync` or `aai-etl db upgrade`"
-    )
+    where = f"is at {current}" if current else "has no schema yet"
+    raise DatabaseError(f"the database {where}, this aai-etl needs {head}: run `aai-etl sync` or `aai-etl db upgrade`")
 
 
 def upgrade(conn: Connection, revision: str) -> None:
-    from alembic import command
-
-    refuse_unknown(current_revision(conn))
-    _begin_ddl(conn)
-    command.upgrade(alembic_config(conn), revision)
-    conn.commit()
+    _migrate(conn, "upgrade", revision)
 
 
 def downgrade(conn: Connection, revision: str) -> None:
-    from alembic import command
+    _migrate(conn, "downgrade", revision)
 
-    refuse_unknown(current_revision(conn))
+
+def _migrate(conn: Connection, direction: str, revision: str) -> None:
+    """Alembic's `upgrade` or `downgrade` to `revision`; a revision it cannot resolve is one line, not its traceback."""
+    from alembic import command
+    from alembic.script.revision import RevisionError
+    from alembic.util import CommandError
+
+    current = current_revision(conn)
+    refuse_unknown(current)
     _begin_ddl(conn)
-    command.downgrade(alembic_config(conn), revision)
+    try:
+        getattr(command, direction)(alembic_config(conn), revision)
+    except (CommandError, RevisionError) as exc:
+        conn.rollback()
+        known = ", ".join(["base", *reversed([rev.revision for rev in _script().walk_revisions("base", "heads")])])
+        raise UsageError(
+            f"cannot {direction} the schema from {current or 'base'} to '{revision}': {exc}; "
+            f"give a revision ({known}, head), or -N / +N steps"
+        ) from None
     conn.commit()
 
 
@@ -99,17 +108,19 @@ def _begin_ddl(conn: Connection) -> None:
 
 def script_head() -> str:
     """The head as the migration scripts say (what HEAD must equal)."""
+    return _script().get_current_head() or "base"
+
+
+def _script():
     from alembic.script import ScriptDirectory
 
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+    return ScriptDirectory.from_config(alembic_config())
 
 
 def refuse_unknown(current: str | None) -> None:
     if current is None:
         return
-    from alembic.script import ScriptDirectory
-
-    script = ScriptDirectory.from_config(alembic_config())
+    script = _script()
     if current not in {rev.revision for rev in script.walk_revisions()}:
         raise SchemaTooNew(
             f"the database schema is at revision {current}, which this aai-etl does not know: "

@@ -63,7 +63,7 @@ class Reporter:
         rate = stats.inserted / max(time.monotonic() - self._started, 1e-6)
         details = f" · {stats.hydrated:,} details" if stats.hydrated else ""
         click.echo(
-            f"\r  {stats.inserted:,} new, {stats.updated:,} updated · {stats.pages:,} pages · {rate:,.0f} new/s{details} ",
+            f"\r  {stats.inserted:,} new, {stats.updated:,} updated · {plural(stats.pages, 'page')} · {rate:,.0f} new/s{details} ",
             err=True,
             nl=False,
         )
@@ -77,7 +77,7 @@ class Reporter:
         elif not listing:
             click.echo(
                 f"details of '{account}' done: {stats.hydrated:,} fetched, {stats.hydrate_failures:,} failed, "
-                f"{stats.requests:,} requests, {stats.seconds:.1f}s"
+                f"{plural(stats.requests, 'request')}, {stats.seconds:.1f}s"
             )
         else:
             # Deletions and unlisting are rare: named only when they happened, to keep the usual line short.
@@ -93,7 +93,7 @@ class Reporter:
             )
             click.echo(
                 f"sync of '{account}' done: {stats.inserted:,} new, {stats.updated:,} updated, {stats.unchanged:,} "
-                f"unchanged{rare}, {stats.bad_values:,} bad values, {stats.pages:,} pages, {stats.requests:,} requests, "
+                f"unchanged{rare}, {plural(stats.bad_values, 'bad value')}, {plural(stats.pages, 'page')}, {plural(stats.requests, 'request')}, "
                 f"{stats.seconds:.1f}s"
             )
 
@@ -115,6 +115,11 @@ class Reporter:
         if self.live:
             click.echo("\r\033[K", err=True, nl=False)
             self.live = False
+
+
+def plural(count: int, noun: str) -> str:
+    """`1 page`, `2 pages`: a count with its noun."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 def text_table(header: Sequence[str], rows: list[list[str]], right_from: int | None = None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, select
@@ -11,6 +12,7 @@ from etl.db import masked
 from etl.hydrate import NEEDS_DETAILS
 from etl.items import PENDING_STATUSES
 from etl.load import read_cursor
+from etl.report import plural
 from etl.schema import sync_runs, transcripts
 
 
@@ -86,13 +88,13 @@ def render(report: dict[str, Any]) -> str:
 def _render_account(report: dict[str, Any]) -> list[str]:
     lines = [f"account      {report['account']}"]
     high_water = report["high_water"]
-    lines.append(f"high water   {high_water['id']} (created {high_water['created']})" if high_water else "high water   none: no sync has finished yet")
+    lines.append(f"high water   {high_water['id']} (created {_when(high_water['created'])})" if high_water else "high water   none: no sync has finished yet")
     walk = report["interrupted_walk"]
     if walk:
         floor = walk["floor"]["id"] if walk["floor"] else "the end of the listing"
         kind = "full walk" if walk["full"] else "walk"
         lines.append(f"resuming     an interrupted {kind}, from before {walk['before_id']} down to {floor}")
-    pending_since = f", oldest created {report['oldest_pending_created']}" if report["pending"] else ""
+    pending_since = f", oldest created {_when(report['oldest_pending_created'])}" if report["pending"] else ""
     lines.append(f"pending      {report['pending']:,} queued or processing{pending_since}")
     counts = ", ".join(f"{count:,} {status}" for status, count in report["by_status"].items())
     lines.append(f"transcripts  {report['transcripts']:,}" + (f" ({counts})" if counts else ""))
@@ -105,15 +107,16 @@ def _render_account(report: dict[str, Any]) -> list[str]:
     if failure:
         lines.append(
             f"             e.g. {failure['id']}: {failure['hydrate_error']} "
-            f"({failure['hydrate_attempts']} attempts; next not before {failure['hydrate_after']})"
+            f"({plural(failure['hydrate_attempts'], 'attempt')}; next not before {_when(failure['hydrate_after'])})"
         )
     lines.append("last runs" if report["last_runs"] else "last runs    none")
     for run in report["last_runs"]:
         notes = "; ".join(note for note in (run["error"], run["warning"]) if note)
         lines.append(
-            f"  #{run['id']} {run['started_at']} {run['outcome']}: {run['inserted']:,} new, {run['updated']:,} updated, "
-            f"{run['unchanged']:,} unchanged, {run['deleted']:,} deleted, {run['hydrated']:,} details, {run['bad_values']:,} bad values, "
-            f"{run['pages']:,} pages, {run['requests']:,} requests" + (f"; {notes}" if notes else "")
+            f"  #{run['id']} {_when(run['started_at'])} {run['outcome']}: {run['inserted']:,} new, {run['updated']:,} updated, "
+            f"{run['unchanged']:,} unchanged, {run['deleted']:,} deleted, {run['hydrated']:,} details, "
+            f"{plural(run['bad_values'], 'bad value')}, {plural(run['pages'], 'page')}, {plural(run['requests'], 'request')}"
+            + (f"; {notes}" if notes else "")
         )
     return lines
 
@@ -123,4 +126,10 @@ def _boundary(boundary) -> dict[str, str] | None:
 
 
 def _iso(value: Any) -> Any:
-    return value.isoformat(sep=" ", timespec="seconds") if hasattr(value, "isoformat") else value
+    """Timestamps in ISO 8601, as `aai-etl export` writes them."""
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _when(iso: str | None) -> str | None:
+    """An ISO timestamp for people: to the second, UTC."""
+    return iso and f"{datetime.fromisoformat(iso):%Y-%m-%d %H:%M:%S}"

@@ -114,7 +114,7 @@ class _Run:
         except BaseException as exc:
             with interrupt.writing():
                 self.conn.rollback()  # the page in flight; every committed page stays
-                error = str(exc) if isinstance(exc, EtlError) else f"{type(exc).__name__}: {exc}"
+                error = _describe(exc)
                 self._finish(started, "failed", error)
             raise
         with interrupt.writing():
@@ -220,6 +220,15 @@ class _Run:
         except Exception:
             # The database itself may be what failed; the original error is the one to report.
             log.debug("could not record the end of run %s", self.run_id, exc_info=True)
+
+
+def _describe(exc: BaseException) -> str:
+    """What sync_runs.error says about why a run stopped."""
+    if isinstance(exc, EtlError):
+        return str(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted by Ctrl-C or SIGTERM"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _older(high_water: Boundary | None, pending: Boundary | None) -> Boundary | None:
