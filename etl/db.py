@@ -93,11 +93,12 @@ def _why_not(path: str) -> str:
 
 def _sqlite_reader(path: str):
     """Connections that cannot write: for status, stats and export, which must not create or change a file."""
-    if not os.path.exists(path):
-        raise CannotConnect(f"there is no SQLite database at {path}: `aai-etl sync` or `aai-etl db upgrade` creates it")
     uri = f"file:{quote(path)}?mode=ro"
 
     def connect() -> sqlite3.Connection:
+        if not os.path.exists(path):
+            # Nothing written yet: read an empty database (it says "no schema yet") and create no file.
+            return sqlite3.connect(":memory:", check_same_thread=False)
         connection = sqlite3.connect(uri, uri=True, check_same_thread=False)
         try:
             connection.execute("PRAGMA busy_timeout=30000")

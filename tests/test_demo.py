@@ -20,7 +20,7 @@ def test_demo_runs_the_real_sync_against_a_simulated_api(tmp_path):
     first, second, third = [line for line in out.splitlines() if line.startswith("sync of 'default' done:")]
     assert " 0 updated," in first and "details fetched" in first
     assert second.split(": ", 1)[1].startswith("25 new, ") and ", 1 deleted," in second
-    assert "0 new, 0 updated" in third and ", 1 requests," in third
+    assert "0 new, 0 updated" in third and ", 1 page, 1 request," in third
     assert "`aai-etl stats` on the same data:" in out
 
     database = tmp_path / "aai-etl-demo.db"
