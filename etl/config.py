@@ -182,7 +182,7 @@ def load_settings(
     for variable, setting in _BY_VARIABLE.items():
         if environ.get(variable):  # set but empty means unset, as a Kubernetes manifest often leaves it
             where = f"environment variable {variable}"
-            values[setting.name], sources[setting.name] = parse(setting, environ[variable], where), where
+            values[setting.name], sources[setting.name] = parse(setting, environ[variable], where, text=True), where
     for name, value in flags.items():
         if value is not None:
             where = f"flag {_BY_NAME[name].flags[0]}"
@@ -193,9 +193,11 @@ def load_settings(
     return Settings(values, sources, accounts, tuple(_unknown_variables(environ)))
 
 
-def parse(setting: Setting, value: Any, where: str) -> Any:
-    """The value as the setting's type, or a ConfigError that names `where` it came from and why it is wrong."""
-    value = _typed(setting.kind, value, where)
+def parse(setting: Setting, value: Any, where: str, text: bool = False) -> Any:
+    """The value as the setting's type, or a ConfigError that names `where` it came from and why it is wrong.
+
+    `text`: the value is how the environment spells it ("true", "0", "2.5")."""
+    value = _typed(setting.kind, value, where, text)
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{where}: expected a finite number, got {value!r}")
     if setting.choices and value not in setting.choices:
@@ -214,15 +216,15 @@ def parse(setting: Setting, value: Any, where: str) -> Any:
     return value
 
 
-def _typed(kind: type, value: Any, where: str) -> Any:
-    if isinstance(value, str) and kind is not str:  # from the environment
-        text = value.strip().lower()
+def _typed(kind: type, value: Any, where: str, text: bool) -> Any:
+    if isinstance(value, str) and kind is not str and (text or kind is not bool):
+        spelled = value.strip().lower()
         if kind is bool:
-            if text in _TRUE + _FALSE:
-                return text in _TRUE
+            if spelled in _TRUE + _FALSE:
+                return spelled in _TRUE
         else:
             try:
-                return kind(text)
+                return kind(spelled)
             except ValueError:
                 pass
     elif isinstance(value, kind) and not (kind is not bool and isinstance(value, bool)):

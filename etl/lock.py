@@ -6,7 +6,6 @@ file beside the database, freed by the kernel when the process exits however it 
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ from contextlib import contextmanager
 from sqlalchemy import Connection, text
 
 from etl.db import sqlite_path
+from etl.errors import EtlError
 
 
 class LockBusy(Exception):
@@ -56,6 +56,10 @@ def _advisory(conn: Connection, name: str, wait: bool) -> Iterator[None]:
 
 @contextmanager
 def _flock(path: str, wait: bool) -> Iterator[None]:
+    try:
+        import fcntl  # POSIX only: imported here so that everything else, --help first, works anywhere
+    except ImportError:
+        raise EtlError("aai-etl needs a POSIX system (Linux, macOS; on Windows, WSL) to lock a SQLite database") from None
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
