@@ -279,6 +279,7 @@ def config_group() -> None:
 
 
 @config_group.command()
+@common_options
 def example() -> None:
     """Print the example config file: every setting at its default, with what it does."""
     click.echo((files("etl") / "config.example.toml").read_text(encoding="utf-8"), nl=False)
