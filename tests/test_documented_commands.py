@@ -48,15 +48,16 @@ def documented() -> list[tuple[str, tuple[str, ...], set[str]]]:
                                                   for line in block.splitlines()]
     found = []
     for span in spans:
-        for match in re.finditer(r"(?<![\w/.-])aai-etl(?=\s|$)(.*)", span):
-            words = re.split(r"\s+(?:\||&&|>|;|#)\s+", match.group(1))[0].split()
+        for match in re.finditer(r"(?<![\w.-])aai-etl(?=\s|$)", span):
+            command = re.split(r"\s+(?:\||&&|>|;|#)(?:\s+|$)", span[match.end():])[0]
+            words = command.split()
             group: click.Command = cli
             path: tuple[str, ...] = ()
             for word in words:
                 if not isinstance(group, click.Group) or word not in group.commands:
                     break
                 group, path = group.commands[word], (*path, word)
-            found.append((match.group(0), path, set(re.findall(r"(?<![\w-])(--[a-z][\w-]*|-q)\b", match.group(1)))))
+            found.append((f"aai-etl{command}", path, set(re.findall(r"(?<![\w-])(--[a-z][\w-]*|-q)\b", command))))
     return found
 
 
