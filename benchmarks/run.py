@@ -19,7 +19,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from contextlib import closing
 from datetime import datetime, timezone
 from pathlib import Path

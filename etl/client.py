@@ -90,7 +90,7 @@ class ApiClient:
                 self._idle.append(session)
 
     @classmethod
-    def for_account(cls, settings: Settings, account: Account) -> "ApiClient":
+    def for_account(cls, settings: Settings, account: Account) -> ApiClient:
         return cls(
             account.base_url,
             account.require_key(),
@@ -117,7 +117,7 @@ class ApiClient:
         for session in self._sessions:
             session.close()
 
-    def __enter__(self) -> "ApiClient":
+    def __enter__(self) -> ApiClient:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -57,7 +57,7 @@ def walk_back(client: ApiClient, *, before_id: str | None, floor: Boundary | Non
     A page reaches the floor when it holds the floor transcript or anything created before it; without a
     floor the walk goes to the end of the listing. The caller commits each page before asking for the next.
     """
-    seen = {before_id} if before_id else set()
+    seen: set[str | None] = {before_id} if before_id else set()
     downloads = _Downloads(client)
     try:
         upcoming = downloads.fetch(before_id)

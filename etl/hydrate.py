@@ -51,6 +51,13 @@ class _Fetched:
     body: dict[str, Any] | None = None
     error: str | None = None
 
+    @property
+    def details(self) -> dict[str, Any]:
+        """The body of a fetch that worked: only those reach the writers."""
+        if self.body is None:
+            raise ValueError(f"transcript {self.transcript_id} has no fetched body")
+        return self.body
+
 
 def hydrate(
     conn: Connection,
@@ -128,16 +135,16 @@ def _write(conn: Connection, account: str, batch: list[_Fetched], options: Hydra
     row = and_(transcripts.c.account == account, transcripts.c.id == bindparam("b_id"), transcripts.c.deleted_at.is_(None))
     if done:
         # Bound names must differ from column names in an UPDATE's SET: hence the v_ prefix.
-        details = [{"hydrated_at": now, "change_seq": seq, **_details(f.body)} for f in done]
+        details = [{"hydrated_at": now, "change_seq": seq, **_details(f.details)} for f in done]
         conn.execute(
             update(transcripts).where(row).values({name: bindparam(f"v_{name}") for name in details[0]}),
-            [{"b_id": f.transcript_id, **{f"v_{k}": v for k, v in d.items()}} for f, d in zip(done, details)],
+            [{"b_id": f.transcript_id, **{f"v_{k}": v for k, v in d.items()}} for f, d in zip(done, details, strict=True)],
         )
         ids = [f.transcript_id for f in done]
         if options.store_words:
             _replace(conn, transcript_words, account, ids, [w for f in done for w in _words(account, f)])
         if options.store_bodies:
-            bodies = [{"account": account, "transcript_id": f.transcript_id, "body": f.body} for f in done if not _deleted(f.body)]
+            bodies = [{"account": account, "transcript_id": f.transcript_id, "body": f.details} for f in done if not _deleted(f.details)]
             _replace(conn, transcript_bodies, account, ids, bodies)
     if failed:
         for fetched in failed:
@@ -171,8 +178,8 @@ def _details(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _words(account: str, fetched: _Fetched) -> list[dict[str, Any]]:
-    words = fetched.body.get("words")
-    if _deleted(fetched.body) or not isinstance(words, list):
+    words = fetched.details.get("words")
+    if _deleted(fetched.details) or not isinstance(words, list):
         return []
     return [
         {

@@ -127,7 +127,7 @@ class _PageSql:
         "account", "id", "status", "created", "completed", "audio_url", "resource_url", "error", "raw",
         "first_seen_at", "changed_at", "deleted_at", "unlisted_at", "change_seq", "hydrate_attempts",
     )
-    _cache: dict[str, "_PageSql"] = {}
+    _cache: dict[str, _PageSql] = {}
 
     def __init__(self, dialect: str) -> None:
         self.postgres = dialect == "postgresql"
@@ -136,7 +136,7 @@ class _PageSql:
         self.upsert_sql = f"INSERT INTO transcripts ({', '.join(self._COLUMNS)}) VALUES ({', '.join(marks)}) {conflict}"
 
     @classmethod
-    def of(cls, conn: Connection) -> "_PageSql":
+    def of(cls, conn: Connection) -> _PageSql:
         name = conn.dialect.name
         if name not in cls._cache:
             cls._cache[name] = cls(name)
@@ -146,6 +146,7 @@ class _PageSql:
         # By id alone, the account checked here: only the primary key can serve that, whereas with
         # `account = ?` PostgreSQL, before it has statistics (all through a first sync), picked an index
         # leading to account and read every stored row of it for each page.
+        params: tuple[Any, ...]
         if self.postgres:
             # One array parameter: psycopg re-parses queries of more than 50 parameters on every call.
             query, params = "SELECT account, id, raw, status, deleted_at FROM transcripts WHERE id = ANY(%s)", (ids,)

@@ -102,7 +102,8 @@ def _begin_ddl(conn: Connection) -> None:
     Python's sqlite3 opens transactions only for INSERT, UPDATE and DELETE, so each CREATE TABLE committed
     on its own: a run killed halfway through a first migration left tables without a version, and every
     later run failed on "table already exists". SQLite's DDL is transactional once a BEGIN is issued."""
-    if conn.dialect.name == "sqlite" and not conn.connection.dbapi_connection.in_transaction:
+    driver = conn.connection.dbapi_connection
+    if conn.dialect.name == "sqlite" and driver is not None and not driver.in_transaction:
         conn.exec_driver_sql("BEGIN")
 
 

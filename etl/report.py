@@ -129,7 +129,7 @@ def text_table(header: Sequence[str], rows: list[list[str]], right_from: int | N
     def line(cells: Sequence[str], align: bool) -> str:
         return "  ".join(
             cell.rjust(width) if align and right_from is not None and i >= right_from else cell.ljust(width)
-            for i, (cell, width) in enumerate(zip(cells, widths))
+            for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
         )
 
     return "\n".join([line(header, False), *(line(row, True) for row in rows)])

@@ -26,7 +26,8 @@ from datetime import datetime, timedelta, timezone
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import islice
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 REAL_BASE = "https://api.assemblyai.com"  # resource_url points at the real host, as the service does
@@ -115,7 +116,7 @@ class FakeAssemblyAI:
         self.clock = datetime.combine(today.date(), datetime.min.time()) - timedelta(days=30)
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
-        self._items: list[dict | None] = []  # listed items, oldest -> newest; None = expired, not yet compacted
+        self._items: list[Any] = []  # listed item dicts, oldest -> newest; None = expired, not yet compacted
         self._index: dict[str, int] = {}  # id -> position in _items: O(1) cursor lookup
         self._all: dict[str, dict] = {}  # every item ever added: GET /{id} outlives the 90-day listing
         self._deleted: set[str] = set()
@@ -142,7 +143,7 @@ class FakeAssemblyAI:
 
     def stop(self) -> None:
         """Stop serving; a held request is released first so it cannot hang the test."""
-        if self._server is None:
+        if self._server is None or self._thread is None:
             return
         self._release.set()
         self._server.shutdown()
@@ -356,7 +357,7 @@ class FakeAssemblyAI:
                 "audio_url": item.get("audio_url"),
                 "webhook_url": DELETED_URL if deleted else None,
                 "error": item.get("error"),
-                "text": "Deleted by user." if deleted else (" ".join(w["text"] for w in words) if done else None),
+                "text": "Deleted by user." if deleted else (" ".join(w["text"] for w in words or []) if done else None),
                 # The spec says integer, the Go SDK float: serve both.
                 "audio_duration": _audio_duration(tid) if done else None,
                 "confidence": 0.93 if done else None,
@@ -400,12 +401,13 @@ class _Handler(BaseHTTPRequestHandler):
             release.wait()
         if fake.latency:
             time.sleep(fake.latency)
-        kind = fault.kind if fault else "normal"
+        fault = fault or Fault.none()
+        kind = fault.kind
         if kind == "reset":
             fake._log(url.path, params, 0)
             self._reset()
             return
-        content_type, headers = "application/json", {}
+        content_type, headers = "application/json", dict[str, str]()
         if kind == "html":
             page = f"<html><body><h1>{fault.code} {_phrase(fault.code)}</h1></body></html>"
             code, body, content_type = fault.code, page.encode(), "text/html"

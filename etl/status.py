@@ -30,7 +30,7 @@ def gather(conn: Connection, accounts: list[str], last_runs: int = 5) -> dict[st
 def _account(conn: Connection, account: str, last_runs: int) -> dict[str, Any]:
     cursor = read_cursor(conn, account)
     mine = transcripts.c.account == account
-    by_status = dict(conn.execute(select(transcripts.c.status, func.count()).where(mine).group_by(transcripts.c.status)).all())
+    by_status: dict[Any, int] = dict(conn.execute(select(transcripts.c.status, func.count()).where(mine).group_by(transcripts.c.status)).all())
     oldest_pending, deleted, unlisted, hydrated, waiting, failing = conn.execute(
         select(
             func.min(transcripts.c.created).filter(transcripts.c.status.in_(PENDING_STATUSES)),

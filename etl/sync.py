@@ -257,8 +257,8 @@ def _start_run(conn: Connection, account: str) -> int:
     run_id = conn.execute(
         insert(sync_runs).values(
             account=account, started_at=now, outcome="running", pid=os.getpid(), hostname=socket.gethostname()
-        )
-    ).inserted_primary_key[0]
+        ).returning(sync_runs.c.id)
+    ).scalar_one()
     conn.commit()
     return run_id
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import assert_table_equals_api, stored, summary_json, sync
+from conftest import stored, summary_json, sync
 
 
 def test_bad_values_are_stored_as_null_and_reported(database_url, fake):

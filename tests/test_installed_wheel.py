@@ -23,11 +23,14 @@ def test_wheel_runs_migrations_outside_the_checkout(tmp_path):
     workdir.mkdir()
     # Only the installed copy is importable: the dependencies come from this venv, etl from the wheel.
     env = {**os.environ, "PYTHONPATH": str(target), "AAI_ETL_DATABASE_URL": "sqlite:///installed.db"}
-    run = lambda *args: subprocess.run(
-        [sys.executable, "-c", "import sys, etl.cli; assert etl.__file__.startswith(sys.argv[1]); sys.argv[1:2] = []; etl.cli.main()",
-         str(target), *args],
-        cwd=workdir, env=env, capture_output=True, text=True,
-    )
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-c", "import sys, etl.cli; assert etl.__file__.startswith(sys.argv[1]); sys.argv[1:2] = []; etl.cli.main()",
+             str(target), *args],
+            cwd=workdir, env=env, capture_output=True, text=True,
+        )
+
     upgraded = run("db", "upgrade")
     assert upgraded.returncode == 0, upgraded.stderr
     assert upgraded.stdout.startswith("schema at 0")
@@ -35,3 +38,5 @@ def test_wheel_runs_migrations_outside_the_checkout(tmp_path):
     assert current.stdout.strip().endswith("(head)")
     assert (workdir / "installed.db").exists()
     assert not list(workdir.glob("migrations"))
+    example = run("config", "example")
+    assert example.returncode == 0 and "database_url = " in example.stdout, example.stderr

@@ -152,7 +152,10 @@ def test_without_fcntl_help_works_and_a_sqlite_sync_says_posix_only(tmp_path, fa
     """A system without flock (Windows): --help works; a SQLite sync says why it cannot, not an ImportError."""
     code = "import sys; sys.modules['fcntl'] = None; from etl.cli import main; main()"
     env = {**os.environ, **cli_env(fake, f"sqlite:///{tmp_path / 'x.db'}")}
-    run = lambda *args: subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60, env=env)
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60, env=env)
+
     shown = run("--help")
     assert shown.returncode == 0 and "Usage:" in shown.stdout, shown.stderr
     synced = run("sync", "--no-hydrate")
