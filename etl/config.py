@@ -84,8 +84,8 @@ postgresql+psycopg://etl:PASSWORD@db.internal/analytics   (pip install 'aai-etl[
     ),
     Setting("quiet", bool, False, "Only warnings and errors: no summary, no progress.", flags=("--quiet", "-q")),
     Setting(
-        "hydrate", bool, True, "Fetch each finished transcript's details (text, duration, ...) once after the list.",
-        example="`sync --hydrate` / `sync --no-hydrate` override it; `aai-etl hydrate` runs it alone.",
+        "hydrate", bool, True, "Fetch each finished transcript's details once after the list (`sync --no-hydrate` skips it).",
+        example="Text, audio duration, confidence, language and speech model, in typed columns; `aai-etl hydrate` runs it alone.",
     ),
     Setting(
         "hydrate_workers", int, 8, "Detail fetches in flight at once; they share one rate limiter.", minimum=1, maximum=64,
@@ -141,7 +141,7 @@ class Settings:
 
     def source(self, name: str) -> str:
         """Where a setting's value came from: a config file's key, a variable, a flag, or the default."""
-        return self.sources.get(name, "the default")
+        return self.sources.get(name, "its default")
 
     @property
     def secrets(self) -> list[str | None]:
@@ -188,7 +188,7 @@ def load_settings(
             where = f"flag {_BY_NAME[name].flags[0]}"
             values[name], sources[name] = parse(_BY_NAME[name], value, where), where
     if values["base_url"] is None:  # base_url wins over region, whichever source each came from
-        values["base_url"], sources["base_url"] = REGIONS[values["region"]], sources.get("region", "the default")
+        values["base_url"], sources["base_url"] = REGIONS[values["region"]], sources.get("region", "its default")
     accounts = _accounts(account_tables, values["base_url"], environ, file_source)
     return Settings(values, sources, accounts, tuple(_unknown_variables(environ)))
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
+
+from conftest import run_cli
 
 
 def test_demo_runs_the_real_sync_against_a_simulated_api(tmp_path):
@@ -34,5 +37,26 @@ def test_demo_runs_the_real_sync_against_a_simulated_api(tmp_path):
     assert total == int(out.split(" with ")[1].split()[0]) + 25
     assert hydrated > 200 and deleted == 1 and words > 0
 
+    # The commands it ends with look at the file it wrote.
+    look_around = [shlex.split(line) for line in out.splitlines() if line.startswith("  aai-etl ")]
+    assert [words[1] for words in look_around] == ["status", "stats", "export"]
+    for words in look_around:
+        shown = subprocess.run([str(script), *words[1:]], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+        assert shown.returncode == 0, (words, shown.stderr)
+        assert "no schema" not in shown.stdout + shown.stderr
+    assert not (tmp_path / "aai-etl.db").exists()
+
     again = subprocess.run([str(script), "demo"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0 and again.stdout.count(" done: ") == 3  # replaces its file, starts over
+
+
+def test_demo_takes_the_common_options(tmp_path):
+    quiet = run_cli(["demo", "--quiet", "--path", str(tmp_path / "demo.db")], {})
+    assert (quiet.exit_code, quiet.output) == (0, "")
+    for args in (["demo", "--database-url", "sqlite:///x.db"], ["--database-url", "sqlite:///x.db", "demo"]):
+        refused = run_cli(args, {})
+        assert (refused.exit_code, refused.stderr) == (2, (
+            "aai-etl: error: the demo never writes to your database, only to its own SQLite file: "
+            "use --path FILE, not --database-url\n"
+        ))
+    assert not (tmp_path / "x.db").exists()

@@ -96,5 +96,9 @@ def test_sigterm_stops_cleanly_and_records_the_run(database_url, fake):
     assert err.strip().splitlines()[-1] == "aai-etl: error: interrupted; everything committed so far is kept, the next run resumes"
     assert "Traceback" not in err
     assert runs(database_url) == ["failed"]
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        assert conn.execute(select(sync_runs.c.error)).scalar() == "interrupted by Ctrl-C or SIGTERM"
+    engine.dispose()
     assert sync(fake, database_url).exit_code == 0
     assert_table_equals_api(database_url, fake)
