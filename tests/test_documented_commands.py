@@ -113,7 +113,8 @@ def _value(param: click.Option, tmp_path: Path, database_url: str) -> list[list[
     raise AssertionError(f"no test value for {opt}: add one to _value()")
 
 
-def test_every_command_with_every_option_runs_without_a_traceback(database_url, fake, tmp_path):
+def test_every_command_with_every_option_runs_without_a_traceback(database_url, fake, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # what a command writes by default (the demo's file) lands here
     fake.add(5)
     fake.add(2, status="queued")
     assert sync(fake, database_url).exit_code == 0
