@@ -153,7 +153,10 @@ def test_the_example_file_is_the_table_and_loads():
 
 def test_the_readme_table_is_the_table():
     readme = (ROOT / "README.md").read_text()
-    assert readme_table() in readme, "README's settings table differs from etl.config.readme_table(): paste its output"
+    assert readme_table() in readme, (
+        "README's settings table is not what the settings table says: replace it with the output of\n"
+        "python -c 'from etl.config import readme_table; print(readme_table())'"
+    )
 
 
 def test_config_example_prints_the_shipped_file():
