@@ -15,7 +15,7 @@ import click
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
-from etl import __version__, export, interrupt, migrate, stats, status
+from etl import __version__, export, interrupt, metrics, migrate, stats, status
 from etl.client import ApiClient
 from etl.config import Settings, load_settings
 from etl.demo import run as run_demo
@@ -55,6 +55,20 @@ account_option = click.option(
 )
 
 
+def run_options(command: Callable) -> Callable:
+    """Options of the commands that run a sync: how it reports progress and metrics."""
+    options = [
+        (("--progress-interval",), {"type": float, "metavar": "SECONDS",
+                                    "help": "Off a terminal, log a progress event this often.  [env: AAI_ETL_PROGRESS_INTERVAL; default: 30]"}),
+        (("--metrics-file",), {"type": click.Path(dir_okay=False), "metavar": "PATH",
+                               "help": "Write Prometheus metrics here (node_exporter textfile format), atomically."}),
+        (("--pushgateway",), {"metavar": "URL", "help": "Push Prometheus metrics to this Pushgateway (job aai_etl, label account)."}),
+    ]
+    for names, settings in reversed(options):
+        command = click.option(*names, expose_value=False, callback=_remember, **settings)(command)
+    return command
+
+
 class _Group(click.Group):
     """Turns every expected failure into one line and its exit status, in one place."""
 
@@ -86,7 +100,9 @@ def _settings() -> Settings:
     ctx = click.get_current_context()
     options = dict(ctx.meta.get(_OPTIONS, {}))
     settings = load_settings(options.pop("config_path", None), **options)
-    reporter = Reporter(settings.log_format, settings.quiet, settings.secrets + [os.environ.get("ASSEMBLYAI_API_KEY")])
+    reporter = Reporter(
+        settings.log_format, settings.quiet, settings.secrets + [os.environ.get("ASSEMBLYAI_API_KEY")], settings.progress_interval
+    )
     ctx.meta["aai_etl.reporter"] = reporter
     return settings
 
@@ -99,6 +115,7 @@ def _reporter() -> Reporter:
 @account_option
 @click.option("--full", is_flag=True, help="Walk the whole listing: catch deletions of older transcripts (a reconcile).")
 @click.option("--hydrate/--no-hydrate", default=None, help="Fetch each final transcript's details (default: the hydrate setting, true).")
+@run_options
 @common_options
 def sync(account_name: str | None, full: bool, hydrate: bool | None) -> None:
     """Fetch new transcripts, status changes and transcript details into the database."""
@@ -108,6 +125,7 @@ def sync(account_name: str | None, full: bool, hydrate: bool | None) -> None:
 
 @cli.command("hydrate")
 @account_option
+@run_options
 @common_options
 def hydrate_command(account_name: str | None) -> None:
     """Fetch the details of final transcripts that lack them, without syncing the list."""
@@ -119,20 +137,25 @@ def _run_accounts(settings: Settings, account_name: str | None, *, full: bool, l
     engine = make_engine(settings.database_url)
     reporter = _reporter()
     hydration = HydrateOptions(settings.hydrate_workers, settings.store_words, settings.store_bodies) if hydrate else None
+    recorder = metrics.Recorder(settings.metrics_file, settings.pushgateway)
+    on_event = recorder.observing(reporter.event) if settings.metrics_file or settings.pushgateway else reporter.event
     failed: dict[str, int] = {}
-    for account in accounts:
-        try:
-            with ApiClient.for_account(settings, account) as client:
-                stats = run_sync(
-                    engine, client, account.name, reporter.progress, full=full, listing=listing, hydration=hydration
-                )
-            reporter.summary(account.name, stats, listing)
-        except EtlError as exc:
-            if len(accounts) == 1:
-                raise
-            # One failing account must not stop the others.
-            reporter.error(f"account '{account.name}': {exc}")
-            failed[account.name] = exc.exit_code
+    try:
+        for account in accounts:
+            try:
+                with ApiClient.for_account(settings, account) as client:
+                    stats = run_sync(engine, client, account.name, on_event, full=full, listing=listing, hydration=hydration)
+                reporter.summary(account.name, stats, listing)
+            except EtlError as exc:
+                recorder.failed(account.name, exc)
+                if len(accounts) == 1:
+                    raise
+                # One failing account must not stop the others.
+                reporter.error(f"account '{account.name}': {exc}")
+                failed[account.name] = exc.exit_code
+    finally:
+        # Whatever happened, the metrics say so: a failed run is what an alert is for.
+        recorder.publish(engine)
     if failed:
         raise AccountsFailed(failed, len(accounts))
 

@@ -56,6 +56,9 @@ class Settings:
     hydrate_workers: int = 8
     store_words: bool = False
     store_bodies: bool = True
+    progress_interval: float = 30.0
+    metrics_file: str | None = None
+    pushgateway: str | None = None
 
     @property
     def secrets(self) -> list[str | None]:
@@ -87,6 +90,9 @@ _FILE_KEYS: dict[str, type] = {
     "hydrate_workers": int,
     "store_words": bool,
     "store_bodies": bool,
+    "progress_interval": float,
+    "metrics_file": str,
+    "pushgateway": str,
     "accounts": list,
 }
 _ACCOUNT_KEYS: dict[str, type] = {"name": str, "api_key_env": str, "region": str, "base_url": str}
@@ -99,6 +105,7 @@ _ENV_KEYS = {
     "AAI_ETL_DATABASE_URL": "database_url",
     "ASSEMBLYAI_BASE_URL": "base_url",
     "AAI_ETL_MAX_RETRIES": "max_retries",
+    "AAI_ETL_PROGRESS_INTERVAL": "progress_interval",
 }
 
 
@@ -213,10 +220,12 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("max_retries must be 0 or more")
     if not 1 <= settings.hydrate_workers <= 64:
         raise ConfigError("hydrate_workers must be from 1 to 64")
-    for name in ("connect_timeout", "read_timeout", "retry_budget_seconds", "backoff_seconds"):
+    for name in ("connect_timeout", "read_timeout", "retry_budget_seconds", "backoff_seconds", "progress_interval"):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"{name} must be greater than 0")
     _check_url(settings.base_url, "base_url")
+    if settings.pushgateway is not None and not settings.pushgateway.startswith(("http://", "https://")):
+        raise ConfigError(f"pushgateway must start with http:// or https://, not '{settings.pushgateway}'")
 
 
 def _check_url(url: str, where: str) -> None:
