@@ -18,7 +18,6 @@ from sqlalchemy.exc import DBAPIError
 from etl import __version__, export, interrupt, metrics, migrate, stats, status
 from etl.client import ApiClient
 from etl.config import Settings, load_settings
-from etl.demo import run as run_demo
 from etl.db import connect, first_line, make_engine
 from etl.errors import AccountsFailed, EtlError
 from etl.hydrate import HydrateOptions
@@ -218,6 +217,8 @@ def export_command(since: int | None, fmt: str, output: str | None, account_name
               help="The SQLite file to create (replaced if it exists).")
 def demo(path: Path) -> None:
     """Watch a sync work against a simulated AssemblyAI API: no key needed."""
+    from etl.demo import run as run_demo  # the simulator stays out of every other command's start-up
+
     reporter = _reporter()
     run_demo(path, reporter.echo, reporter.summary)
 

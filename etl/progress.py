@@ -6,6 +6,8 @@ log collector needs to tell a long run from a hung one. tqdm is imported only wh
 
 from __future__ import annotations
 
+import math
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -46,7 +48,7 @@ class RunProgress:
         fields["rate"] = round((count - at_start) / max(self._clock() - started, 1e-6), 1)
         if fields["phase"] == "hydrating":
             remaining = max(fields["total"] - count, 0)
-            fields["eta_seconds"] = round(remaining / fields["rate"]) if fields["rate"] > 0 else None
+            fields["eta_seconds"] = math.ceil(remaining / fields["rate"]) if fields["rate"] > 0 else None
         return fields
 
 
@@ -142,8 +144,8 @@ class TerminalBars:
             unit=" transcripts",
             unit_scale=False,
             file=self._stream,
-            dynamic_ncols=True,
             leave=False,
+            **_width(self._stream),
         )
 
     def _close(self) -> None:
@@ -152,10 +154,20 @@ class TerminalBars:
             self._bar = None
 
 
+def _width(stream: IO[str]) -> dict[str, Any]:
+    """Follow the terminal's size as it is resized; a terminal that reports none (0 x 0, as a fresh pty or
+    some container consoles do) gets 100 x 24, since tqdm would draw nothing at all."""
+    try:
+        size = os.get_terminal_size(stream.fileno())
+    except (OSError, ValueError):
+        size = os.terminal_size((0, 0))
+    return {"dynamic_ncols": True} if size.columns and size.lines else {"ncols": 100, "nrows": 24}
+
+
 def _postfix(fields: dict[str, Any]) -> str:
     parts = [f"{fields['pages']:,} pages"] if fields["phase"] == "listing" else []
     if fields["phase"] != "listing" and fields["failed"]:
         parts.append(f"{fields['failed']:,} failed")
     if fields["retries"]:
-        parts.append(f"{fields['retries']:,} retries, {fields['rate_limited']:,} after 429")
+        parts.append(f"retries {fields['retries']:,} ({fields['rate_limited']:,} after HTTP 429)")
     return ", ".join(parts)
