@@ -15,11 +15,11 @@ import click
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
-from etl import __version__, export, interrupt, metrics, migrate, stats, status
+from etl import __version__, check, export, interrupt, metrics, migrate, stats, status
 from etl.client import ApiClient
 from etl.config import Settings, load_settings
 from etl.db import connect, first_line, make_engine
-from etl.errors import AccountsFailed, EtlError
+from etl.errors import AccountsFailed, ConfigError, EtlError, Unhealthy
 from etl.hydrate import HydrateOptions
 from etl.report import Reporter
 from etl.sync import run_sync
@@ -159,17 +159,63 @@ def _run_accounts(settings: Settings, account_name: str | None, *, full: bool, l
         raise AccountsFailed(failed, len(accounts))
 
 
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> timedelta | None:
+    try:
+        return None if value is None else status.parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @cli.command("status")
 @account_option
 @click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON object.")
+@click.option("--max-age", metavar="DURATION", callback=_duration,
+              help="A probe: exit 1 if the last run failed or the last success is older than DURATION (90m, 2h, 1d).")
 @common_options
-def status_command(account_name: str | None, as_json: bool) -> None:
+def status_command(account_name: str | None, as_json: bool, max_age: timedelta | None) -> None:
     """Show where the sync stands: cursor, pending transcripts, counts, last runs."""
     settings = _settings()
     names = [account.name for account in settings.select(account_name)]
     with _connect(settings) as conn:
         report = status.gather(conn, names)
     _reporter().echo(json.dumps(report) if as_json else status.render(report))
+    if max_age is not None and (problems := status.problems(report, max_age, datetime.now(timezone.utc))):
+        raise Unhealthy("; ".join(problems))
+
+
+@cli.command("check")
+@common_options
+def check_command() -> None:
+    """Check the settings, the database and each account's API key (one small request), without syncing."""
+    ctx = click.get_current_context()
+    try:
+        settings = _settings()
+    except ConfigError as exc:
+        results = [check.settings_failed(exc)]
+    else:
+        results = check.run(settings, ctx.meta.get(_OPTIONS, {}).get("config_path"))
+    for result in results:
+        _reporter().echo(result.render())
+    ctx.exit(check.exit_code(results))
+
+
+@cli.command("simulate")
+@click.option("--port", type=int, default=8080, show_default=True, help="Port to listen on (0: any free port).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--transcripts", type=click.IntRange(min=0), default=1000, show_default=True, help="Transcripts in the account.")
+@click.option("--latency", type=click.FloatRange(min=0), default=0.05, show_default=True, help="Seconds each response takes.")
+@click.option("--faults", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Share of requests answered with a fault (429, 5xx, an HTML error page, a reset).")
+@click.option("--api-key", default="simulated-key", show_default=True, help="The key the simulated API accepts.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same transcripts.")
+def simulate(port: int, host: str, transcripts: int, latency: float, faults: float, api_key: str, seed: int) -> None:
+    """Serve a simulated AssemblyAI API to rehearse a deployment or a dashboard without a key (Ctrl-C stops)."""
+    from etl.simulator import serve  # the simulator stays out of every other command's start-up
+
+    try:
+        serve(host, port, transcripts=transcripts, latency=latency, faults=faults, api_key=api_key, seed=seed, say=_reporter().echo)
+    except OSError as exc:  # the port is taken, or the address is not this host's
+        raise EtlError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 @cli.command("stats")

@@ -68,6 +68,10 @@ class AccountsFailed(EtlError):
         self.exit_code = EXIT_ALREADY_RUNNING if set(failed.values()) == {EXIT_ALREADY_RUNNING} else EXIT_FAILURE
 
 
+class Unhealthy(EtlError):
+    """`status --max-age`: the last run failed, or no run succeeded recently enough."""
+
+
 class Retriable(Exception):
     """Internal to the client: a failure worth another attempt."""
 
