@@ -28,7 +28,12 @@ class RunProgress:
         """Take the run's latest counters; return the fields as of now."""
         fields: dict[str, Any] = {"account": stats.account, "phase": stats.phase}
         if stats.phase == "listing":
-            fields.update(pages=stats.pages, rows=stats.inserted + stats.updated + stats.unchanged)
+            fields.update(
+                pages=stats.pages,
+                rows=stats.inserted + stats.updated + stats.unchanged,
+                listed_back_to=stats.listed_back_to,
+                walking_down_to=stats.walking_down_to,
+            )
         else:
             fields.update(done=stats.hydrated + stats.hydrate_failures, total=stats.hydrate_total, failed=stats.hydrate_failures)
         fields.update(requests=stats.requests, retries=stats.retries, rate_limited=stats.rate_limited)
@@ -60,6 +65,8 @@ def describe(fields: dict[str, Any]) -> str:
     """One progress line for a text log."""
     if fields["phase"] == "listing":
         where = f"listing: {fields['rows']:,} transcripts read in {fields['pages']:,} pages, {fields['rate']:,.0f}/s"
+        if fields["listed_back_to"]:
+            where += f", back to {fields['listed_back_to']} (walking down to {fields['walking_down_to']})"
     else:
         eta = fields.get("eta_seconds")
         left = f", about {duration(eta)} left" if eta is not None else ""
@@ -166,6 +173,8 @@ def _width(stream: IO[str]) -> dict[str, Any]:
 
 def _postfix(fields: dict[str, Any]) -> str:
     parts = [f"{fields['pages']:,} pages"] if fields["phase"] == "listing" else []
+    if fields["phase"] == "listing" and fields["listed_back_to"]:
+        parts.append(f"reached {fields['listed_back_to'][:10]}, walking down to {fields['walking_down_to'][:10]}")
     if fields["phase"] != "listing" and fields["failed"]:
         parts.append(f"{fields['failed']:,} failed")
     if fields["retries"]:

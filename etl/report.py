@@ -171,7 +171,7 @@ class Reporter:
         self._end_progress()
         message = redact(message, self.secrets)
         if self.json:
-            self._json_line({"level": "error", "message": message, "event": "run_failed"}, err=True)
+            self._json_line({"level": "error", "message": message, **self.context("run_failed")}, err=True)
         else:
             click.echo(f"aai-etl: error: {message}", err=True)
 

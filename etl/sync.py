@@ -60,6 +60,10 @@ class RunStats:
     sync_run: int = 0  # the run's id in sync_runs
     phase: str = "listing"  # then "hydrating"
     hydrate_total: int = 0  # the details due when hydration began
+    # Where the walk is: the listing has no count, so no total or ETA; the creation time it has read back
+    # to, and the one it walks down to (the floor, or the start of the 90-day window), say how far it has come.
+    listed_back_to: str | None = None
+    walking_down_to: str | None = None
     retries: int = 0
     rate_limited: int = 0
 
@@ -195,6 +199,9 @@ class _Run:
         oldest = page.oldest or oldest
         if cursor.walk_top is None:
             cursor = replace(cursor, walk_top=page.newest)
+        floor = cursor.walk_floor.created if cursor.walk_floor is not None else now - LISTING_WINDOW
+        self.stats.listed_back_to = _minute(oldest.created) if oldest else None
+        self.stats.walking_down_to = _minute(floor)
         if page.resume_before_id is None:
             self._end_walk(cursor, page, oldest, now)
             cursor = Cursor(high_water=cursor.walk_top or cursor.high_water)
@@ -239,6 +246,10 @@ class _Run:
         except Exception:
             # The database itself may be what failed; the original error is the one to report.
             log.debug("could not record the end of run %s", self.stats.sync_run, exc_info=True)
+
+
+def _minute(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
 
 
 def _older(high_water: Boundary | None, pending: Boundary | None) -> Boundary | None:

@@ -8,6 +8,7 @@ import pty
 import re
 import subprocess
 import sys
+from datetime import datetime, timedelta, timezone
 
 from conftest import API_KEY, cli_env, run_cli, spawn
 from etl.simulator import Fault, FakeAssemblyAI
@@ -59,6 +60,24 @@ def test_text_log_gets_a_progress_line_every_interval_and_a_short_run_none(sqlit
         quick = run_cli(["sync", "--no-hydrate"], env)  # well under the default 30 s: the summary alone
     assert (quick.exit_code, quick.stderr) == (0, "")
     assert quick.stdout.startswith("sync of 'default' done: 3 new")
+
+
+def test_listing_progress_says_how_far_back_the_walk_has_read(sqlite_url):
+    with FakeAssemblyAI(api_key=API_KEY, latency=0.1) as api:
+        api.add(2000)  # ten pages, a second or more
+        oldest, newest = api.listing()[-1]["created"], api.listing()[0]["created"]
+        env = cli_env(api, sqlite_url, AAI_ETL_PROGRESS_INTERVAL="0.15")
+        result = run_cli(["sync", "--no-hydrate", "--log-format", "json"], env)
+    assert result.exit_code == 0, result.output
+    listing = [json.loads(line) for line in result.stderr.splitlines()]
+    listing = [line for line in listing if line["event"] == "progress" and line["phase"] == "listing" and line["listed_back_to"]]
+    assert listing, "a progress event while listing"
+    window_start = datetime.now(timezone.utc) - timedelta(days=90)
+    for line in listing:
+        assert oldest[:10] <= line["listed_back_to"][:10] <= newest[:10]
+        assert line["walking_down_to"][:10] in {f"{window_start:%Y-%m-%d}", f"{window_start - timedelta(days=1):%Y-%m-%d}"}
+        assert f"back to {line['listed_back_to']} (walking down to {line['walking_down_to']})" in line["message"]
+        assert 0 < line["rows"] < 2000 and line["rate"] > 0
 
 
 def test_progress_interval_must_be_positive(sqlite_url, fake):
