@@ -139,3 +139,25 @@ def _read_all(fd: int) -> bytes:
         if not chunk:
             return shown
         shown += chunk
+
+
+def test_rate_and_eta_are_of_the_current_phase_not_of_the_whole_run():
+    from etl.progress import RunProgress, describe
+    from etl.sync import RunStats
+
+    now = [0.0]
+    progress = RunProgress(clock=lambda: now[0])
+    stats = RunStats(account="default")
+    progress.update("run_started", stats)
+    progress.update("phase", stats)
+    now[0], stats.inserted, stats.pages = 10.0, 1000, 5
+    assert progress.update("progress", stats)["rate"] == 100.0  # listing: 1,000 in 10 s
+    stats.phase, stats.hydrate_total = "hydrating", 1000
+    progress.update("phase", stats)
+    now[0], stats.hydrated, stats.hydrate_failures = 20.0, 450, 50
+    fields = progress.update("progress", stats)
+    # 500 details in the 10 s since hydration began, not 500 over the run's 20 s.
+    assert (fields["rate"], fields["eta_seconds"], fields["done"], fields["total"]) == (50.0, 10, 500, 1000)
+    assert describe(fields) == "'default' details: 500 of 1,000 (50 failed), 50.0/s, about 10s left"
+    now[0] = 40.0  # nothing more arrived: the rate falls, the ETA grows
+    assert progress.fields()["rate"] == 16.7 and progress.fields()["eta_seconds"] == 30
