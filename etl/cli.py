@@ -17,12 +17,11 @@ import click
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
-from etl import __version__, export, interrupt, migrate, stats, status
+from etl import __version__, check, export, interrupt, metrics, migrate, stats, status
 from etl.client import ApiClient
 from etl.config import CONFIG_VARIABLE, SETTINGS, Settings, load_settings
-from etl.demo import run as run_demo
 from etl.db import connect, first_line, make_engine
-from etl.errors import AccountsFailed, ConfigError, EtlError, UsageError
+from etl.errors import AccountsFailed, ConfigError, EtlError, Unhealthy, UsageError
 from etl.hydrate import HydrateOptions
 from etl.report import Reporter
 from etl.sync import run_sync
@@ -42,23 +41,31 @@ def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
 
 def common_options(command: Callable) -> Callable:
     """Options every command takes, before or after the subcommand name."""
-    options: list[tuple[tuple[str, ...], dict[str, Any]]] = [
-        (("--config", "config_path"), {"type": click.Path(dir_okay=False), "envvar": CONFIG_VARIABLE,
-                                       "help": f"TOML settings file (`aai-etl config example` prints one).  [env: {CONFIG_VARIABLE}]"}),
-    ]
-    for setting in SETTINGS:  # each setting with a flag, from the settings table
-        if setting.flags:
+    command = _setting_options(command, run_only=False)
+    config: dict[str, Any] = {"type": click.Path(dir_okay=False), "envvar": CONFIG_VARIABLE,
+              "help": f"TOML settings file (`aai-etl config example` prints one).  [env: {CONFIG_VARIABLE}]"}
+    return click.option("--config", "config_path", expose_value=False, callback=_remember, **config)(command)
+
+
+def _setting_options(command: Callable, *, run_only: bool) -> Callable:
+    """A flag for each setting of the settings table that has one (common, or of the runs only)."""
+    for setting in reversed(SETTINGS):
+        if setting.flags and setting.run_only == run_only:
             kind = click.Choice(setting.choices) if setting.choices else setting.kind
             flag = {"is_flag": True, "default": None} if setting.kind is bool else {"type": kind}
-            options.append(((*setting.flags, setting.name), {**flag, "help": f"{setting.doc}  [env: {setting.variable}]"}))
-    for names, settings in reversed(options):
-        command = click.option(*names, expose_value=False, callback=_remember, **settings)(command)
+            help_text = f"{setting.doc}  [env: {setting.variable}]"
+            command = click.option(*setting.flags, setting.name, expose_value=False, callback=_remember, help=help_text, **flag)(command)
     return command
 
 
 account_option = click.option(
     "--account", "account_name", metavar="NAME", help="Only this account of the config's [[accounts]] (default: all)."
 )
+
+
+def run_options(command: Callable) -> Callable:
+    """Options of the commands that run a sync: how it reports progress and metrics (the run_only settings)."""
+    return _setting_options(command, run_only=True)
 
 
 class _Group(click.Group):
@@ -114,7 +121,9 @@ def _settings() -> Settings:
     ctx = click.get_current_context()
     options = dict(ctx.meta.get(_OPTIONS, {}))
     settings = load_settings(options.pop("config_path", None), **options)
-    reporter = Reporter(settings.log_format, settings.quiet, settings.secrets + [os.environ.get("ASSEMBLYAI_API_KEY")])
+    reporter = Reporter(
+        settings.log_format, settings.quiet, settings.secrets + [os.environ.get("ASSEMBLYAI_API_KEY")], settings.progress_interval
+    )
     ctx.meta["aai_etl.reporter"] = reporter
     ctx.meta[_SETTINGS] = settings
     for warning in settings.warnings:
@@ -130,6 +139,7 @@ def _reporter() -> Reporter:
 @account_option
 @click.option("--full", is_flag=True, help="Walk the whole listing: catch deletions of older transcripts (a reconcile).")
 @click.option("--hydrate/--no-hydrate", default=None, help="Fetch each final transcript's details (default: the hydrate setting, true).")
+@run_options
 @common_options
 def sync(account_name: str | None, full: bool, hydrate: bool | None) -> None:
     """Fetch new transcripts, status changes and transcript details into the database."""
@@ -139,6 +149,7 @@ def sync(account_name: str | None, full: bool, hydrate: bool | None) -> None:
 
 @cli.command("hydrate")
 @account_option
+@run_options
 @common_options
 def hydrate_command(account_name: str | None) -> None:
     """Fetch the details of final transcripts that lack them, without syncing the list."""
@@ -151,35 +162,94 @@ def _run_accounts(settings: Settings, account_name: str | None, *, full: bool, l
     click.get_current_context().meta[_RESUMES] = True
     reporter = _reporter()
     hydration = HydrateOptions(settings.hydrate_workers, settings.store_words, settings.store_bodies) if hydrate else None
+    recorder = metrics.Recorder(settings.metrics_file, settings.pushgateway)
+    on_event = recorder.observing(reporter.event) if settings.metrics_file or settings.pushgateway else reporter.event
     failed: dict[str, int] = {}
-    for account in accounts:
-        try:
-            with ApiClient.for_account(settings, account) as client:
-                stats = run_sync(
-                    engine, client, account.name, reporter.progress, full=full, listing=listing, hydration=hydration
-                )
-            reporter.summary(account.name, stats, listing)
-        except EtlError as exc:
-            if len(accounts) == 1:
-                raise
-            # One failing account must not stop the others.
-            reporter.error(f"account '{account.name}': {exc}")
-            failed[account.name] = exc.exit_code
+    try:
+        for account in accounts:
+            try:
+                with ApiClient.for_account(settings, account) as client:
+                    stats = run_sync(engine, client, account.name, on_event, full=full, listing=listing, hydration=hydration)
+                reporter.summary(account.name, stats, listing)
+            except EtlError as exc:
+                recorder.failed(account.name, exc)
+                if len(accounts) == 1:
+                    raise
+                # One failing account must not stop the others.
+                reporter.error(f"account '{account.name}': {exc}")
+                failed[account.name] = exc.exit_code
+    finally:
+        # Whatever happened, the metrics say so: a failed run is what an alert is for.
+        recorder.publish(engine)
     if failed:
         raise AccountsFailed(failed, len(accounts))
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> timedelta | None:
+    try:
+        return None if value is None else status.parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 @cli.command("status")
 @account_option
 @click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON object.")
+@click.option("--max-age", metavar="DURATION", callback=_duration,
+              help="A probe: exit 1 if the last run failed or the last success is older than DURATION (90m, 2h, 1d).")
 @common_options
-def status_command(account_name: str | None, as_json: bool) -> None:
+def status_command(account_name: str | None, as_json: bool, max_age: timedelta | None) -> None:
     """Show where the sync stands: cursor, pending transcripts, counts, last runs."""
     settings = _settings()
     names = [account.name for account in settings.select(account_name)]
     with _connect(settings, read_only=True) as conn:
         report = status.gather(conn, names)
     _reporter().echo(json.dumps(report) if as_json else status.render(report))
+    if max_age is not None and (problems := status.problems(report, max_age, datetime.now(timezone.utc))):
+        raise Unhealthy("; ".join(problems))
+
+
+@cli.command("check")
+@common_options
+def check_command() -> None:
+    """Check the settings, the database and each account's API key (one small request), without syncing."""
+    ctx = click.get_current_context()
+    try:
+        settings = _settings()
+    except ConfigError as exc:
+        results = [check.settings_failed(exc)]
+    else:
+        results = check.run(settings, ctx.meta.get(_OPTIONS, {}).get("config_path"))
+    for result in results:
+        _reporter().echo(result.render())
+    ctx.exit(check.exit_code(results))
+
+
+@cli.command("simulate")
+@click.option("--port", type=int, default=8080, show_default=True, help="Port to listen on (0: any free port).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--transcripts", type=click.IntRange(min=0), default=1000, show_default=True, help="Transcripts in the account.")
+@click.option("--latency", type=click.FloatRange(min=0), default=0.05, show_default=True, help="Seconds each response takes.")
+@click.option("--faults", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Share of requests answered with a fault (429, 5xx, an HTML error page, a reset).")
+@click.option("--api-key", default="simulated-key", show_default=True, help="The key the simulated API accepts.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same transcripts.")
+@click.option("--duration", type=click.FloatRange(min=0), metavar="SECONDS", help="Stop after this long (default: at Ctrl-C).")
+@common_options
+def simulate(
+    port: int, host: str, transcripts: int, latency: float, faults: float, api_key: str, seed: int, duration: float | None
+) -> None:
+    """Serve a simulated AssemblyAI API to rehearse a deployment or a dashboard without a key (Ctrl-C stops)."""
+    from etl.simulator import serve  # the simulator stays out of every other command's start-up
+
+    _settings()  # the log format, and one line for a bad config, as every command
+    try:
+        serve(
+            host, port, transcripts=transcripts, latency=latency, faults=faults, api_key=api_key, seed=seed,
+            say=_reporter().echo, duration=duration,
+        )
+    except OSError as exc:  # the port is taken, or the address is not this host's
+        raise EtlError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 @cli.command("stats")
@@ -230,6 +300,8 @@ def export_command(since: int | None, fmt: str, output: str | None, account_name
 @common_options
 def demo(path: Path) -> None:
     """Watch a sync work against a simulated AssemblyAI API: no key needed."""
+    from etl.demo import run as run_demo  # the simulator stays out of every other command's start-up
+
     settings = _settings()
     if settings.source("database_url").startswith("flag"):
         raise ConfigError("the demo never writes to your database, only to its own SQLite file: use --path FILE, not --database-url")

@@ -65,6 +65,8 @@ class ApiClient:
         self.retry_budget_seconds = retry_budget_seconds
         self.backoff_seconds = backoff_seconds
         self.requests_made = 0
+        self.retries = 0  # attempts that failed and were retried; rate_limited: of them, HTTP 429
+        self.rate_limited = 0
         self.throttle = Throttle()
         self._headers = {"Authorization": api_key, "User-Agent": f"aai-etl/{__version__}"}
         self._lock = threading.Lock()
@@ -142,7 +144,14 @@ class ApiClient:
                         f"would pass the {self.retry_budget_seconds:.0f}s retry budget; everything synced so far "
                         "is saved, run again later"
                     ) from None
-                log.warning("%s; retrying in %.1fs (attempt %d of %d)", failure.reason, delay, attempt + 2, self.max_retries + 1)
+                with self._lock:
+                    self.retries += 1
+                    self.rate_limited += failure.rate_limited
+                # The extra fields make this line a `retrying` event for the progress display and JSON logs.
+                log.warning(
+                    "%s; retrying in %.1fs (attempt %d of %d)", failure.reason, delay, attempt + 2, self.max_retries + 1,
+                    extra={"event": "retrying", "fields": {"delay": round(delay, 3), "rate_limited": failure.rate_limited}},
+                )
                 if failure.rate_limited:
                     self.throttle.pause(delay)  # every thread slows down, not just this one
                 else:

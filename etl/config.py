@@ -14,7 +14,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,9 @@ class Setting:
     maximum: float | None = None  # allowed: value <= maximum
     above: float | None = None  # allowed: above < value
     env: str = ""
-    flags: tuple[str, ...] = ()  # a flag every command takes
+    flags: tuple[str, ...] = ()  # a flag every command takes (with run_only: only sync and hydrate)
+    run_only: bool = False  # a setting of a run (progress, metrics): its flag is on sync and hydrate only
+    url: bool = False  # must be an http:// or https:// URL
     example: str = ""  # more comment lines for the example file
     placeholder: str = "..."  # the example file's value for a setting with no default
 
@@ -63,7 +65,7 @@ postgresql+psycopg://etl:PASSWORD@db.internal/analytics   (pip install 'aai-etl[
         choices=tuple(REGIONS),
     ),
     Setting(
-        "base_url", str, None, "The API's base URL itself; wins over region.", env="ASSEMBLYAI_BASE_URL",
+        "base_url", str, None, "The API's base URL itself; wins over region.", env="ASSEMBLYAI_BASE_URL", url=True,
         placeholder='"https://api.assemblyai.com"',
     ),
     Setting("connect_timeout", float, 10.0, "Seconds to wait for a connection to the API.", above=0),
@@ -92,6 +94,18 @@ postgresql+psycopg://etl:PASSWORD@db.internal/analytics   (pip install 'aai-etl[
     ),
     Setting("store_words", bool, False, "Every word with its timing and speaker, in transcript_words (large).",),
     Setting("store_bodies", bool, True, "The full JSON body of each transcript, in transcript_bodies."),
+    Setting(
+        "progress_interval", float, 30.0, "Off a terminal, log a progress event this often (seconds).", above=0,
+        flags=("--progress-interval",), run_only=True,
+    ),
+    Setting(
+        "metrics_file", str, None, "Write Prometheus metrics here after each run (node_exporter textfile format), atomically.",
+        flags=("--metrics-file",), run_only=True, placeholder='"/var/lib/node_exporter/textfile/aai_etl.prom"',
+    ),
+    Setting(
+        "pushgateway", str, None, "Push Prometheus metrics to this Pushgateway after each run (job aai_etl, label account).",
+        flags=("--pushgateway",), run_only=True, url=True, placeholder='"http://pushgateway:9091"',
+    ),
 )
 _BY_NAME = {setting.name: setting for setting in SETTINGS}
 _BY_VARIABLE = {setting.variable: setting for setting in SETTINGS}
@@ -142,6 +156,10 @@ class Settings:
     def source(self, name: str) -> str:
         """Where a setting's value came from: a config file's key, a variable, a flag, or the default."""
         return self.sources.get(name, "its default")
+
+    def with_values(self, **changes: Any) -> Settings:
+        """A copy with some values changed: a command's own overrides (check's short retries)."""
+        return replace(self, values={**self.values, **changes})
 
     @property
     def secrets(self) -> list[str | None]:
@@ -211,7 +229,7 @@ def parse(setting: Setting, value: Any, where: str, text: bool = False) -> Any:
         else:
             wanted = f"from {low:g} to {high:g}"
         raise ConfigError(f"{where}: must be {wanted}, not {value!r}")
-    if setting.name == "base_url":
+    if setting.url:
         _check_url(value, where)
     return value
 

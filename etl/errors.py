@@ -86,6 +86,10 @@ class AccountsFailed(EtlError):
         self.exit_code = statuses.pop() if len(statuses) == 1 else EXIT_FAILURE
 
 
+class Unhealthy(EtlError):
+    """`status --max-age`: the last run failed, or no run succeeded recently enough."""
+
+
 class Retriable(Exception):
     """Internal to the client: a failure worth another attempt."""
 

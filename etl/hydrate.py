@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, update
 
 from etl import interrupt
 from etl.client import ApiClient
@@ -87,17 +87,27 @@ def hydrate(
     return hydrated, failed
 
 
+def hydration_backlog(conn: Connection, account: str) -> int:
+    """How many transcripts hydration would fetch now: the total its progress counts towards."""
+    count = conn.execute(select(func.count()).where(_due(account, _utcnow()))).scalar_one()
+    conn.rollback()  # end the read transaction, as _queue does
+    return count
+
+
+def _due(account: str, now: datetime):
+    return and_(
+        transcripts.c.account == account,
+        NEEDS_DETAILS,
+        (transcripts.c.hydrate_after.is_(None)) | (transcripts.c.hydrate_after <= now),
+    )
+
+
 def _queue(conn: Connection, account: str) -> Iterator[list[tuple[str, int]]]:
     """Chunks of (id, attempts) due for hydration, newest first; each chunk is read after the last is written."""
     while True:
-        now = _utcnow()
         chunk = conn.execute(
             select(transcripts.c.id, transcripts.c.hydrate_attempts)
-            .where(
-                transcripts.c.account == account,
-                NEEDS_DETAILS,
-                (transcripts.c.hydrate_after.is_(None)) | (transcripts.c.hydrate_after <= now),
-            )
+            .where(_due(account, _utcnow()))
             .order_by(transcripts.c.created.desc())
             .limit(CHUNK)
         ).all()

@@ -100,6 +100,7 @@ class FakeAssemblyAI:
         max_limit: int = 200,
         latency: float = 0.0,
         seed: int = 0,
+        fault_rate: float = 0.0,
     ) -> None:
         if after_id_mode not in ("oldest", "newest"):
             raise ValueError(f"after_id_mode must be 'oldest' or 'newest', not {after_id_mode!r}")
@@ -115,6 +116,8 @@ class FakeAssemblyAI:
         today = datetime.now(timezone.utc).replace(tzinfo=None)
         self.clock = datetime.combine(today.date(), datetime.min.time()) - timedelta(days=30)
         self._rng = random.Random(seed)
+        self.fault_rate = fault_rate  # share of requests answered with a random fault (aai-etl simulate)
+        self._fault_rng = random.Random(seed + 1)
         self._lock = threading.Lock()
         self._items: list[Any] = []  # listed item dicts, oldest -> newest; None = expired, not yet compacted
         self._index: dict[str, int] = {}  # id -> position in _items: O(1) cursor lookup
@@ -132,11 +135,11 @@ class FakeAssemblyAI:
 
     # -- lifecycle -------------------------------------------------------------------
 
-    def start(self) -> FakeAssemblyAI:
-        """Bind a free port and serve from a daemon thread."""
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> FakeAssemblyAI:
+        """Bind the port (by default a free one) and serve from a daemon thread."""
         handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = _Server(("127.0.0.1", 0), handler)
-        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._server = _Server((host, port), handler)
+        self.base_url = f"http://{host}:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
         return self
@@ -270,6 +273,8 @@ class FakeAssemblyAI:
         is_list = path == LIST_PATH
         with self._lock:
             fault = self._faults.popleft() if self._faults else None
+            if fault is None and self.fault_rate and self._fault_rng.random() < self.fault_rate:
+                fault = self._fault_rng.choice(RANDOM_FAULTS)
             if not is_list:
                 return fault or self._broken.get(path.rsplit("/", 1)[-1]), None
             self._list_count += 1
@@ -500,3 +505,57 @@ def _pick(items: list, positions: range, match: Callable[[dict], bool] | None, l
     if match is None:
         return list(islice(positions, limit))  # unfiltered: O(limit), whatever the list size
     return list(islice((pos for pos in positions if match(items[pos])), limit))
+
+
+# What `fault_rate` draws from: the faults a real network service produces most.
+RANDOM_FAULTS = (
+    Fault.status(429, headers={"Retry-After": "1"}),
+    Fault.status(500),
+    Fault.status(503),
+    Fault.html(502),
+    Fault.reset(),
+)
+
+
+def serve(
+    host: str,
+    port: int,
+    *,
+    transcripts: int,
+    latency: float,
+    faults: float,
+    api_key: str,
+    seed: int,
+    say: Callable[[str], None],
+    duration: float | None = None,
+    tick_seconds: float = 10.0,
+) -> None:
+    """`aai-etl simulate`: an account with `transcripts` transcripts, served until Ctrl-C or SIGTERM.
+
+    Every `tick_seconds` a transcript arrives and the pending ones move on (queued -> processing ->
+    completed), so scheduled syncs, metrics and dashboards see a living account. `duration`: stop after
+    that many seconds (a scripted rehearsal), instead of at Ctrl-C."""
+    rng = random.Random(seed)
+    api = FakeAssemblyAI(api_key=api_key, latency=latency, seed=seed, fault_rate=faults)
+    statuses = rng.choices(STATUSES, weights=(1, 1, 90, 8), k=transcripts)
+    for status in statuses:
+        api.add(1, status=status)
+    api.start(host, port)
+    say(
+        f"simulated AssemblyAI API listening on {api.base_url}: {transcripts:,} transcripts, {latency:g}s latency, "
+        f"{faults:.0%} faults; stop it with Ctrl-C\n"
+        f"  ASSEMBLYAI_BASE_URL={api.base_url} ASSEMBLYAI_API_KEY={api_key} aai-etl sync"
+    )
+    sys.stdout.flush()
+    stop_at = None if duration is None else time.monotonic() + duration
+    try:
+        while stop_at is None or time.monotonic() < stop_at:
+            time.sleep(tick_seconds if stop_at is None else max(0.0, min(tick_seconds, stop_at - time.monotonic())))
+            for item in api.listing():
+                if item["status"] in ("queued", "processing"):
+                    api.set_status(item["id"], "processing" if item["status"] == "queued" else "completed")
+            api.add(1, status="queued")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        api.stop()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, func, select
 
 from etl import migrate
 from etl.db import masked
+from etl.progress import duration
 from etl.hydrate import NEEDS_DETAILS
 from etl.items import PENDING_STATUSES
 from etl.load import read_cursor
@@ -50,6 +52,14 @@ def _account(conn: Connection, account: str, last_runs: int) -> dict[str, Any]:
     runs = conn.execute(
         select(sync_runs).where(sync_runs.c.account == account).order_by(sync_runs.c.id.desc()).limit(last_runs)
     ).mappings()
+    mine_runs = sync_runs.c.account == account
+    last_success = conn.execute(select(func.max(sync_runs.c.finished_at)).where(mine_runs, sync_runs.c.outcome == "succeeded")).scalar()
+    last_finished = conn.execute(
+        select(sync_runs.c.id, sync_runs.c.outcome, sync_runs.c.finished_at, sync_runs.c.error)
+        .where(mine_runs, sync_runs.c.outcome != "running")
+        .order_by(sync_runs.c.id.desc())
+        .limit(1)
+    ).mappings().first()
     return {
         "account": account,
         "high_water": _boundary(cursor.high_water),
@@ -68,6 +78,8 @@ def _account(conn: Connection, account: str, last_runs: int) -> dict[str, Any]:
             "last_failure": last_failure and {key: _iso(value) for key, value in last_failure.items()},
         },
         "last_runs": [{key: _iso(value) for key, value in run.items()} for run in runs],
+        "last_success": _iso(last_success),
+        "last_finished": last_finished and {key: _iso(value) for key, value in last_finished.items()},
     }
 
 
@@ -133,3 +145,33 @@ def _iso(value: Any) -> Any:
 def _when(iso: str | None) -> str | None:
     """An ISO timestamp for people: to the second, UTC."""
     return iso and f"{datetime.fromisoformat(iso):%Y-%m-%d %H:%M:%S}"
+
+
+def parse_duration(text: str) -> timedelta:
+    """'90m', '2h', '1d', '30s', or several run together ('1h30m'): for `status --max-age`."""
+    parts = _DURATION_PART.findall(text.strip().lower())
+    if not parts or "".join(number + unit for number, unit in parts) != text.strip().lower():
+        raise ValueError(f"'{text}' is not a duration: use a number with s, m, h or d, like 90m, 2h or 1d")
+    return sum((timedelta(seconds=int(number) * _UNIT_SECONDS[unit]) for number, unit in parts), timedelta())
+
+
+_DURATION_PART = re.compile(r"(\d+)([smhd])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def problems(report: dict[str, Any], max_age: timedelta, now: datetime) -> list[str]:
+    """Why a probe should fail: a last run that failed, or no success within max_age (each account)."""
+    if report["schema"] != report["schema_head"]:
+        return [f"the database schema is at {report['schema'] or 'nothing yet'}, not {report['schema_head']}: no sync has run with this version"]
+    found = []
+    for account in report["accounts"]:
+        name, last, success = account["account"], account["last_finished"], account["last_success"]
+        if last and last["outcome"] != "succeeded":
+            why = f": {last['error']}" if last["error"] else ""
+            found.append(f"account '{name}': the last run (#{last['id']}, {last['finished_at']}) {last['outcome']}{why}")
+        if success is None:
+            found.append(f"account '{name}': no sync has succeeded yet")
+        elif now - datetime.fromisoformat(success) > max_age:
+            ago = duration((now - datetime.fromisoformat(success)).total_seconds())
+            found.append(f"account '{name}': the last success was {ago} ago ({success}), more than {duration(max_age.total_seconds())}")
+    return found

@@ -17,7 +17,7 @@ from etl.client import ApiClient
 from etl.db import connect
 from etl.errors import CursorRejected, EtlError, SyncAlreadyRunning
 from etl.extract import Boundary, Page, reaches, walk_back
-from etl.hydrate import HydrateOptions, hydrate
+from etl.hydrate import HydrateOptions, hydrate, hydration_backlog
 from etl.load import (
     Cursor,
     PageResult,
@@ -55,6 +55,17 @@ class RunStats:
     bad_values: int = 0
     seconds: float = 0.0
     warning: str | None = None
+    # What the progress display, the run events and the metrics need beyond the stored counters.
+    account: str = ""
+    sync_run: int = 0  # the run's id in sync_runs
+    phase: str = "listing"  # then "hydrating"
+    hydrate_total: int = 0  # the details due when hydration began
+    # Where the walk is: the listing has no count, so no total or ETA; the creation time it has read back
+    # to, and the one it walks down to (the floor, or the start of the 90-day window), say how far it has come.
+    listed_back_to: str | None = None
+    walking_down_to: str | None = None
+    retries: int = 0
+    rate_limited: int = 0
 
     def add(self, page: PageResult) -> None:
         self.pages += 1
@@ -65,14 +76,17 @@ class RunStats:
         self.bad_values += len(page.bad_values)
 
 
-ProgressCallback = Callable[[RunStats], None]
+# Called with an event name and the run's counters so far: run_started; phase (listing or hydrating
+# begins); progress (after each committed page or batch); run_finished or run_failed. The callee decides
+# what to show or record; the sync knows nothing of output formats.
+EventCallback = Callable[[str, RunStats], None]
 
 
 def run_sync(
     engine: Engine,
     client: ApiClient,
     account: str,
-    on_progress: ProgressCallback | None = None,
+    on_event: EventCallback | None = None,
     *,
     full: bool = False,
     listing: bool = True,
@@ -89,7 +103,7 @@ def run_sync(
             migrate.ensure_schema(conn)
         try:
             with lock.hold(conn, f"sync-{account}", wait=False):
-                run = _Run(conn, client, account, on_progress or (lambda stats: None))
+                run = _Run(conn, client, account, on_event or (lambda event, stats: None))
                 run.record(started, lambda: run.work(listing, full, hydration))
         except lock.LockBusy:
             raise SyncAlreadyRunning(_already_running(conn, account)) from None
@@ -99,16 +113,16 @@ def run_sync(
 class _Run:
     """One account's run: its connection, its API client, its counters."""
 
-    def __init__(self, conn: Connection, client: ApiClient, account: str, on_page: ProgressCallback) -> None:
-        self.conn, self.client, self.account, self.on_page = conn, client, account, on_page
-        self.stats = RunStats()
-        self.run_id = 0
+    def __init__(self, conn: Connection, client: ApiClient, account: str, on_event: EventCallback) -> None:
+        self.conn, self.client, self.account, self.on_event = conn, client, account, on_event
+        self.stats = RunStats(account=account)
         self.analyze_at = ANALYZE_FIRST if conn.dialect.name == "postgresql" else None
 
     def record(self, started: float, work: Callable[[], None]) -> None:
         """Do the work inside a sync_runs row that says how it went, whatever happens."""
         with interrupt.writing():
-            self.run_id = _start_run(self.conn, self.account)
+            self.stats.sync_run = _start_run(self.conn, self.account)
+        self.on_event("run_started", self.stats)
         try:
             work()
         except BaseException as exc:
@@ -116,14 +130,19 @@ class _Run:
                 self.conn.rollback()  # the page in flight; every committed page stays
                 error = _describe(exc)
                 self._finish(started, "failed", error)
+            self.on_event("run_failed", self.stats)
             raise
         with interrupt.writing():
             self._finish(started, "succeeded", None)
+        self.on_event("run_finished", self.stats)
 
     def work(self, listing: bool, full: bool, hydration: HydrateOptions | None) -> None:
         if listing:
+            self.on_event("phase", self.stats)
             self.until_current(full)
         if hydration is not None:
+            self.stats.phase, self.stats.hydrate_total = "hydrating", hydration_backlog(self.conn, self.account)
+            self.on_event("phase", self.stats)
             hydrate(self.conn, self.client, self.account, hydration, self._hydrated)
 
     def _hydrated(self, hydrated: int, failed: int) -> None:
@@ -132,9 +151,13 @@ class _Run:
         self._save_counters()
 
     def _save_counters(self) -> None:
+        self._client_counters()
+        self.conn.execute(update(sync_runs).where(sync_runs.c.id == self.stats.sync_run).values(**_counters(self.stats)))
+        self.on_event("progress", self.stats)
+
+    def _client_counters(self) -> None:
         self.stats.requests = self.client.requests_made
-        self.conn.execute(update(sync_runs).where(sync_runs.c.id == self.run_id).values(**_counters(self.stats)))
-        self.on_page(self.stats)
+        self.stats.retries, self.stats.rate_limited = self.client.retries, self.client.rate_limited
 
     def until_current(self, full: bool) -> None:
         """Finish an interrupted walk if there is one, then walk from the newest page down to the floor."""
@@ -176,6 +199,9 @@ class _Run:
         oldest = page.oldest or oldest
         if cursor.walk_top is None:
             cursor = replace(cursor, walk_top=page.newest)
+        floor = cursor.walk_floor.created if cursor.walk_floor is not None else now - LISTING_WINDOW
+        self.stats.listed_back_to = _minute(oldest.created) if oldest else None
+        self.stats.walking_down_to = _minute(floor)
         if page.resume_before_id is None:
             self._end_walk(cursor, page, oldest, now)
             cursor = Cursor(high_water=cursor.walk_top or cursor.high_water)
@@ -208,18 +234,22 @@ class _Run:
             self.stats.unlisted += mark_unlisted(self.conn, self.account, oldest.created if oldest else None, now)
 
     def _finish(self, started: float, outcome: str, error: str | None) -> None:
-        self.stats.requests = self.client.requests_made
+        self._client_counters()
         self.stats.seconds = time.monotonic() - started
         try:
             self.conn.execute(
                 update(sync_runs)
-                .where(sync_runs.c.id == self.run_id)
+                .where(sync_runs.c.id == self.stats.sync_run)
                 .values(outcome=outcome, finished_at=_utcnow(), error=error, warning=self.stats.warning, **_counters(self.stats))
             )
             self.conn.commit()
         except Exception:
             # The database itself may be what failed; the original error is the one to report.
-            log.debug("could not record the end of run %s", self.run_id, exc_info=True)
+            log.debug("could not record the end of run %s", self.stats.sync_run, exc_info=True)
+
+
+def _minute(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
 
 
 def _describe(exc: BaseException) -> str:

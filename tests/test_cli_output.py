@@ -9,7 +9,7 @@ import pytest
 
 from sqlalchemy import create_engine, text
 
-from conftest import API_KEY, cli_env, empty_database, run_cli, spawn, summary_json, sync
+from conftest import API_KEY, cli_env, empty_database, run_cli, summary_json, sync
 from etl.simulator import Fault
 
 
@@ -38,7 +38,7 @@ def test_json_logs_are_one_object_per_line(sqlite_url, fake):
     assert {record["level"] for record in records} == {"info", "warning"}
     assert any("unreadable completed 'foo'" in record["message"] for record in records)
     summary = summary_json(result)
-    assert summary["event"] == "sync_finished" and summary["inserted"] == 3
+    assert summary["event"] == "run_finished" and summary["command"] == "sync" and summary["inserted"] == 3
 
 
 def test_status_shows_cursor_pending_counts_and_runs(database_url, fake):
@@ -125,30 +125,6 @@ def test_the_api_key_never_leaves_the_process(database_url, fake, tmp_path):
             dump = json.dumps([list(map(str, row)) for row in conn.execute(text(f"SELECT * FROM {table}"))])
             assert API_KEY not in dump, table
     engine.dispose()
-
-
-def test_progress_is_shown_on_a_terminal_and_not_in_cron(sqlite_url, fake):
-    import os
-    import pty
-
-    fake.add(1000)
-    controller, terminal = pty.openpty()
-    process = spawn(["sync", "--no-hydrate"], cli_env(fake, sqlite_url), stderr=terminal)
-    os.close(terminal)
-    shown = b""
-    while True:
-        try:
-            chunk = os.read(controller, 4096)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        shown += chunk
-    process.wait(timeout=60)
-    assert process.returncode == 0
-    assert b"\r  1,000 new, 0 updated \xc2\xb7 5 pages" in shown
-    piped = sync(fake, sqlite_url)  # stderr not a terminal: no progress at all
-    assert piped.stderr == ""
 
 
 def test_a_password_in_the_database_url_is_masked_where_the_url_is_shown(tmp_path, fake):

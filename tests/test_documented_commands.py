@@ -20,7 +20,11 @@ ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 BUILT_IN = {"--help", "--version"}
 # Values for arguments, by command path: a new command with an argument adds its value here.
-ARGUMENTS = {("db", "upgrade"): ["head"], ("db", "downgrade"): ["-1"]}
+ARGUMENTS = {("db", "upgrade"): ["head"], ("db", "downgrade"): ["-1"], ("simulate",): ["--port", "0", "--duration", "0"]}
+# Values of the free-text options, by name: each a valid one.
+STRINGS = {
+    "metrics_file": "{tmp}/aai_etl.prom", "pushgateway": "http://127.0.0.1:9", "host": "127.0.0.1", "api_key": "simulated-key", "max_age": "1d",
+}
 # Documented refusals: the demo writes only its own file (README, "Commands").
 REFUSED = {(("demo",), "--database-url")}
 
@@ -108,8 +112,12 @@ def _value(param: click.Option, tmp_path: Path, database_url: str) -> list[list[
         return [[opt, date.today().isoformat()]]
     if isinstance(param.type, click.Path):
         return [[opt, str(tmp_path / f"out{opt}")]]
-    if param.type is click.INT:
+    if param.type is click.INT or isinstance(param.type, (click.IntRange, click.FloatRange)):
         return [[opt, "0"]]
+    if param.type is click.FLOAT:
+        return [[opt, "1"]]
+    if param.name in STRINGS:
+        return [[opt, STRINGS[param.name].format(tmp=tmp_path)]]
     raise AssertionError(f"no test value for {opt}: add one to _value()")
 
 
