@@ -50,10 +50,11 @@ class Settings:
     max_retries: int = 6
     retry_budget_seconds: float = 300.0
     backoff_seconds: float = 1.0
+    requests_per_minute: float = 2000.0
     log_format: str = "text"
     quiet: bool = False
     hydrate: bool = True
-    hydrate_workers: int = 8
+    hydrate_workers: int = 64
     store_words: bool = False
     store_bodies: bool = True
 
@@ -82,6 +83,7 @@ _FILE_KEYS: dict[str, type] = {
     "max_retries": int,
     "retry_budget_seconds": float,
     "backoff_seconds": float,
+    "requests_per_minute": float,
     "log_format": str,
     "hydrate": bool,
     "hydrate_workers": int,
@@ -99,6 +101,7 @@ _ENV_KEYS = {
     "AAI_ETL_DATABASE_URL": "database_url",
     "ASSEMBLYAI_BASE_URL": "base_url",
     "AAI_ETL_MAX_RETRIES": "max_retries",
+    "AAI_ETL_REQUESTS_PER_MINUTE": "requests_per_minute",
 }
 
 
@@ -211,9 +214,9 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(f"log_format must be 'text' or 'json', not '{settings.log_format}'")
     if settings.max_retries < 0:
         raise ConfigError("max_retries must be 0 or more")
-    if not 1 <= settings.hydrate_workers <= 64:
-        raise ConfigError("hydrate_workers must be from 1 to 64")
-    for name in ("connect_timeout", "read_timeout", "retry_budget_seconds", "backoff_seconds"):
+    if not 1 <= settings.hydrate_workers <= 256:
+        raise ConfigError("hydrate_workers must be from 1 to 256")
+    for name in ("connect_timeout", "read_timeout", "retry_budget_seconds", "backoff_seconds", "requests_per_minute"):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"{name} must be greater than 0")
     _check_url(settings.base_url, "base_url")

@@ -124,7 +124,7 @@ class FakeAssemblyAI:
         self.ignore_status_filter = ignore_status_filter
         self.created_on_mode = created_on_mode
         self.rate_limited = 0  # requests answered 429 by the rate limit (scripted faults not counted)
-        self._bucket = _TokenBucket(rate_limit) if rate_limit else None
+        self.limit_rate(rate_limit)
         self.base_url = ""
         self.requests: list[dict] = []
         self.held = threading.Event()
@@ -253,6 +253,10 @@ class FakeAssemblyAI:
         """Drop queued faults that no request has used."""
         with self._lock:
             self._faults.clear()
+
+    def limit_rate(self, requests_per_second: float | None) -> None:
+        """Answer 429 (Retry-After in whole seconds) to requests beyond this rate; None: no limit."""
+        self._bucket = _TokenBucket(requests_per_second) if requests_per_second else None
 
     def hold(self, after_requests: int) -> threading.Event:
         """Block the (after_requests+1)-th list request from now until the returned event is set."""

@@ -65,7 +65,8 @@ def apply(step, fake: FakeAssemblyAI, rng: random.Random, database_url: str, con
 
 
 def env(fake, database_url):
-    return {"ASSEMBLYAI_API_KEY": API_KEY, "ASSEMBLYAI_BASE_URL": fake.base_url, "AAI_ETL_DATABASE_URL": database_url}
+    return {"ASSEMBLYAI_API_KEY": API_KEY, "ASSEMBLYAI_BASE_URL": fake.base_url, "AAI_ETL_DATABASE_URL": database_url,
+            "AAI_ETL_REQUESTS_PER_MINUTE": "600000"}
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
