@@ -1,0 +1,171 @@
+"""Stragglers: transcripts still pending below the high water mark, re-checked at a cost in proportion to
+their number instead of by walking the listing down to the oldest of them.
+
+Pending is every status that is not final: `queued`, `processing`, and any status unknown or unreadable.
+For those the walk does not reach (created at or before the high water mark):
+
+1. One filtered listing per pending status they hold (`status=queued`, `status=processing`), paged down
+   to the oldest of them. Every item must have the status asked for: a server that ignores the filter is
+   caught here, and that status's stragglers are re-read one by one instead. A straggler listed there is
+   still in that status, and the item is its exact list item.
+2. Each straggler the filters do not settle (it moved on, or no filter lists its status) is re-read from
+   the page just below the next newer transcript stored, `before_id=<that transcript>`: documented
+   behaviour only, one request, and the item carries `completed`, which GET /v2/transcript/{id} lacks.
+
+What that cannot settle (the cursor refused, the transcript not on the page), or more stragglers to
+re-read than the walk down to them has pages, is left `unresolved`: the walk's floor goes down to it.
+Nothing is remembered between runs but the rows themselves, so a run killed here loses nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, and_, func, or_, select
+
+from etl.client import ApiClient
+from etl.errors import ApiError
+from etl.extract import PAGE_SIZE, Boundary
+from etl.items import FINAL_STATUSES, PENDING_STATUSES, Item, parse_item
+from etl.schema import transcripts
+
+log = logging.getLogger(__name__)
+
+# Items asked for when re-reading one transcript below its neighbour: it is the first of them unless
+# transcripts created in the same instant sit between the two.
+REREAD_LIMIT = 20
+_NOT_FINAL = or_(transcripts.c.status.is_(None), transcripts.c.status.not_in(FINAL_STATUSES))
+
+
+@dataclass(frozen=True)
+class Straggler:
+    id: str
+    created: datetime
+    status: str | None
+    neighbour: str | None  # the next newer transcript stored: the straggler is listed just below it
+
+    @property
+    def boundary(self) -> Boundary:
+        return Boundary(self.id, self.created)
+
+
+def recheck(conn: Connection, client: ApiClient, account: str, high_water: Boundary | None, listed_since: datetime) -> "Recheck":
+    """The re-check of this account's stragglers: iterate it for the items to store, then read `unresolved`."""
+    stragglers = find(conn, account, high_water, listed_since)
+    return Recheck(client, stragglers, walk_pages(conn, account, stragglers[0].created) if stragglers else 0)
+
+
+def find(conn: Connection, account: str, high_water: Boundary | None, listed_since: datetime) -> list[Straggler]:
+    """Pending transcripts still listed that a walk down to `high_water` does not re-read, oldest first."""
+    if high_water is None:
+        return []  # no walk has finished: the next one goes to the end of the listing
+    listed = and_(transcripts.c.account == account, transcripts.c.unlisted_at.is_(None))
+    rows = conn.execute(
+        select(transcripts.c.id, transcripts.c.created, transcripts.c.status)
+        .where(
+            listed,
+            _NOT_FINAL,
+            transcripts.c.created >= listed_since,
+            transcripts.c.created <= high_water.created,
+            transcripts.c.id != high_water.id,
+        )
+        .order_by(transcripts.c.created, transcripts.c.id)
+    ).all()
+    return [Straggler(row.id, row.created, row.status, _neighbour(conn, account, row.created)) for row in rows]
+
+
+def _neighbour(conn: Connection, account: str, created: datetime) -> str | None:
+    return conn.execute(
+        select(transcripts.c.id)
+        .where(transcripts.c.account == account, transcripts.c.unlisted_at.is_(None), transcripts.c.created > created)
+        .order_by(transcripts.c.created, transcripts.c.id)
+        .limit(1)
+    ).scalar()
+
+
+class Recheck:
+    """Iterate for batches of list items to store (each the exact item of a straggler, as listed now);
+    afterwards `unresolved` holds the stragglers only a walk can re-check."""
+
+    def __init__(self, client: ApiClient, stragglers: list[Straggler], walk_pages: int) -> None:
+        self.client = client
+        self.stragglers = stragglers
+        self.walk_pages = walk_pages  # what walking down to the oldest straggler would cost
+        self.unresolved: list[Straggler] = []
+
+    def __iter__(self) -> Iterator[list[Item]]:
+        reread = [s for s in self.stragglers if s.status not in PENDING_STATUSES]
+        for status in PENDING_STATUSES:
+            group = [s for s in self.stragglers if s.status == status]
+            if group:
+                reread += yield from self._filtered(status, group)
+        if len(reread) > self.walk_pages:
+            self.unresolved = reread  # one request each would cost more than the walk
+            return
+        for straggler in reread:
+            item = self._reread(straggler)
+            if item is None:
+                self.unresolved.append(straggler)
+            else:
+                yield [item]
+
+    def _filtered(self, status: str, group: list[Straggler]) -> Iterator[list[Item]]:
+        """Page `status=<status>` down to the oldest of the group, yielding the group's items; return the
+        stragglers not listed there (no longer in that status), or all if the filter proves unreliable."""
+        wanted = {s.id: s for s in group}
+        oldest = group[0]
+        before_id, seen = None, set()
+        while True:
+            try:
+                body = self.client.list_transcripts(limit=PAGE_SIZE, before_id=before_id, status=status)
+            except ApiError as exc:
+                if exc.status != 400:
+                    raise
+                log.warning("the API refused the status filter (%s); re-reading %d %s transcripts one by one", exc, len(group), status)
+                return list(wanted.values())
+            items = [parse_item(raw) for raw in body["transcripts"]]
+            stray = next((item for item in items if item.id is None or item.row["status"] != status), None)
+            last = items[-1].id if items else None
+            if stray is not None or last in seen:
+                log.warning(
+                    "the API's status=%s listing returned a transcript in another status (%s); it ignores the filter, "
+                    "so %d %s transcripts are re-read one by one", status, stray.id if stray else last, len(group), status,
+                )
+                return list(wanted.values())
+            found = [item for item in items if item.id in wanted]
+            if found:
+                yield found
+                for item in found:
+                    del wanted[item.id]
+            ended = not items or body["page_details"].get("prev_url") is None or _reaches(items, oldest)
+            if ended:
+                return list(wanted.values())
+            seen.add(last)
+            before_id = last
+
+    def _reread(self, straggler: Straggler) -> Item | None:
+        if straggler.neighbour is None:
+            return None
+        try:
+            body = self.client.list_transcripts(limit=REREAD_LIMIT, before_id=straggler.neighbour)
+        except ApiError as exc:
+            if exc.status == 400:
+                return None  # the neighbour has left the listing: the walk settles it
+            raise
+        return next((item for item in map(parse_item, body["transcripts"]) if item.id == straggler.id), None)
+
+
+def _reaches(items: list[Item], straggler: Straggler) -> bool:
+    """True when the page holds the straggler or a transcript created before it: the listing is past it."""
+    return any(item.id == straggler.id or (item.row["created"] is not None and item.row["created"] < straggler.created) for item in items)
+
+
+def walk_pages(conn: Connection, account: str, since: datetime) -> int:
+    """The pages a walk from the newest transcript down to `since` reads (as far as the table knows)."""
+    rows = conn.execute(
+        select(func.count()).select_from(transcripts).where(transcripts.c.account == account, transcripts.c.created >= since)
+    ).scalar_one()
+    return rows // PAGE_SIZE + 1
