@@ -124,16 +124,12 @@ class Recheck:
             except ApiError as exc:
                 if exc.status != 400:
                     raise
-                log.warning("the API refused the status filter (%s); re-reading %d %s transcripts one by one", exc, len(group), status)
+                log.warning("the API refused status=%s (%s); re-checking %d such transcripts another way", status, exc, len(wanted))
                 return list(wanted.values())
             items = [parse_item(raw) for raw in body["transcripts"]]
-            stray = next((item for item in items if item.id is None or item.row["status"] != status), None)
-            last = items[-1].id if items else None
-            if stray is not None or last in seen:
-                log.warning(
-                    "the API's status=%s listing returned a transcript in another status (%s); it ignores the filter, "
-                    "so %d %s transcripts are re-read one by one", status, stray.id if stray else last, len(group), status,
-                )
+            problem = _unreliable(items, status, seen)
+            if problem:
+                log.warning("the API's status=%s listing %s; re-checking %d such transcripts another way", status, problem, len(wanted))
                 return list(wanted.values())
             found = [item for item in items if item.id in wanted]
             if found:
@@ -143,8 +139,8 @@ class Recheck:
             ended = not items or body["page_details"].get("prev_url") is None or _reaches(items, oldest)
             if ended:
                 return list(wanted.values())
-            seen.add(last)
-            before_id = last
+            before_id = items[-1].id
+            seen.add(before_id)
 
     def _reread(self, straggler: Straggler) -> Item | None:
         if straggler.neighbour is None:
@@ -156,6 +152,16 @@ class Recheck:
                 return None  # the neighbour has left the listing: the walk settles it
             raise
         return next((item for item in map(parse_item, body["transcripts"]) if item.id == straggler.id), None)
+
+
+def _unreliable(items: list[Item], status: str, seen: set[str]) -> str | None:
+    """What makes a page of a filtered listing unfit to prove a transcript is no longer in `status`."""
+    for item in items:
+        if item.row.get("status") != status:
+            return f"listed transcript {item.id or '(no id)'} as {item.row.get('status')!r}: the server ignores the filter"
+    if items and items[-1].id in seen:
+        return f"listed transcript {items[-1].id} as the oldest of two pages"
+    return None
 
 
 def _reaches(items: list[Item], straggler: Straggler) -> bool:
