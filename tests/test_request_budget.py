@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from conftest import API_KEY, assert_table_equals_api, cli_env, run_cli, stored, summary_json
+from etl.config import load_settings
+from etl.errors import ConfigError
 from etl.pacing import Pacer
 from etl.simulator import FakeAssemblyAI
 
@@ -65,3 +69,10 @@ def test_a_429_halves_the_rate_once_per_pause_then_it_creeps_back():
         pacer.rate_limited(0)
         time.sleep(0.001)
     assert pacer.rate >= 100 / 32  # never below the floor
+
+
+def test_the_budget_is_a_setting_with_an_environment_variable():
+    assert load_settings(None, environ={}).requests_per_minute == 2000
+    assert load_settings(None, environ={"AAI_ETL_REQUESTS_PER_MINUTE": "3600"}).requests_per_minute == 3600
+    with pytest.raises(ConfigError, match="requests_per_minute must be greater than 0"):
+        load_settings(None, environ={"AAI_ETL_REQUESTS_PER_MINUTE": "0"})
