@@ -12,8 +12,9 @@ For those the walk does not reach (created at or before the high water mark):
    the page just below the next newer transcript stored, `before_id=<that transcript>`: documented
    behaviour only, one request, and the item carries `completed`, which GET /v2/transcript/{id} lacks.
 
-What that cannot settle (the cursor refused, the transcript not on the page), or more stragglers to
-re-read than the walk down to them has pages, is left `unresolved`: the walk's floor goes down to it.
+What that cannot settle (the cursor refused, the transcript not on the page), more stragglers to re-read
+than the walk down to them has pages, and stragglers within a page of the newest stored transcript (the
+walk reaches them for at most one more page) go to `walk_to`: the walk's floor goes down to them.
 Nothing is remembered between runs but the rows themselves, so a run killed here loses nothing.
 """
 
@@ -21,10 +22,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import Connection, func, or_, select
 
 from etl.client import ApiClient
 from etl.errors import ApiError
@@ -53,20 +54,25 @@ class Straggler:
 
 
 def recheck(conn: Connection, client: ApiClient, account: str, high_water: Boundary | None, listed_since: datetime) -> "Recheck":
-    """The re-check of this account's stragglers: iterate it for the items to store, then read `unresolved`."""
+    """The re-check of this account's stragglers: iterate it for the items to store, then read `walk_to`."""
     stragglers = find(conn, account, high_water, listed_since)
-    return Recheck(client, stragglers, walk_pages(conn, account, stragglers[0].created) if stragglers else 0)
+    top = _page_bottom(conn, account)
+    # Within a page of the newest stored transcript, the walk reaches a straggler for at most one more page:
+    # no dearer than a filtered listing, so it is left to the walk.
+    near = [s for s in stragglers if top is None or s.created >= top]
+    deep = [replace(s, neighbour=_neighbour(conn, account, s.created)) for s in stragglers if top is not None and s.created < top]
+    return Recheck(client, deep, walk_pages(conn, account, deep[0].created) if deep else 0, near)
 
 
 def find(conn: Connection, account: str, high_water: Boundary | None, listed_since: datetime) -> list[Straggler]:
     """Pending transcripts still listed that a walk down to `high_water` does not re-read, oldest first."""
     if high_water is None:
         return []  # no walk has finished: the next one goes to the end of the listing
-    listed = and_(transcripts.c.account == account, transcripts.c.unlisted_at.is_(None))
     rows = conn.execute(
         select(transcripts.c.id, transcripts.c.created, transcripts.c.status)
         .where(
-            listed,
+            transcripts.c.account == account,
+            transcripts.c.unlisted_at.is_(None),
             _NOT_FINAL,
             transcripts.c.created >= listed_since,
             transcripts.c.created <= high_water.created,
@@ -74,7 +80,18 @@ def find(conn: Connection, account: str, high_water: Boundary | None, listed_sin
         )
         .order_by(transcripts.c.created, transcripts.c.id)
     ).all()
-    return [Straggler(row.id, row.created, row.status, _neighbour(conn, account, row.created)) for row in rows]
+    return [Straggler(row.id, row.created, row.status, None) for row in rows]
+
+
+def _page_bottom(conn: Connection, account: str) -> datetime | None:
+    """When the oldest of the newest page's worth of stored transcripts was created; None if fewer are stored."""
+    return conn.execute(
+        select(transcripts.c.created)
+        .where(transcripts.c.account == account, transcripts.c.unlisted_at.is_(None))
+        .order_by(transcripts.c.created.desc())
+        .offset(PAGE_SIZE - 1)
+        .limit(1)
+    ).scalar()
 
 
 def _neighbour(conn: Connection, account: str, created: datetime) -> str | None:
@@ -88,13 +105,13 @@ def _neighbour(conn: Connection, account: str, created: datetime) -> str | None:
 
 class Recheck:
     """Iterate for batches of list items to store (each the exact item of a straggler, as listed now);
-    afterwards `unresolved` holds the stragglers only a walk can re-check."""
+    afterwards `walk_to` holds the stragglers the walk must go down to instead."""
 
-    def __init__(self, client: ApiClient, stragglers: list[Straggler], walk_pages: int) -> None:
+    def __init__(self, client: ApiClient, stragglers: list[Straggler], walk_pages: int, walk_to: list[Straggler]) -> None:
         self.client = client
         self.stragglers = stragglers
         self.walk_pages = walk_pages  # what walking down to the oldest straggler would cost
-        self.unresolved: list[Straggler] = []
+        self.walk_to = list(walk_to)
 
     def __iter__(self) -> Iterator[list[Item]]:
         reread = [s for s in self.stragglers if s.status not in PENDING_STATUSES]
@@ -103,12 +120,12 @@ class Recheck:
             if group:
                 reread += yield from self._filtered(status, group)
         if len(reread) > self.walk_pages:
-            self.unresolved = reread  # one request each would cost more than the walk
+            self.walk_to += reread  # one request each would cost more than the walk
             return
         for straggler in reread:
             item = self._reread(straggler)
             if item is None:
-                self.unresolved.append(straggler)
+                self.walk_to.append(straggler)
             else:
                 yield [item]
 

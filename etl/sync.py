@@ -146,14 +146,14 @@ class _Run:
         if full:
             self._walk(Cursor(high_water=cursor.high_water, walk_full=True))
         else:
-            # Pending transcripts below the high water mark are re-checked apart; only those that cannot be
-            # lower the walk's floor.
+            # Pending transcripts below the high water mark are re-checked apart; only those that are better
+            # walked to lower the walk's floor.
             check = stragglers.recheck(self.conn, self.client, self.account, cursor.high_water, _utcnow() - LISTING_WINDOW)
             for items in check:
                 with interrupt.writing():
                     self._store_items(items)
-            unresolved = min((s.boundary for s in check.unresolved), key=lambda b: b.created, default=None)
-            self._walk(Cursor(high_water=cursor.high_water, walk_floor=_older(cursor.high_water, unresolved)))
+            deepest = min((s.boundary for s in check.walk_to), key=lambda b: b.created, default=None)
+            self._walk(Cursor(high_water=cursor.high_water, walk_floor=_older(cursor.high_water, deepest)))
 
     def _walk(self, cursor: Cursor) -> None:
         try:
@@ -237,8 +237,8 @@ class _Run:
 
 
 def _older(high_water: Boundary | None, pending: Boundary | None) -> Boundary | None:
-    """The floor of a new walk: no high water means no floor (walk the whole listing); a straggler the
-    re-check could not settle lowers it."""
+    """The floor of a new walk: no high water means no floor (walk the whole listing); a straggler left to
+    the walk lowers it."""
     if high_water is None or pending is None:
         return high_water
     return pending if pending.created < high_water.created else high_water

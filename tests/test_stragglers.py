@@ -143,3 +143,18 @@ def test_a_run_killed_while_re_checking_stragglers_loses_nothing(database_url, f
     assert summary["updated"] == 2
     assert_table_equals_api(database_url, fake)
     assert [history(database_url, item["id"]) for item in stuck] == [[("queued", "completed")]] * 3
+
+
+def test_pending_transcripts_near_the_top_are_left_to_the_walk(database_url, fake):
+    fake.add(300)
+    near = fake.add(5, status="queued")
+    fake.add(150)
+    assert sync(fake, database_url).exit_code == 0
+    # Within a page of the newest stored transcript: the walk's one page costs less than a filtered listing.
+    idle, _ = requests_of(fake, database_url=database_url)
+    assert idle == 1
+    fake.set_status(near[2]["id"], "error")
+    fake.add(100)  # the walk now needs a second page to reach it
+    count, summary = requests_of(fake, database_url=database_url)
+    assert (count, summary["updated"]) == (2, 1)
+    assert_table_equals_api(database_url, fake)
