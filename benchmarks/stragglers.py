@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sqlite3
 import sys
 import tempfile
@@ -25,20 +24,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import AAI_ETL, API_KEY, BENCH, UNPACED, FakeAssemblyAI, Spawner, drop_database, fresh_database  # noqa: E402
+from hydrate import child_env  # noqa: E402
+from run import AAI_ETL, API_KEY, BENCH, FakeAssemblyAI, Spawner, drop_database, fresh_database  # noqa: E402
 
 PAGE = 200
 TARGET_IDLE, TARGET_FINISHED = 3, 5
-
-
-def child_env(fake: FakeAssemblyAI, url: str) -> dict[str, str]:
-    return {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("AAI_ETL_", "ASSEMBLYAI_"))},
-        "ASSEMBLYAI_API_KEY": API_KEY,
-        "ASSEMBLYAI_BASE_URL": fake.base_url,
-        "AAI_ETL_DATABASE_URL": url,
-        "AAI_ETL_REQUESTS_PER_MINUTE": UNPACED,
-    }
 
 
 def stored_raw(url: str, transcript_id: str) -> dict:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection, func, or_, select
@@ -46,7 +46,6 @@ class Straggler:
     id: str
     created: datetime
     status: str | None
-    neighbour: str | None  # the next newer transcript stored: the straggler is listed just below it
 
     @property
     def boundary(self) -> Boundary:
@@ -60,8 +59,8 @@ def recheck(conn: Connection, client: ApiClient, account: str, high_water: Bound
     # Within a page of the newest stored transcript, the walk reaches a straggler for at most one more page:
     # no dearer than a filtered listing, so it is left to the walk.
     near = [s for s in stragglers if top is None or s.created >= top]
-    deep = [replace(s, neighbour=_neighbour(conn, account, s.created)) for s in stragglers if top is not None and s.created < top]
-    return Recheck(client, deep, walk_pages(conn, account, deep[0].created) if deep else 0, near)
+    deep = [s for s in stragglers if top is not None and s.created < top]
+    return Recheck(conn, client, account, deep, walk_pages(conn, account, deep[0].created) if deep else 0, near)
 
 
 def find(conn: Connection, account: str, high_water: Boundary | None, listed_since: datetime) -> list[Straggler]:
@@ -80,7 +79,7 @@ def find(conn: Connection, account: str, high_water: Boundary | None, listed_sin
         )
         .order_by(transcripts.c.created, transcripts.c.id)
     ).all()
-    return [Straggler(row.id, row.created, row.status, None) for row in rows]
+    return [Straggler(row.id, row.created, row.status) for row in rows]
 
 
 def _page_bottom(conn: Connection, account: str) -> datetime | None:
@@ -95,6 +94,7 @@ def _page_bottom(conn: Connection, account: str) -> datetime | None:
 
 
 def _neighbour(conn: Connection, account: str, created: datetime) -> str | None:
+    """The next newer transcript stored: one created at `created` is listed just below it."""
     return conn.execute(
         select(transcripts.c.id)
         .where(transcripts.c.account == account, transcripts.c.unlisted_at.is_(None), transcripts.c.created > created)
@@ -107,8 +107,11 @@ class Recheck:
     """Iterate for batches of list items to store (each the exact item of a straggler, as listed now);
     afterwards `walk_to` holds the stragglers the walk must go down to instead."""
 
-    def __init__(self, client: ApiClient, stragglers: list[Straggler], walk_pages: int, walk_to: list[Straggler]) -> None:
-        self.client = client
+    def __init__(
+        self, conn: Connection, client: ApiClient, account: str, stragglers: list[Straggler], walk_pages: int,
+        walk_to: list[Straggler],
+    ) -> None:
+        self.conn, self.client, self.account = conn, client, account
         self.stragglers = stragglers
         self.walk_pages = walk_pages  # what walking down to the oldest straggler would cost
         self.walk_to = list(walk_to)
@@ -160,10 +163,11 @@ class Recheck:
             seen.add(before_id)
 
     def _reread(self, straggler: Straggler) -> Item | None:
-        if straggler.neighbour is None:
+        neighbour = _neighbour(self.conn, self.account, straggler.created)
+        if neighbour is None:
             return None
         try:
-            body = self.client.list_transcripts(limit=REREAD_LIMIT, before_id=straggler.neighbour)
+            body = self.client.list_transcripts(limit=REREAD_LIMIT, before_id=neighbour)
         except ApiError as exc:
             if exc.status == 400:
                 return None  # the neighbour has left the listing: the walk settles it

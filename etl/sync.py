@@ -17,8 +17,8 @@ from etl.client import ApiClient
 from etl.db import connect
 from etl.errors import CursorRejected, EtlError, SyncAlreadyRunning
 from etl.extract import Boundary, Page, reaches, walk_back
-from etl.items import Item
 from etl.hydrate import HydrateOptions, hydrate
+from etl.items import Item
 from etl.load import (
     Cursor,
     PageResult,
