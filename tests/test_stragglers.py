@@ -9,7 +9,7 @@ from sqlalchemy import create_engine, select
 
 from conftest import API_KEY, assert_table_equals_api, cli_env, spawn, stored, summary_json, sync, wait_until
 from etl.schema import transcript_status_changes
-from etl.simulator import FakeAssemblyAI
+from etl.simulator import FakeAssemblyAI, Fault
 
 
 def requests_of(fake: FakeAssemblyAI, *args: str, database_url: str) -> tuple[int, dict]:
@@ -157,4 +157,18 @@ def test_pending_transcripts_near_the_top_are_left_to_the_walk(database_url, fak
     fake.add(100)  # the walk now needs a second page to reach it
     count, summary = requests_of(fake, database_url=database_url)
     assert (count, summary["updated"]) == (2, 1)
+    assert_table_equals_api(database_url, fake)
+
+
+def test_a_refused_status_filter_falls_back_and_the_row_stays_exact(database_url, fake):
+    fake.add(20)
+    [stuck] = fake.add(1, status="queued")
+    fake.add(450)
+    assert sync(fake, database_url).exit_code == 0
+    fake.set_status(stuck["id"], "completed")
+    fake.fail_next(Fault.status(400, {"error": "'status' is not supported"}))  # the status=queued listing
+    result = sync(fake, database_url)
+    assert result.exit_code == 0, result.output
+    assert "refused status=queued" in result.stderr
+    assert stored(database_url)[stuck["id"]]["status"] == "completed"
     assert_table_equals_api(database_url, fake)
