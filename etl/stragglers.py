@@ -54,16 +54,16 @@ class Straggler:
 
 def recheck(conn: Connection, client: ApiClient, account: str, high_water: Boundary | None, listed_since: datetime) -> "Recheck":
     """The re-check of this account's stragglers: iterate it for the items to store, then read `walk_to`."""
-    stragglers = find(conn, account, high_water, listed_since)
+    stragglers = _find(conn, account, high_water, listed_since)
     top = _page_bottom(conn, account)
     # Within a page of the newest stored transcript, the walk reaches a straggler for at most one more page:
     # no dearer than a filtered listing, so it is left to the walk.
     near = [s for s in stragglers if top is None or s.created >= top]
     deep = [s for s in stragglers if top is not None and s.created < top]
-    return Recheck(conn, client, account, deep, walk_pages(conn, account, deep[0].created) if deep else 0, near)
+    return Recheck(conn, client, account, deep, _walk_pages(conn, account, deep[0].created) if deep else 0, near)
 
 
-def find(conn: Connection, account: str, high_water: Boundary | None, listed_since: datetime) -> list[Straggler]:
+def _find(conn: Connection, account: str, high_water: Boundary | None, listed_since: datetime) -> list[Straggler]:
     """Pending transcripts still listed that a walk down to `high_water` does not re-read, oldest first."""
     if high_water is None:
         return []  # no walk has finished: the next one goes to the end of the listing
@@ -190,7 +190,7 @@ def _reaches(items: list[Item], straggler: Straggler) -> bool:
     return any(item.id == straggler.id or (item.row["created"] is not None and item.row["created"] < straggler.created) for item in items)
 
 
-def walk_pages(conn: Connection, account: str, since: datetime) -> int:
+def _walk_pages(conn: Connection, account: str, since: datetime) -> int:
     """The pages a walk from the newest transcript down to `since` reads (as far as the table knows)."""
     rows = conn.execute(
         select(func.count()).select_from(transcripts).where(transcripts.c.account == account, transcripts.c.created >= since)
