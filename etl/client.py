@@ -1,4 +1,4 @@
-"""The AssemblyAI API over pooled requests sessions: auth, timeouts, retries, a shared throttle, typed errors."""
+"""The AssemblyAI API over pooled requests sessions: auth, timeouts, retries, the request budget, typed errors."""
 
 from __future__ import annotations
 
@@ -19,27 +19,12 @@ import requests
 from etl import __version__
 from etl.config import Account, Settings
 from etl.errors import ApiError, AuthError, Retriable, RetriesExhausted
+from etl.pacing import Pacer
 
 log = logging.getLogger(__name__)
 
 RETRIABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_BACKOFF_SECONDS = 60.0
-
-
-class Throttle:
-    """Shared by every thread of one client: a 429 pauses them all for the wait the server asked for."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._resume_at = 0.0
-
-    def wait(self) -> None:
-        while (delay := self._resume_at - time.monotonic()) > 0:
-            time.sleep(delay)
-
-    def pause(self, seconds: float) -> None:
-        with self._lock:
-            self._resume_at = max(self._resume_at, time.monotonic() + seconds)
 
 
 class ApiClient:
@@ -55,6 +40,7 @@ class ApiClient:
         max_retries: int = 6,
         retry_budget_seconds: float = 300.0,
         backoff_seconds: float = 1.0,
+        requests_per_minute: float = 2000.0,
         key_variable: str = "ASSEMBLYAI_API_KEY",
     ) -> None:
         self.base_url = base_url.rstrip("/")
@@ -67,7 +53,7 @@ class ApiClient:
         self.requests_made = 0
         self.retries = 0  # attempts that failed and were retried; rate_limited: of them, HTTP 429
         self.rate_limited = 0
-        self.throttle = Throttle()
+        self.pacer = Pacer(requests_per_minute)  # every thread's every attempt goes through it
         self._headers = {"Authorization": api_key, "User-Agent": f"aai-etl/{__version__}"}
         self._lock = threading.Lock()
         self._idle: list[requests.Session] = []  # sessions not in use, each with its open connections
@@ -101,14 +87,18 @@ class ApiClient:
             max_retries=settings.max_retries,
             retry_budget_seconds=settings.retry_budget_seconds,
             backoff_seconds=settings.backoff_seconds,
+            requests_per_minute=settings.requests_per_minute,
             key_variable=account.api_key_env,
         )
 
-    def list_transcripts(self, *, limit: int, before_id: str | None = None) -> dict[str, Any]:
-        """One page of GET /v2/transcript, newest first; `page_details` and `transcripts` are checked."""
+    def list_transcripts(self, *, limit: int, before_id: str | None = None, status: str | None = None) -> dict[str, Any]:
+        """One page of GET /v2/transcript, newest first (only `status` ones if given: the caller checks that the
+        server applied the filter); `page_details` and `transcripts` are checked."""
         params: dict[str, Any] = {"limit": limit}
         if before_id is not None:
             params["before_id"] = before_id
+        if status is not None:
+            params["status"] = status
         return self._get("/v2/transcript", params, _check_list_page)
 
     def get_transcript(self, transcript_id: str) -> dict[str, Any]:
@@ -128,7 +118,7 @@ class ApiClient:
     def _get(self, path: str, params: dict[str, Any], check) -> dict[str, Any]:
         deadline = time.monotonic() + self.retry_budget_seconds
         for attempt in range(self.max_retries + 1):
-            self.throttle.wait()
+            self.pacer.wait()
             try:
                 return check(self._attempt(path, params))
             except Retriable as failure:
@@ -153,7 +143,7 @@ class ApiClient:
                     extra={"event": "retrying", "fields": {"delay": round(delay, 3), "rate_limited": failure.rate_limited}},
                 )
                 if failure.rate_limited:
-                    self.throttle.pause(delay)  # every thread slows down, not just this one
+                    self.pacer.rate_limited(delay)  # every thread slows down, not just this one
                 else:
                     time.sleep(delay)
         raise AssertionError("unreachable: the loop returns or raises")

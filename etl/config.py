@@ -81,6 +81,11 @@ postgresql+psycopg://etl:PASSWORD@db.internal/analytics   (pip install 'aai-etl[
         "backoff_seconds", float, 1.0, "The first backoff; each retry doubles it (at most 60 s), with jitter.", above=0,
     ),
     Setting(
+        "requests_per_minute", float, 2000.0,
+        "The run's request budget, shared by every thread, listing and details alike.",
+        above=0, example="Half of the 4,000 a minute AssemblyAI allows an account, which its own transcription traffic shares.",
+    ),
+    Setting(
         "log_format", str, "text", "Log lines as text (people, cron mail) or json (one object per line, log collectors).",
         choices=("text", "json"), flags=("--log-format",),
     ),
@@ -90,7 +95,9 @@ postgresql+psycopg://etl:PASSWORD@db.internal/analytics   (pip install 'aai-etl[
         example="Text, audio duration, confidence, language and speech model, in typed columns; `aai-etl hydrate` runs it alone.",
     ),
     Setting(
-        "hydrate_workers", int, 8, "Detail fetches in flight at once; they share one rate limiter.", minimum=1, maximum=64,
+        "hydrate_workers", int, 64,
+        "At most this many detail fetches in flight; the request budget sets the pace, this only bounds it.",
+        minimum=1, maximum=256,
     ),
     Setting("store_words", bool, False, "Every word with its timing and speaker, in transcript_words (large).",),
     Setting("store_bodies", bool, True, "The full JSON body of each transcript, in transcript_bodies."),

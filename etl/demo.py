@@ -24,6 +24,8 @@ from etl.sync import RunStats, run_sync
 
 ACCOUNT = "default"  # what `aai-etl status` shows without a config file
 DEMO_KEY = "demo-key-not-a-real-one"
+# The simulated API runs on this machine: no account budget to leave room in.
+DEMO_BUDGET = 600_000.0
 SAMPLE_QUERY = """SELECT status, count(*) AS transcripts, round(sum(audio_duration) / 60.0, 1) AS audio_minutes
 FROM transcripts GROUP BY status ORDER BY transcripts DESC"""
 
@@ -45,7 +47,7 @@ def run(path: Path, say: Callable[[str], None], on_sync: Callable[[str, RunStats
 
         def sync(step: str) -> None:
             say(f"\n{step}")
-            with ApiClient(api.base_url, DEMO_KEY, max_retries=2, backoff_seconds=0.05) as client:
+            with ApiClient(api.base_url, DEMO_KEY, max_retries=2, backoff_seconds=0.05, requests_per_minute=DEMO_BUDGET) as client:
                 stats_ = run_sync(engine, client, ACCOUNT, hydration=HydrateOptions(workers=8, store_words=True))
             on_sync(ACCOUNT, stats_)
 

@@ -39,7 +39,7 @@ NEEDS_DETAILS = and_(
 
 @dataclass
 class HydrateOptions:
-    workers: int = 8
+    workers: int = 64  # the bound on fetches in flight; how many are is the budget's rate times the latency
     store_words: bool = False
     store_bodies: bool = True
 

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from etl.extract import Boundary
-from etl.items import DELETED_AUDIO_URL, PENDING_STATUSES, Item
+from etl.items import DELETED_AUDIO_URL, Item
 from etl.schema import (
     change_counter,
     sync_cursors,
@@ -225,22 +225,6 @@ def save_cursor(conn: Connection, account: str, cursor: Cursor, now: datetime) -
         values[f"{prefix}_created"] = boundary.created if boundary else None
     statement = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(sync_cursors).values(values)
     conn.execute(statement.on_conflict_do_update(index_elements=[sync_cursors.c.account], set_=values))
-
-
-def oldest_pending(conn: Connection, account: str, listed_since: datetime) -> Boundary | None:
-    """The oldest transcript still queued or processing that the listing can still show: a run walks back
-    far enough to re-check it. One created before `listed_since` has left the listing and cannot be re-checked."""
-    row = conn.execute(
-        select(transcripts.c.id, transcripts.c.created)
-        .where(
-            transcripts.c.account == account,
-            transcripts.c.status.in_(PENDING_STATUSES),
-            transcripts.c.created >= listed_since,
-        )
-        .order_by(transcripts.c.created)
-        .limit(1)
-    ).first()
-    return Boundary(row.id, row.created) if row else None
 
 
 def mark_unlisted(conn: Connection, account: str, oldest_listed: datetime | None, now: datetime) -> int:

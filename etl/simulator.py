@@ -5,11 +5,16 @@ implementation of `GET /v2/transcript` and `GET /v2/transcript/{id}` as describe
 shared/reference/api-notes.md (both undocumented `after_id` behaviours included), and can script the
 faults a real network service produces (rate limits, proxies' HTML pages, resets, truncated bodies,
 stalls).
+
+What the API leaves undocumented can be chosen: `after_id_mode`, a server rate limit (`rate_limit`
+requests per second: 429 with Retry-After beyond it), a `status` filter the server ignores
+(`ignore_status_filter`), and how `created_on` is read (`created_on_mode`, one of CREATED_ON_MODES).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import re
@@ -40,6 +45,11 @@ ORDER_ERROR = "'after_id' must be a newer transcript than 'before_id'"
 DOWNLOAD_ERROR = "Download error, unable to download the audio file."
 DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
 LIST_PATH = "/v2/transcript"
+CURSOR_DATE_ERROR = "'created_on' cannot be combined with 'before_id' or 'after_id'"
+# How a server may read created_on, every one plausible since none is documented: applied with the
+# cursors; dropped once a cursor is given; refused (400) with a cursor; a day counted in another zone.
+CREATED_ON_MODES = ("honoured", "ignored_with_cursor", "refused_with_cursor", "other_timezone")
+OTHER_TIMEZONE = timedelta(hours=-8)  # "other_timezone": days run from 08:00 UTC to 08:00 UTC
 
 
 @dataclass(frozen=True)
@@ -101,13 +111,22 @@ class FakeAssemblyAI:
         latency: float = 0.0,
         seed: int = 0,
         fault_rate: float = 0.0,
+        rate_limit: float | None = None,
+        ignore_status_filter: bool = False,
+        created_on_mode: str = "honoured",
     ) -> None:
         if after_id_mode not in ("oldest", "newest"):
             raise ValueError(f"after_id_mode must be 'oldest' or 'newest', not {after_id_mode!r}")
+        if created_on_mode not in CREATED_ON_MODES:
+            raise ValueError(f"created_on_mode must be one of {', '.join(CREATED_ON_MODES)}, not {created_on_mode!r}")
         self.api_key = api_key
         self.after_id_mode = after_id_mode
         self.max_limit = max_limit
-        self.latency = latency
+        self.latency = latency  # seconds before every answer, each request in its own thread
+        self.ignore_status_filter = ignore_status_filter
+        self.created_on_mode = created_on_mode
+        self.rate_limited = 0  # requests answered 429 by the rate limit (scripted faults not counted)
+        self.limit_rate(rate_limit)
         self.base_url = ""
         self.requests: list[dict] = []
         self.held = threading.Event()
@@ -239,6 +258,10 @@ class FakeAssemblyAI:
         with self._lock:
             self._faults.clear()
 
+    def limit_rate(self, requests_per_second: float | None) -> None:
+        """Answer 429 (Retry-After in whole seconds) to requests beyond this rate; None: no limit."""
+        self._bucket = _TokenBucket(requests_per_second) if requests_per_second else None
+
     def hold(self, after_requests: int) -> threading.Event:
         """Block the (after_requests+1)-th list request from now until the returned event is set."""
         with self._lock:
@@ -283,6 +306,17 @@ class FakeAssemblyAI:
             self._hold_at = None
             return fault, self._release
 
+    def _over_limit(self) -> str | None:
+        """The Retry-After of a 429 if the rate limit refuses this request now; None when it passes."""
+        if self._bucket is None:
+            return None
+        wait = self._bucket.take(time.monotonic())
+        if wait is None:
+            return None
+        with self._lock:
+            self.rate_limited += 1
+        return str(max(1, math.ceil(wait)))
+
     def _log(self, path: str, params: dict[str, str], status: int) -> None:
         with self._lock:
             self.requests.append({"path": path, "params": params, "status": status})
@@ -309,7 +343,13 @@ class FakeAssemblyAI:
         if created_on is not None and not DATE_RE.match(created_on):
             return _json(400, {"error": "'created_on' must be a date like 2023-11-03"})
         before_id, after_id = params.get("before_id"), params.get("after_id")
-        match = _matcher(status, created_on)
+        if created_on is not None and (before_id or after_id):
+            if self.created_on_mode == "refused_with_cursor":
+                return _json(400, {"error": CURSOR_DATE_ERROR})
+            if self.created_on_mode == "ignored_with_cursor":
+                created_on = None
+        offset = OTHER_TIMEZONE if self.created_on_mode == "other_timezone" else timedelta(0)
+        match = _matcher(None if self.ignore_status_filter else status, created_on, offset)
 
         # Everything from here reads shared state, and the body is encoded under the lock
         # so the page is one consistent snapshot even while a test mutates the fake.
@@ -404,8 +444,11 @@ class _Handler(BaseHTTPRequestHandler):
         if release is not None:
             fake.held.set()
             release.wait()
+        retry_after = None if fault else fake._over_limit()  # counted on arrival, answered after the latency
         if fake.latency:
             time.sleep(fake.latency)
+        if retry_after is not None:
+            fault = Fault.status(429, {"error": "Too Many Requests"}, {"Retry-After": retry_after})
         fault = fault or Fault.none()
         kind = fault.kind
         if kind == "reset":
@@ -486,18 +529,43 @@ def _parse_ts(value: Any) -> datetime | None:
         return None
 
 
-def _matcher(status: str | None, created_on: str | None) -> Callable[[dict], bool] | None:
-    """A filter predicate for the status/created_on params, or None when unfiltered."""
+def _matcher(status: str | None, created_on: str | None, offset: timedelta) -> Callable[[dict], bool] | None:
+    """A filter predicate for the status/created_on params, or None when unfiltered; `offset` shifts the
+    UTC `created` into the time zone whose days created_on counts."""
     if status is None and created_on is None:
         return None
 
+    def on_day(created: Any) -> bool:
+        if not offset:
+            return isinstance(created, str) and created[:10] == created_on
+        parsed = _parse_ts(created)
+        return parsed is not None and (parsed + offset).strftime("%Y-%m-%d") == created_on
+
     def match(item: dict) -> bool:
-        created = item.get("created")
-        return (status is None or item.get("status") == status) and (
-            created_on is None or (isinstance(created, str) and created[:10] == created_on)
-        )
+        return (status is None or item.get("status") == status) and (created_on is None or on_day(item.get("created")))
 
     return match
+
+
+class _TokenBucket:
+    """A server's rate limit: `rate` requests a second, bursts of up to one second's worth."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.capacity = max(1.0, rate)
+        self.tokens = self.capacity
+        self.at = time.monotonic()
+        self.lock = threading.Lock()
+
+    def take(self, now: float) -> float | None:
+        """Take a token: None if one was there, else the seconds until one will be."""
+        with self.lock:
+            self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.rate)
+            self.at = now
+            if self.tokens >= 1:
+                self.tokens -= 1
+                return None
+            return (1 - self.tokens) / self.rate
 
 
 def _pick(items: list, positions: range, match: Callable[[dict], bool] | None, limit: int) -> list[int]:

@@ -12,19 +12,19 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import Connection, Engine, insert, select, text, update
 
-from etl import interrupt, lock, migrate
+from etl import interrupt, lock, migrate, stragglers
 from etl.client import ApiClient
 from etl.db import connect
 from etl.errors import CursorRejected, EtlError, SyncAlreadyRunning
 from etl.extract import Boundary, Page, reaches, walk_back
 from etl.hydrate import HydrateOptions, hydrate, hydration_backlog
+from etl.items import Item
 from etl.load import (
     Cursor,
     PageResult,
     created_of,
     has_rows,
     mark_unlisted,
-    oldest_pending,
     read_cursor,
     save_cursor,
     upsert_page,
@@ -169,8 +169,14 @@ class _Run:
         if full:
             self._walk(Cursor(high_water=cursor.high_water, walk_full=True))
         else:
-            pending = oldest_pending(self.conn, self.account, _utcnow() - LISTING_WINDOW)
-            self._walk(Cursor(high_water=cursor.high_water, walk_floor=_older(cursor.high_water, pending)))
+            # Pending transcripts below the high water mark are re-checked apart; only those that are better
+            # walked to lower the walk's floor.
+            check = stragglers.recheck(self.conn, self.client, self.account, cursor.high_water, _utcnow() - LISTING_WINDOW)
+            for items in check:
+                with interrupt.writing():
+                    self._store_items(items)
+            deepest = min((s.boundary for s in check.walk_to), key=lambda b: b.created, default=None)
+            self._walk(Cursor(high_water=cursor.high_water, walk_floor=_older(cursor.high_water, deepest)))
 
     def _walk(self, cursor: Cursor) -> None:
         try:
@@ -218,6 +224,14 @@ class _Run:
             self.analyze_at *= ANALYZE_GROWTH
         return cursor, oldest
 
+    def _store_items(self, items: list[Item]) -> None:
+        """Re-read list items outside the walk: their rows and the run's counters, in one transaction."""
+        result = upsert_page(self.conn, self.account, items, _utcnow())
+        self.stats.add(result)
+        self._save_counters()
+        self.conn.commit()
+        _warn_bad_values(result)
+
     def _end_walk(self, cursor: Cursor, last_page: Page, oldest: Boundary | None, now: datetime) -> None:
         high_water = cursor.high_water
         if high_water is not None and not reaches(last_page.items, high_water):
@@ -262,7 +276,8 @@ def _describe(exc: BaseException) -> str:
 
 
 def _older(high_water: Boundary | None, pending: Boundary | None) -> Boundary | None:
-    """The floor of a new walk: no high water means no floor (walk the whole listing)."""
+    """The floor of a new walk: no high water means no floor (walk the whole listing); a straggler left to
+    the walk lowers it."""
     if high_water is None or pending is None:
         return high_water
     return pending if pending.created < high_water.created else high_water

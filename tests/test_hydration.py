@@ -121,7 +121,8 @@ def test_an_interrupted_hydration_resumes(database_url, config):
     with FakeAssemblyAI(api_key=API_KEY, latency=0.02) as fake:
         fake.add(400)
         assert run(fake, database_url, config, "sync", "--no-hydrate").exit_code == 0
-        process = spawn(["hydrate", "--config", config], cli_env(fake, database_url))
+        # A budget of 100 requests a second: the kill comes with about 250 details still to fetch.
+        process = spawn(["hydrate", "--config", config], cli_env(fake, database_url, AAI_ETL_REQUESTS_PER_MINUTE="6000"))
         deadline = time.monotonic() + 30
         while detail_requests(fake) < 150 and time.monotonic() < deadline:
             time.sleep(0.05)

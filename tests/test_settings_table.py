@@ -64,10 +64,10 @@ def test_the_contract_variable_names_still_work():
 
 
 def test_log_format_and_hydrate_workers_from_the_environment_reach_the_cli(tmp_path):
-    result = run_cli(["status"], {"AAI_ETL_LOG_FORMAT": "json", "AAI_ETL_HYDRATE_WORKERS": "100",
+    result = run_cli(["status"], {"AAI_ETL_LOG_FORMAT": "json", "AAI_ETL_HYDRATE_WORKERS": "300",
                                   "AAI_ETL_DATABASE_URL": f"sqlite:///{tmp_path}/x.db"})
     assert (result.exit_code, result.stderr) == (
-        2, "aai-etl: error: environment variable AAI_ETL_HYDRATE_WORKERS: must be from 1 to 64, not 100\n"
+        2, "aai-etl: error: environment variable AAI_ETL_HYDRATE_WORKERS: must be from 1 to 256, not 300\n"
     )
 
 

@@ -19,11 +19,12 @@ def test_pending_transcripts_are_followed_to_a_final_status(database_url, fake):
     assert_table_equals_api(database_url, fake)
     assert summary_json(result)["updated"] == 3
 
-    for item in pending:
+    # The three still pending finish (a final status is final: `sync --full` is what re-reads those).
+    for item in (pending[0], *pending[3:]):
         fake.set_status(item["id"], "completed")
     result = sync(fake, database_url, "--log-format", "json")
     assert_table_equals_api(database_url, fake)
-    assert summary_json(result)["updated"] == 5
+    assert summary_json(result)["updated"] == 3
     # Nothing is pending any more: the next run is back to one request.
     before = len(fake.requests)
     sync(fake, database_url)
