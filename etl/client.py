@@ -187,6 +187,9 @@ def _check_list_page(body: Any) -> dict[str, Any]:
         raise Retriable("response without page_details")
     if not isinstance(body.get("transcripts"), list):
         raise Retriable("response whose transcripts is not a list")
+    if "prev_url" not in body["page_details"]:
+        # Without it a page cannot say whether older transcripts exist: never take it for the end.
+        raise Retriable("response without page_details.prev_url")
     return body
 
 

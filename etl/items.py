@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -11,6 +12,7 @@ PENDING_STATUSES = ("queued", "processing")
 FINAL_STATUSES = ("completed", "error")
 TEXT_FIELDS = ("audio_url", "resource_url", "error")
 NULLABLE_FIELDS = frozenset({"completed", "error"})
+_HAS_TIME = re.compile(r"\d[T ]\d{2}:\d{2}")
 # What the API lists as a deleted transcript's audio_url; the transcript itself stays listed.
 DELETED_AUDIO_URL = "http://deleted_by_user"
 
@@ -33,8 +35,11 @@ def parse_item(raw: Any) -> Item:
         return Item(None, {"raw": raw}, ("id",))
     status = raw.get("status")
     if status not in STATUSES:
+        # An unknown status is stored as received (a warning names it) and treated as pending until it
+        # becomes a known final one; a status that is not text at all is stored as NULL, also pending.
         bad.append("status")
-        status = None
+        if not isinstance(status, str):
+            status = None
     row = {
         "id": transcript_id,
         "status": status,
@@ -52,8 +57,9 @@ def parse_item(raw: Any) -> Item:
 
 
 def parse_timestamp(value: Any) -> datetime | None:
-    """The API's timestamps carry no offset and are UTC; one that does carry an offset is converted."""
-    if not isinstance(value, str):
+    """The API's timestamps carry no offset and are UTC; one that does carry an offset is converted.
+    A bare date is not a timestamp: reading it as midnight would invent a time."""
+    if not isinstance(value, str) or not _HAS_TIME.search(value):
         return None
     try:
         parsed = datetime.fromisoformat(value)

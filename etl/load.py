@@ -11,7 +11,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from etl.extract import Boundary
-from etl.items import DELETED_AUDIO_URL, PENDING_STATUSES, Item
+from etl.items import DELETED_AUDIO_URL, FINAL_STATUSES, Item
 from etl.schema import (
     change_counter,
     sync_cursors,
@@ -75,11 +75,12 @@ def upsert_page(conn: Connection, account: str, items: list[Item], now: datetime
     stored = {} if all_new else sql.stored(conn, account, list(latest))
     writes, status_changes, newly_deleted = [], [], []
     for transcript_id, item in latest.items():
-        # `raw` is the whole list item, so comparing it catches a change in any field, known or new.
+        # `raw` is the whole list item, so comparing it catches a change in any field, known or new; a row
+        # marked unlisted that is listed again is rewritten too, which clears the mark.
         previous = stored.get(transcript_id)
         if previous is None:
             result.inserted += 1
-        elif previous.raw == item.row["raw"]:
+        elif previous.raw == item.row["raw"] and previous.unlisted_at is None:
             result.unchanged += 1
             continue
         else:
@@ -109,10 +110,14 @@ class _Stored:
     raw: Any
     status: str | None
     deleted_at: Any
+    unlisted_at: Any
 
     @property
     def deleted(self) -> bool:
         return self.deleted_at is not None
+
+
+_STORED = "account, id, raw, status, deleted_at, unlisted_at"
 
 
 class _PageSql:
@@ -148,14 +153,14 @@ class _PageSql:
         # leading to account and read every stored row of it for each page.
         if self.postgres:
             # One array parameter: psycopg re-parses queries of more than 50 parameters on every call.
-            query, params = "SELECT account, id, raw, status, deleted_at FROM transcripts WHERE id = ANY(%s)", (ids,)
+            query, params = f"SELECT {_STORED} FROM transcripts WHERE id = ANY(%s)", (ids,)
         else:
-            query = f"SELECT account, id, raw, status, deleted_at FROM transcripts WHERE id IN ({', '.join('?' * len(ids))})"
+            query = f"SELECT {_STORED} FROM transcripts WHERE id IN ({', '.join('?' * len(ids))})"
             params = tuple(ids)
         rows = conn.exec_driver_sql(query, params).fetchall()
         return {
-            transcript_id: _Stored(raw if self.postgres else json.loads(raw), status, deleted_at)
-            for owner, transcript_id, raw, status, deleted_at in rows
+            transcript_id: _Stored(raw if self.postgres else json.loads(raw), status, deleted_at, unlisted_at)
+            for owner, transcript_id, raw, status, deleted_at, unlisted_at in rows
             if owner == account
         }
 
@@ -227,13 +232,14 @@ def save_cursor(conn: Connection, account: str, cursor: Cursor, now: datetime) -
 
 
 def oldest_pending(conn: Connection, account: str, listed_since: datetime) -> Boundary | None:
-    """The oldest transcript still queued or processing that the listing can still show: a run walks back
-    far enough to re-check it. One created before `listed_since` has left the listing and cannot be re-checked."""
+    """The oldest transcript not yet in a final status (queued, processing, or a status aai-etl does not
+    know) that the listing can still show: a run walks back far enough to re-check it. One created before
+    `listed_since` has left the listing and cannot be re-checked."""
     row = conn.execute(
         select(transcripts.c.id, transcripts.c.created)
         .where(
             transcripts.c.account == account,
-            transcripts.c.status.in_(PENDING_STATUSES),
+            transcripts.c.status.is_(None) | transcripts.c.status.not_in(FINAL_STATUSES),
             transcripts.c.created >= listed_since,
         )
         .order_by(transcripts.c.created)
@@ -242,12 +248,17 @@ def oldest_pending(conn: Connection, account: str, listed_since: datetime) -> Bo
     return Boundary(row.id, row.created) if row else None
 
 
-def mark_unlisted(conn: Connection, account: str, oldest_listed: datetime | None, now: datetime) -> int:
+def mark_unlisted(
+    conn: Connection, account: str, oldest_listed: datetime | None, listed_ids: set[str], now: datetime
+) -> int:
     """Mark rows created before the oldest listed transcript (all rows, if none is listed) as no longer
-    listed. They stay in the table: keeping them past the window is the point."""
+    listed, except `listed_ids` (listed, with an odd `created`). They stay in the table: keeping them past
+    the window is the point."""
     statement = update(transcripts).where(transcripts.c.account == account, transcripts.c.unlisted_at.is_(None))
     if oldest_listed is not None:
         statement = statement.where(transcripts.c.created < oldest_listed)
+    if listed_ids:
+        statement = statement.where(transcripts.c.id.not_in(sorted(listed_ids)))
     return conn.execute(statement.values(unlisted_at=now, change_seq=next_change_seq(conn))).rowcount
 
 

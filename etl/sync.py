@@ -8,7 +8,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from sqlalchemy import Connection, Engine, insert, select, text, update
 
@@ -16,7 +16,7 @@ from etl import interrupt, lock, migrate
 from etl.client import ApiClient
 from etl.db import connect
 from etl.errors import CursorRejected, EtlError, SyncAlreadyRunning
-from etl.extract import Boundary, Page, reaches, walk_back
+from etl.extract import LISTING_WINDOW, Boundary, Page, Plausible, reaches, walk_back
 from etl.hydrate import HydrateOptions, hydrate
 from etl.load import (
     Cursor,
@@ -33,8 +33,6 @@ from etl.schema import sync_runs
 
 log = logging.getLogger(__name__)
 
-# The API lists the last 90 days; a pending transcript older than that can no longer be re-checked.
-LISTING_WINDOW = timedelta(days=90)
 # PostgreSQL plans a table it has no statistics for as if it were tiny: a first sync's page lookups then
 # scan the whole table, each page longer than the last. So a run that inserts many rows analyzes the table
 # itself, at 1,000 new rows and at every four times as many since: cheap, and long before autovacuum would.
@@ -161,23 +159,22 @@ class _Run:
             self._pages(replace(cursor, walk_top=None, walk_before_id=None), all_new=False)
 
     def _pages(self, cursor: Cursor, all_new: bool) -> None:
-        oldest = None
+        walk = _Walk(Plausible(_utcnow()))
         if cursor.walk_before_id is not None:
             created = created_of(self.conn, self.account, cursor.walk_before_id)
-            oldest = Boundary(cursor.walk_before_id, created) if created else None
-        for page in walk_back(self.client, before_id=cursor.walk_before_id, floor=cursor.walk_floor):
+            walk.oldest = Boundary(cursor.walk_before_id, created) if created else None
+        for page in walk_back(self.client, before_id=cursor.walk_before_id, floor=cursor.walk_floor, now=walk.plausible.now):
             with interrupt.writing():
-                cursor, oldest = self._store(page, cursor, oldest, all_new)
+                cursor = self._store(page, cursor, walk, all_new)
 
-    def _store(self, page: Page, cursor: Cursor, oldest: Boundary | None, all_new: bool) -> tuple[Cursor, Boundary | None]:
+    def _store(self, page: Page, cursor: Cursor, walk: _Walk, all_new: bool) -> Cursor:
         """One page: its rows, the cursor they imply and the run's counters, in one transaction."""
         now = _utcnow()
         result = upsert_page(self.conn, self.account, page.items, now, all_new=all_new)
-        oldest = page.oldest or oldest
-        if cursor.walk_top is None:
-            cursor = replace(cursor, walk_top=page.newest)
+        walk.add(page)
+        cursor = replace(cursor, walk_top=_newer(cursor.walk_top, page.newest))
         if page.resume_before_id is None:
-            self._end_walk(cursor, page, oldest, now)
+            self._end_walk(cursor, page, walk, now)
             cursor = Cursor(high_water=cursor.walk_top or cursor.high_water)
         else:
             cursor = replace(cursor, walk_before_id=page.resume_before_id)
@@ -190,11 +187,11 @@ class _Run:
             self.conn.execute(text("ANALYZE transcripts"))
             self.conn.commit()
             self.analyze_at *= ANALYZE_GROWTH
-        return cursor, oldest
+        return cursor
 
-    def _end_walk(self, cursor: Cursor, last_page: Page, oldest: Boundary | None, now: datetime) -> None:
-        high_water = cursor.high_water
-        if high_water is not None and not reaches(last_page.items, high_water):
+    def _end_walk(self, cursor: Cursor, last_page: Page, walk: _Walk, now: datetime) -> None:
+        high_water, oldest = cursor.high_water, walk.oldest
+        if high_water is not None and not reaches(last_page.items, high_water, walk.plausible):
             # The listing ends above the stored high water mark: it left the 90-day window during an outage,
             # and transcripts created between it and the oldest still listed may have aged out unseen.
             listed_from = f"{oldest.created:%Y-%m-%d %H:%M:%S}" if oldest else "now"
@@ -204,8 +201,11 @@ class _Run:
                 "while the job was down (the API lists only the last 90 days)"
             )
             log.warning("%s", self.stats.warning)
-        if cursor.walk_full:
-            self.stats.unlisted += mark_unlisted(self.conn, self.account, oldest.created if oldest else None, now)
+        if cursor.walk_full and last_page.reached_end:
+            # Only a walk that saw the listing's end knows what is no longer listed.
+            self.stats.unlisted += mark_unlisted(
+                self.conn, self.account, oldest.created if oldest else None, walk.odd_ids, now
+            )
 
     def _finish(self, started: float, outcome: str, error: str | None) -> None:
         self.stats.requests = self.client.requests_made
@@ -222,6 +222,26 @@ class _Run:
             log.debug("could not record the end of run %s", self.run_id, exc_info=True)
 
 
+class _Walk:
+    """What a walk has seen so far: its oldest plausible item, and the listed items with an odd `created`."""
+
+    def __init__(self, plausible: Plausible) -> None:
+        self.plausible = plausible
+        self.oldest: Boundary | None = None
+        self.odd_ids: set[str] = set()
+
+    def add(self, page: Page) -> None:
+        if page.oldest is not None and (self.oldest is None or page.oldest.created < self.oldest.created):
+            self.oldest = page.oldest
+        self.odd_ids |= page.odd_ids
+
+
+def _newer(top: Boundary | None, newest: Boundary | None) -> Boundary | None:
+    if top is None or newest is None:
+        return top or newest
+    return newest if (newest.created, newest.id) > (top.created, top.id) else top
+
+
 def _older(high_water: Boundary | None, pending: Boundary | None) -> Boundary | None:
     """The floor of a new walk: no high water means no floor (walk the whole listing)."""
     if high_water is None or pending is None:
@@ -233,6 +253,8 @@ def _warn_bad_values(result: PageResult) -> None:
     for transcript_id, name, value in result.bad_values:
         if transcript_id is None:
             log.warning("skipped a list item without a usable id: %.200r", value)
+        elif name == "status" and isinstance(value, str):
+            log.warning("transcript %s: unknown status %.100r stored as received; re-checked until it is final", transcript_id, value)
         else:
             log.warning("transcript %s: unreadable %s %.100r stored as NULL (raw keeps it)", transcript_id, name, value)
 
