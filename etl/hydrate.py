@@ -23,6 +23,7 @@ from etl.errors import AuthError, EtlError
 from etl.items import DELETED_AUDIO_URL, FINAL_STATUSES
 from etl.load import DETAIL_COLUMNS, next_change_seq
 from etl.schema import transcript_bodies, transcript_words, transcripts
+from etl.storable import escape, escape_json, unescape
 
 log = logging.getLogger(__name__)
 
@@ -101,12 +102,13 @@ def _queue(conn: Connection, account: str) -> Iterator[list[tuple[str, int]]]:
 
 
 def _fetch(client: ApiClient, transcript_id: str, attempts: int) -> _Fetched:
+    """The body as stored (etl.storable); `transcript_id` is the stored id, the API is asked for its own."""
     try:
-        return _Fetched(transcript_id, attempts, body=client.get_transcript(transcript_id))
+        return _Fetched(transcript_id, attempts, body=escape_json(client.get_transcript(unescape(transcript_id))))
     except AuthError:
         raise  # the key itself is refused: no other fetch can succeed either
     except EtlError as exc:
-        return _Fetched(transcript_id, attempts, error=str(exc))
+        return _Fetched(transcript_id, attempts, error=escape(str(exc)))
 
 
 def _batches(futures) -> Iterator[list[_Fetched]]:

@@ -7,11 +7,15 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from etl.storable import escape_json
+
 STATUSES = frozenset({"queued", "processing", "completed", "error"})
 PENDING_STATUSES = ("queued", "processing")
 FINAL_STATUSES = ("completed", "error")
 TEXT_FIELDS = ("audio_url", "resource_url", "error")
 NULLABLE_FIELDS = frozenset({"completed", "error"})
+# Ids are uuids; one this long cannot be a key (PostgreSQL's index rows hold about 2,700 bytes).
+MAX_ID_LENGTH = 500
 _HAS_TIME = re.compile(r"\d[T ]\d{2}:\d{2}")
 # What the API lists as a deleted transcript's audio_url; the transcript itself stays listed.
 DELETED_AUDIO_URL = "http://deleted_by_user"
@@ -27,11 +31,13 @@ class Item:
 
 
 def parse_item(raw: Any) -> Item:
+    """The item as stored: every string made storable (etl.storable), the typed columns read from it."""
     if not isinstance(raw, dict):
         return Item(None, {"raw": raw}, ("item",))
+    raw = escape_json(raw)
     bad: list[str] = []
     transcript_id = raw.get("id")
-    if not isinstance(transcript_id, str) or not transcript_id:
+    if not isinstance(transcript_id, str) or not transcript_id or len(transcript_id) > MAX_ID_LENGTH:
         return Item(None, {"raw": raw}, ("id",))
     status = raw.get("status")
     if status not in STATUSES:

@@ -9,7 +9,9 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 
+from etl.db import first_line
 from etl.extract import Boundary
 from etl.items import DELETED_AUDIO_URL, FINAL_STATUSES, Item
 from etl.schema import (
@@ -20,6 +22,7 @@ from etl.schema import (
     transcript_words,
     transcripts,
 )
+from etl.storable import escape, unescape
 
 _UPDATED_ON_CHANGE = (
     "status", "created", "completed", "audio_url", "resource_url", "error", "raw", "changed_at", "deleted_at", "unlisted_at",
@@ -40,6 +43,8 @@ class PageResult:
     # (transcript id or None, field, value as received) for every unreadable value in a row written now:
     # a bad item is reported when it first arrives or changes, not again on every run that lists it.
     bad_values: list[tuple[str | None, str, Any]] = field(default_factory=list)
+    # (transcript id, the database's reason) for every item the database refused to store.
+    refused: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -73,36 +78,65 @@ def upsert_page(conn: Connection, account: str, items: list[Item], now: datetime
         return result
     sql = _PageSql.of(conn)
     stored = {} if all_new else sql.stored(conn, account, list(latest))
-    writes, status_changes, newly_deleted = [], [], []
+    writes: list[tuple[Item, Any]] = []
+    previous_of: dict[str, _Stored | None] = {}
     for transcript_id, item in latest.items():
         # `raw` is the whole list item, so comparing it catches a change in any field, known or new; a row
         # marked unlisted that is listed again is rewritten too, which clears the mark.
         previous = stored.get(transcript_id)
-        if previous is None:
-            result.inserted += 1
-        elif previous.raw == item.row["raw"] and previous.unlisted_at is None:
+        if previous is not None and previous.raw == item.row["raw"] and previous.unlisted_at is None:
             result.unchanged += 1
             continue
+        deleted = item.row["audio_url"] == DELETED_AUDIO_URL
+        previous_of[transcript_id] = previous
+        writes.append((item, deleted and (previous.deleted_at if previous and previous.deleted else now)))
+    if not writes:
+        return result
+    # Taken last, just before the writes: the counter's row lock is then held only until the commit.
+    written = _write(conn, sql, account, writes, now, next_change_seq(conn), result)
+    status_changes, newly_deleted = [], []
+    for item in written:
+        previous = previous_of[item.id]
+        if previous is None:
+            result.inserted += 1
         else:
             result.updated += 1
             if previous.status != item.row["status"]:
                 status_changes.append(
-                    {"account": account, "transcript_id": transcript_id, "old_status": previous.status,
+                    {"account": account, "transcript_id": item.id, "old_status": previous.status,
                      "new_status": item.row["status"], "observed_at": now}
                 )
-        deleted = item.row["audio_url"] == DELETED_AUDIO_URL
-        if deleted and not (previous and previous.deleted):
-            newly_deleted.append(transcript_id)
-        writes.append((item, deleted and (previous.deleted_at if previous and previous.deleted else now)))
-        result.bad_values.extend((transcript_id, name, item.row["raw"].get(name)) for name in item.bad_fields)
-    if writes:
-        # Taken last, just before the writes: the counter's row lock is then held only until the commit.
-        sql.upsert(conn, account, writes, now, next_change_seq(conn))
-        if status_changes:
-            conn.execute(insert(transcript_status_changes), status_changes)
-        purge_content(conn, account, newly_deleted)
+        if item.row["audio_url"] == DELETED_AUDIO_URL and not (previous and previous.deleted):
+            newly_deleted.append(item.id)
+        result.bad_values.extend((item.id, name, item.row["raw"].get(name)) for name in item.bad_fields)
+    if status_changes:
+        conn.execute(insert(transcript_status_changes), status_changes)
+    purge_content(conn, account, newly_deleted)
     result.deleted = len(newly_deleted)
     return result
+
+
+def _write(
+    conn: Connection, sql: "_PageSql", account: str, writes: list[tuple[Item, Any]], now: datetime, seq: int,
+    result: PageResult,
+) -> list[Item]:
+    """Upsert the page in one statement; if the database refuses a value, item by item, so that only the
+    refused items are lost (each named in `result.refused`), never the rest of the page."""
+    try:
+        with conn.begin_nested():
+            sql.upsert(conn, account, writes, now, seq)
+        return [item for item, _ in writes]
+    except DBAPIError:
+        pass
+    written = []
+    for write in writes:
+        try:
+            with conn.begin_nested():
+                sql.upsert(conn, account, [write], now, seq)
+            written.append(write[0])
+        except DBAPIError as exc:
+            result.refused.append((write[0].id, first_line(exc)))
+    return written
 
 
 @dataclass(frozen=True)
@@ -213,7 +247,7 @@ def read_cursor(conn: Connection, account: str) -> Cursor:
     return Cursor(
         high_water=_boundary(row, "high_water"),
         walk_top=_boundary(row, "walk_top"),
-        walk_before_id=row["walk_before_id"],
+        walk_before_id=None if row["walk_before_id"] is None else unescape(row["walk_before_id"]),
         walk_floor=_boundary(row, "walk_floor"),
         walk_full=row["walk_full"],
     )
@@ -221,7 +255,9 @@ def read_cursor(conn: Connection, account: str) -> Cursor:
 
 def save_cursor(conn: Connection, account: str, cursor: Cursor, now: datetime) -> None:
     values: dict[str, Any] = {
-        "account": account, "walk_before_id": cursor.walk_before_id, "walk_full": cursor.walk_full, "updated_at": now,
+        # walk_before_id is the API's own id, sent back as it came; the boundaries are stored ids already.
+        "account": account, "walk_before_id": cursor.walk_before_id and escape(cursor.walk_before_id),
+        "walk_full": cursor.walk_full, "updated_at": now,
     }
     for prefix in ("high_water", "walk_top", "walk_floor"):
         boundary: Boundary | None = getattr(cursor, prefix)
@@ -267,8 +303,9 @@ def has_rows(conn: Connection, account: str) -> bool:
 
 
 def created_of(conn: Connection, account: str, transcript_id: str) -> datetime | None:
+    """The `created` of a transcript named by its id as the API sends it."""
     return conn.execute(
-        select(transcripts.c.created).where(transcripts.c.account == account, transcripts.c.id == transcript_id)
+        select(transcripts.c.created).where(transcripts.c.account == account, transcripts.c.id == escape(transcript_id))
     ).scalar()
 
 

@@ -30,6 +30,7 @@ from etl.load import (
     upsert_page,
 )
 from etl.schema import sync_runs
+from etl.storable import escape
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class RunStats:
         self.updated += page.updated
         self.unchanged += page.unchanged
         self.deleted += page.deleted
-        self.bad_values += len(page.bad_values)
+        self.bad_values += len(page.bad_values) + len(page.refused)
 
 
 ProgressCallback = Callable[[RunStats], None]
@@ -214,7 +215,10 @@ class _Run:
             self.conn.execute(
                 update(sync_runs)
                 .where(sync_runs.c.id == self.run_id)
-                .values(outcome=outcome, finished_at=_utcnow(), error=error, warning=self.stats.warning, **_counters(self.stats))
+                .values(
+                    outcome=outcome, finished_at=_utcnow(), error=error and escape(error),
+                    warning=self.stats.warning and escape(self.stats.warning), **_counters(self.stats),
+                )
             )
             self.conn.commit()
         except Exception:
@@ -252,11 +256,13 @@ def _older(high_water: Boundary | None, pending: Boundary | None) -> Boundary | 
 def _warn_bad_values(result: PageResult) -> None:
     for transcript_id, name, value in result.bad_values:
         if transcript_id is None:
-            log.warning("skipped a list item without a usable id: %.200r", value)
+            log.warning("skipped a list item without a usable id (missing, not text, or too long to be a key): %.200r", value)
         elif name == "status" and isinstance(value, str):
             log.warning("transcript %s: unknown status %.100r stored as received; re-checked until it is final", transcript_id, value)
         else:
             log.warning("transcript %s: unreadable %s %.100r stored as NULL (raw keeps it)", transcript_id, name, value)
+    for transcript_id, reason in result.refused:
+        log.warning("transcript %s: not stored, the database refused it: %.300s", transcript_id, reason)
 
 
 def _start_run(conn: Connection, account: str) -> int:
