@@ -56,6 +56,9 @@ class Settings:
     hydrate_workers: int = 8
     store_words: bool = False
     store_bodies: bool = True
+    request_deadline: float = 120.0
+    private_files: bool = True
+    keep_presigned_credentials: bool = False
 
     @property
     def secrets(self) -> list[str | None]:
@@ -87,6 +90,9 @@ _FILE_KEYS: dict[str, type] = {
     "hydrate_workers": int,
     "store_words": bool,
     "store_bodies": bool,
+    "request_deadline": float,
+    "private_files": bool,
+    "keep_presigned_credentials": bool,
     "accounts": list,
 }
 _ACCOUNT_KEYS: dict[str, type] = {"name": str, "api_key_env": str, "region": str, "base_url": str}
@@ -213,7 +219,7 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("max_retries must be 0 or more")
     if not 1 <= settings.hydrate_workers <= 64:
         raise ConfigError("hydrate_workers must be from 1 to 64")
-    for name in ("connect_timeout", "read_timeout", "retry_budget_seconds", "backoff_seconds"):
+    for name in ("connect_timeout", "read_timeout", "retry_budget_seconds", "backoff_seconds", "request_deadline"):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"{name} must be greater than 0")
     _check_url(settings.base_url, "base_url")

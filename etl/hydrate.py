@@ -9,8 +9,9 @@ the others.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -64,21 +65,56 @@ def hydrate(
 
     `on_batch` runs inside each batch's transaction, before its commit."""
     hydrated = failed = 0
-    with ThreadPoolExecutor(options.workers, thread_name_prefix="hydrate") as pool:
+    fetchers = _Fetchers(client, options.workers)
+    try:
         for chunk in _queue(conn, account):
-            futures = [pool.submit(_fetch, client, transcript_id, attempts) for transcript_id, attempts in chunk]
-            try:
-                for batch in _batches(as_completed(futures)):
-                    with interrupt.writing():
-                        written, failures = _write(conn, account, batch, options)
-                        hydrated, failed = hydrated + written, failed + failures
-                        on_batch(hydrated, failed)
-                        conn.commit()
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
+            for batch in _batches(fetchers.fetch(chunk)):
+                with interrupt.writing():
+                    written, failures = _write(conn, account, batch, options)
+                    hydrated, failed = hydrated + written, failed + failures
+                    on_batch(hydrated, failed)
+                    conn.commit()
+    finally:
+        fetchers.close()
     return hydrated, failed
+
+
+class _Fetchers:
+    """Threads that fetch details, handing back each result as it completes.
+
+    Daemon threads, not an executor: an executor's threads are joined when the process exits, so Ctrl-C or
+    SIGTERM would wait for every fetch in flight (each up to request_deadline) instead of ending the run
+    at once. Closing stops the threads taking more work."""
+
+    def __init__(self, client: ApiClient, workers: int) -> None:
+        self._client = client
+        self._workers = workers
+        self._todo: queue.SimpleQueue = queue.SimpleQueue()
+        self._done: queue.Queue = queue.Queue()  # Queue, not SimpleQueue: its wait gives way to a signal
+        self._closed = threading.Event()
+        for number in range(workers):
+            threading.Thread(target=self._run, name=f"hydrate-{number}", daemon=True).start()
+
+    def fetch(self, chunk: list[tuple[str, int]]) -> Iterator[_Fetched]:
+        for job in chunk:
+            self._todo.put(job)
+        for _ in chunk:
+            outcome = self._done.get()
+            if isinstance(outcome, BaseException):
+                raise outcome
+            yield outcome
+
+    def close(self) -> None:
+        self._closed.set()
+        for _ in range(self._workers):
+            self._todo.put(None)
+
+    def _run(self) -> None:
+        while (job := self._todo.get()) is not None and not self._closed.is_set():
+            try:
+                self._done.put(_fetch(self._client, *job))
+            except BaseException as exc:  # raised in the writing thread, where it asks for the result
+                self._done.put(exc)
 
 
 def _queue(conn: Connection, account: str) -> Iterator[list[tuple[str, int]]]:
@@ -111,10 +147,10 @@ def _fetch(client: ApiClient, transcript_id: str, attempts: int) -> _Fetched:
         return _Fetched(transcript_id, attempts, error=escape(str(exc)))
 
 
-def _batches(futures) -> Iterator[list[_Fetched]]:
+def _batches(results: Iterator[_Fetched]) -> Iterator[list[_Fetched]]:
     batch: list[_Fetched] = []
-    for future in futures:
-        batch.append(future.result())
+    for fetched in results:
+        batch.append(fetched)
         if len(batch) >= BATCH:
             yield batch
             batch = []
