@@ -144,7 +144,7 @@ def _fetch(client: ApiClient, transcript_id: str, attempts: int) -> _Fetched:
     except AuthError:
         raise  # the key itself is refused: no other fetch can succeed either
     except EtlError as exc:
-        return _Fetched(transcript_id, attempts, error=escape(str(exc)))
+        return _Fetched(transcript_id, attempts, error=escape(client.redact(str(exc))))
 
 
 def _batches(results: Iterator[_Fetched]) -> Iterator[list[_Fetched]]:

@@ -114,6 +114,7 @@ class _Run:
             with interrupt.writing():
                 self.conn.rollback()  # the page in flight; every committed page stays
                 error = str(exc) if isinstance(exc, EtlError) else f"{type(exc).__name__}: {exc}"
+                error = self.client.redact(error)  # stored and shown by `status`: never the key
                 self._finish(started, "failed", error)
             raise
         with interrupt.writing():
