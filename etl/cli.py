@@ -116,15 +116,18 @@ def hydrate_command(account_name: str | None) -> None:
 
 def _run_accounts(settings: Settings, account_name: str | None, *, full: bool, listing: bool, hydrate: bool) -> None:
     accounts = settings.select(account_name)
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, settings.private_files)
     reporter = _reporter()
-    hydration = HydrateOptions(settings.hydrate_workers, settings.store_words, settings.store_bodies) if hydrate else None
+    hydration = HydrateOptions(
+        settings.hydrate_workers, settings.store_words, settings.store_bodies, settings.keep_presigned_credentials
+    ) if hydrate else None
     failed: dict[str, int] = {}
     for account in accounts:
         try:
             with ApiClient.for_account(settings, account) as client:
                 stats = run_sync(
-                    engine, client, account.name, reporter.progress, full=full, listing=listing, hydration=hydration
+                    engine, client, account.name, reporter.progress, full=full, listing=listing, hydration=hydration,
+                    keep_presigned_credentials=settings.keep_presigned_credentials,
                 )
             reporter.summary(account.name, stats, listing)
         except EtlError as exc:
@@ -235,7 +238,7 @@ def current() -> None:
 
 
 def _connect(settings: Settings) -> Connection:
-    return connect(make_engine(settings.database_url))
+    return connect(make_engine(settings.database_url, settings.private_files))
 
 
 def main() -> None:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import time
+
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from etl.errors import ConfigError, DatabaseError
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+_EMPTY_CHECKS = 20  # at 0.1 s: how long an empty file may take to become a database
 SUPPORTED = "sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
 
 
@@ -37,12 +42,15 @@ def masked(url: URL | str) -> str:
     return url.render_as_string(hide_password=True)
 
 
-def make_engine(database_url: str) -> Engine:
+def make_engine(database_url: str, private_files: bool = True) -> Engine:
+    """An engine for the URL; `private_files`: a new SQLite database file is readable by its owner only."""
     url = parse_url(database_url)
     try:
         if url.get_backend_name() == "sqlite":
             engine = create_engine(url)
             event.listen(engine, "connect", _sqlite_pragmas)
+            if private_files:
+                event.listen(engine, "do_connect", _owner_only)
             return engine
         return create_engine(url, pool_pre_ping=True)
     except (NoSuchModuleError, ModuleNotFoundError):
@@ -53,6 +61,9 @@ def make_engine(database_url: str) -> Engine:
 
 def connect(engine: Engine) -> Connection:
     """A connection, or one line saying which database could not be reached and why."""
+    path = sqlite_path(engine)
+    if path is not None:
+        _refuse_non_sqlite(path)
     try:
         return engine.connect()
     except DBAPIError as exc:
@@ -66,6 +77,38 @@ def first_line(exc: DBAPIError) -> str:
     """The driver's own message, without SQLAlchemy's SQL echo and background link."""
     text = str(exc.orig if exc.orig is not None else exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _refuse_non_sqlite(path: str) -> None:
+    """Refuse a file that exists but is no SQLite database: an empty one would otherwise be silently taken
+    for a new database. A file another run is creating this very moment is empty for a moment: wait it out."""
+    for _ in range(_EMPTY_CHECKS):
+        try:
+            with open(path, "rb") as handle:
+                header = handle.read(len(SQLITE_HEADER))
+        except FileNotFoundError:
+            return  # a new database: SQLite creates it
+        except OSError:
+            return  # unreadable: SQLite's own error says why
+        if header:
+            break
+        time.sleep(0.1)
+    if header != SQLITE_HEADER:
+        what = "an empty file" if not header else "not a SQLite database"
+        raise DatabaseError(
+            f"the database file {path} is {what}: point database_url at a SQLite database file, "
+            "or at a path that does not exist yet for a new one"
+        )
+
+
+def _owner_only(dialect, _record, cargs, cparams):
+    # SQLite creates the file (and later its -wal and -shm files, with the same permissions) with the
+    # process's umask: under the usual 022 that makes transcript text world-readable.
+    previous = os.umask(0o077)
+    try:
+        return dialect.connect(*cargs, **cparams)
+    finally:
+        os.umask(previous)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

@@ -79,7 +79,12 @@ class Plausible:
 
 
 def walk_back(
-    client: ApiClient, *, before_id: str | None, floor: Boundary | None, now: datetime | None = None
+    client: ApiClient,
+    *,
+    before_id: str | None,
+    floor: Boundary | None,
+    now: datetime | None = None,
+    keep_presigned_credentials: bool = False,
 ) -> Iterator[Page]:
     """Yield pages older than `before_id` (or from the newest), ending with the page that reaches `floor`.
 
@@ -95,7 +100,7 @@ def walk_back(
         upcoming = downloads.fetch(before_id)
         while True:
             body = _page(upcoming, before_id)
-            items = [parse_item(raw) for raw in body["transcripts"]]
+            items = [parse_item(raw, keep_presigned_credentials) for raw in body["transcripts"]]
             ordered = plausible.boundaries(items)
             reached, run = _reaches_floor(ordered, floor, run)
             prev_url = body["page_details"]["prev_url"]

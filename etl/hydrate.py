@@ -23,6 +23,7 @@ from etl.client import ApiClient
 from etl.errors import AuthError, EtlError
 from etl.items import DELETED_AUDIO_URL, FINAL_STATUSES
 from etl.load import DETAIL_COLUMNS, next_change_seq
+from etl.presigned import redact_audio_url
 from etl.schema import transcript_bodies, transcript_words, transcripts
 from etl.storable import escape, escape_json, unescape
 
@@ -44,6 +45,7 @@ class HydrateOptions:
     workers: int = 8
     store_words: bool = False
     store_bodies: bool = True
+    keep_presigned_credentials: bool = False
 
 
 @dataclass
@@ -65,7 +67,7 @@ def hydrate(
 
     `on_batch` runs inside each batch's transaction, before its commit."""
     hydrated = failed = 0
-    fetchers = _Fetchers(client, options.workers)
+    fetchers = _Fetchers(client, options)
     try:
         for chunk in _queue(conn, account):
             for batch in _batches(fetchers.fetch(chunk)):
@@ -86,13 +88,14 @@ class _Fetchers:
     SIGTERM would wait for every fetch in flight (each up to request_deadline) instead of ending the run
     at once. Closing stops the threads taking more work."""
 
-    def __init__(self, client: ApiClient, workers: int) -> None:
+    def __init__(self, client: ApiClient, options: HydrateOptions) -> None:
         self._client = client
-        self._workers = workers
+        self._workers = options.workers
+        self._keep_presigned_credentials = options.keep_presigned_credentials
         self._todo: queue.SimpleQueue = queue.SimpleQueue()
         self._done: queue.Queue = queue.Queue()  # Queue, not SimpleQueue: its wait gives way to a signal
         self._closed = threading.Event()
-        for number in range(workers):
+        for number in range(self._workers):
             threading.Thread(target=self._run, name=f"hydrate-{number}", daemon=True).start()
 
     def fetch(self, chunk: list[tuple[str, int]]) -> Iterator[_Fetched]:
@@ -112,7 +115,7 @@ class _Fetchers:
     def _run(self) -> None:
         while (job := self._todo.get()) is not None and not self._closed.is_set():
             try:
-                self._done.put(_fetch(self._client, *job))
+                self._done.put(_fetch(self._client, *job, self._keep_presigned_credentials))
             except BaseException as exc:  # raised in the writing thread, where it asks for the result
                 self._done.put(exc)
 
@@ -137,10 +140,12 @@ def _queue(conn: Connection, account: str) -> Iterator[list[tuple[str, int]]]:
         yield [tuple(row) for row in chunk]
 
 
-def _fetch(client: ApiClient, transcript_id: str, attempts: int) -> _Fetched:
-    """The body as stored (etl.storable); `transcript_id` is the stored id, the API is asked for its own."""
+def _fetch(client: ApiClient, transcript_id: str, attempts: int, keep_presigned_credentials: bool) -> _Fetched:
+    """The body as stored (etl.storable, etl.presigned); `transcript_id` is the stored id, the API is asked
+    for its own."""
     try:
-        return _Fetched(transcript_id, attempts, body=escape_json(client.get_transcript(unescape(transcript_id))))
+        body = client.get_transcript(unescape(transcript_id))
+        return _Fetched(transcript_id, attempts, body=escape_json(body if keep_presigned_credentials else redact_audio_url(body)))
     except AuthError:
         raise  # the key itself is refused: no other fetch can succeed either
     except EtlError as exc:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from etl.presigned import redact_audio_url
 from etl.storable import escape_json
 
 STATUSES = frozenset({"queued", "processing", "completed", "error"})
@@ -30,11 +31,12 @@ class Item:
     bad_fields: tuple[str, ...]
 
 
-def parse_item(raw: Any) -> Item:
-    """The item as stored: every string made storable (etl.storable), the typed columns read from it."""
+def parse_item(raw: Any, keep_presigned_credentials: bool = False) -> Item:
+    """The item as stored: every string made storable (etl.storable), the credentials of a presigned
+    `audio_url` redacted unless asked to keep them (etl.presigned), the typed columns read from it."""
     if not isinstance(raw, dict):
         return Item(None, {"raw": raw}, ("item",))
-    raw = escape_json(raw)
+    raw = escape_json(raw if keep_presigned_credentials else redact_audio_url(raw))
     bad: list[str] = []
     transcript_id = raw.get("id")
     if not isinstance(transcript_id, str) or not transcript_id or len(transcript_id) > MAX_ID_LENGTH:

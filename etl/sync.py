@@ -76,6 +76,7 @@ def run_sync(
     full: bool = False,
     listing: bool = True,
     hydration: HydrateOptions | None = None,
+    keep_presigned_credentials: bool = False,
 ) -> RunStats:
     """Bring the account's transcripts up to date; raise SyncAlreadyRunning if another run holds its lock.
 
@@ -88,7 +89,7 @@ def run_sync(
             migrate.ensure_schema(conn)
         try:
             with lock.hold(conn, f"sync-{account}", wait=False):
-                run = _Run(conn, client, account, on_progress or (lambda stats: None))
+                run = _Run(conn, client, account, on_progress or (lambda stats: None), keep_presigned_credentials)
                 run.record(started, lambda: run.work(listing, full, hydration))
         except lock.LockBusy:
             raise SyncAlreadyRunning(_already_running(conn, account)) from None
@@ -98,8 +99,11 @@ def run_sync(
 class _Run:
     """One account's run: its connection, its API client, its counters."""
 
-    def __init__(self, conn: Connection, client: ApiClient, account: str, on_page: ProgressCallback) -> None:
+    def __init__(
+        self, conn: Connection, client: ApiClient, account: str, on_page: ProgressCallback, keep_presigned_credentials: bool
+    ) -> None:
         self.conn, self.client, self.account, self.on_page = conn, client, account, on_page
+        self.keep_presigned_credentials = keep_presigned_credentials
         self.stats = RunStats()
         self.run_id = 0
         self.analyze_at = ANALYZE_FIRST if conn.dialect.name == "postgresql" else None
@@ -165,7 +169,11 @@ class _Run:
         if cursor.walk_before_id is not None:
             created = created_of(self.conn, self.account, cursor.walk_before_id)
             walk.oldest = Boundary(cursor.walk_before_id, created) if created else None
-        for page in walk_back(self.client, before_id=cursor.walk_before_id, floor=cursor.walk_floor, now=walk.plausible.now):
+        pages = walk_back(
+            self.client, before_id=cursor.walk_before_id, floor=cursor.walk_floor, now=walk.plausible.now,
+            keep_presigned_credentials=self.keep_presigned_credentials,
+        )
+        for page in pages:
             with interrupt.writing():
                 cursor = self._store(page, cursor, walk, all_new)
 
