@@ -65,7 +65,7 @@ def hydrate(
 ) -> tuple[int, int]:
     """Fetch the details of every final transcript still without them; return (hydrated, failed).
 
-    `on_batch` runs inside each batch's transaction, before its commit."""
+    `on_batch` runs inside each batch's transaction, before its commit (or commits it itself)."""
     hydrated = failed = 0
     fetchers = _Fetchers(client, options)
     try:
