@@ -55,6 +55,8 @@ class Page:
     reached_end: bool
     # Listed items whose `created` is not plausible: listed, whatever their `created` says.
     odd_ids: frozenset[str]
+    # True for a page without a usable id that still points to older ones: what it should have held is unseen.
+    gap: bool
 
 
 class Plausible:
@@ -106,10 +108,11 @@ def walk_back(
             prev_url = body["page_details"]["prev_url"]
             end = prev_url is None
             next_id = None if end or reached else _next_before_id(prev_url, ordered, items)
-            if next_id is not None and all(item.id is None for item in items):
+            gap = next_id is not None and all(item.id is None for item in items)
+            if gap:
                 log.warning(
                     "the API sent a page of %d transcripts without a usable id that still points to older ones: "
-                    "went on through its prev_url; `aai-etl sync --full` picks up any transcript it should have held",
+                    "went on through its prev_url; the next run walks this stretch again",
                     len(items),
                 )
             if next_id is not None and next_id in seen:
@@ -122,7 +125,7 @@ def walk_back(
                 upcoming = downloads.fetch(next_id)
             usable = {boundary.id for boundary in ordered}
             odd = frozenset(item.id for item in items if item.id is not None and item.id not in usable)
-            yield Page(items, next_id, ordered[0] if ordered else None, ordered[-1] if ordered else None, end, odd)
+            yield Page(items, next_id, ordered[0] if ordered else None, ordered[-1] if ordered else None, end, odd, gap)
             if next_id is None:
                 return
             seen.add(next_id)

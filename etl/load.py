@@ -285,16 +285,18 @@ def oldest_pending(conn: Connection, account: str, listed_since: datetime) -> Bo
 
 
 def mark_unlisted(
-    conn: Connection, account: str, oldest_listed: datetime | None, listed_ids: set[str], now: datetime
+    conn: Connection, account: str, oldest_listed: datetime | None, latest: datetime, odd_listed: set[str], now: datetime
 ) -> int:
-    """Mark rows created before the oldest listed transcript (all rows, if none is listed) as no longer
-    listed, except `listed_ids` (listed, with an odd `created`). They stay in the table: keeping them past
-    the window is the point."""
+    """After a walk of the whole listing: mark rows as no longer listed. Those created before the oldest
+    listed transcript (all rows, if none is listed), and those whose `created` is missing or after `latest`
+    (the walk could not place them), except `odd_listed`: the listed items with such a `created`. They stay
+    in the table: keeping them past the window is the point."""
     statement = update(transcripts).where(transcripts.c.account == account, transcripts.c.unlisted_at.is_(None))
     if oldest_listed is not None:
-        statement = statement.where(transcripts.c.created < oldest_listed)
-    if listed_ids:
-        statement = statement.where(transcripts.c.id.not_in(sorted(listed_ids)))
+        created = transcripts.c.created
+        statement = statement.where((created < oldest_listed) | created.is_(None) | (created > latest))
+    if odd_listed:
+        statement = statement.where(transcripts.c.id.not_in(sorted(odd_listed)))
     return conn.execute(statement.values(unlisted_at=now, change_seq=next_change_seq(conn))).rowcount
 
 

@@ -194,7 +194,9 @@ class _Run:
         cursor = replace(cursor, walk_top=_newer(cursor.walk_top, page.newest))
         if page.resume_before_id is None:
             self._end_walk(cursor, page, walk, now, stats)
-            cursor = Cursor(high_water=cursor.walk_top or cursor.high_water)
+            # After a gap (a page that hid its transcripts) the high water mark stays: the next run walks
+            # the same stretch again, and finds what the gap hid.
+            cursor = Cursor(high_water=cursor.high_water if walk.gap else cursor.walk_top or cursor.high_water)
         else:
             cursor = replace(cursor, walk_before_id=page.resume_before_id)
         save_cursor(self.conn, self.account, cursor, now)
@@ -221,7 +223,7 @@ class _Run:
         if cursor.walk_full and last_page.reached_end:
             # Only a walk that saw the listing's end knows what is no longer listed.
             stats.unlisted += mark_unlisted(
-                self.conn, self.account, oldest.created if oldest else None, walk.odd_ids, now
+                self.conn, self.account, oldest.created if oldest else None, walk.plausible.latest, walk.odd_ids, now
             )
 
     def _finish(self, started: float, outcome: str, error: str | None) -> None:
@@ -243,17 +245,20 @@ class _Run:
 
 
 class _Walk:
-    """What a walk has seen so far: its oldest plausible item, and the listed items with an odd `created`."""
+    """What a walk has seen so far: its oldest plausible item, the listed items with an odd `created`, and
+    whether a page hid its transcripts."""
 
     def __init__(self, plausible: Plausible) -> None:
         self.plausible = plausible
         self.oldest: Boundary | None = None
         self.odd_ids: set[str] = set()
+        self.gap = False
 
     def add(self, page: Page) -> None:
         if page.oldest is not None and (self.oldest is None or page.oldest.created < self.oldest.created):
             self.oldest = page.oldest
         self.odd_ids |= page.odd_ids
+        self.gap = self.gap or page.gap
 
 
 def _newer(top: Boundary | None, newest: Boundary | None) -> Boundary | None:
