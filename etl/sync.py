@@ -191,12 +191,12 @@ class _Run:
         stats = replace(self.stats)
         stats.add(result)
         walk.add(page)
-        cursor = replace(cursor, walk_top=_newer(cursor.walk_top, page.newest))
+        # After a gap (a page that hid its transcripts) the walk's top starts again below it, so the high
+        # water mark it leaves is below the gap: the next run walks that stretch again and finds them.
+        cursor = replace(cursor, walk_top=None if page.gap else _newer(cursor.walk_top, page.newest))
         if page.resume_before_id is None:
             self._end_walk(cursor, page, walk, now, stats)
-            # After a gap (a page that hid its transcripts) the high water mark stays: the next run walks
-            # the same stretch again, and finds what the gap hid.
-            cursor = Cursor(high_water=cursor.high_water if walk.gap else cursor.walk_top or cursor.high_water)
+            cursor = Cursor(high_water=cursor.walk_top or cursor.high_water)
         else:
             cursor = replace(cursor, walk_before_id=page.resume_before_id)
         save_cursor(self.conn, self.account, cursor, now)
@@ -245,20 +245,17 @@ class _Run:
 
 
 class _Walk:
-    """What a walk has seen so far: its oldest plausible item, the listed items with an odd `created`, and
-    whether a page hid its transcripts."""
+    """What a walk has seen so far: its oldest plausible item, and the listed items with an odd `created`."""
 
     def __init__(self, plausible: Plausible) -> None:
         self.plausible = plausible
         self.oldest: Boundary | None = None
         self.odd_ids: set[str] = set()
-        self.gap = False
 
     def add(self, page: Page) -> None:
         if page.oldest is not None and (self.oldest is None or page.oldest.created < self.oldest.created):
             self.oldest = page.oldest
         self.odd_ids |= page.odd_ids
-        self.gap = self.gap or page.gap
 
 
 def _newer(top: Boundary | None, newest: Boundary | None) -> Boundary | None:
