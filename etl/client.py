@@ -179,7 +179,7 @@ class ApiClient:
         if status == 401:
             raise AuthError(f"the API key was rejected (HTTP 401): check {self.key_variable}", 401)
         if status >= 400:
-            message = self.redact(_error_message(content, response.reason))
+            message = _capped(self.redact(_error_message(content, response.reason)))  # redacted whole, then cut
             raise ApiError(f"the AssemblyAI API refused the request (HTTP {status}): {message}", status)
         try:
             return json.loads(content)
@@ -248,16 +248,19 @@ def _read_until(response: requests.Response, deadline: float) -> bytes:
 
 
 def _error_message(content: bytes, reason: str | None) -> str:
-    """The API's error message, capped: a message of megabytes would otherwise be printed and stored whole."""
     try:
         body = json.loads(content)
     except ValueError:
         body = None
     message = body["error"] if isinstance(body, dict) and isinstance(body.get("error"), str) else reason
-    message = message or "no error message"
-    if len(message) > MAX_ERROR_CHARS:
-        message = f"{message[:MAX_ERROR_CHARS]}... ({len(message):,} characters in all)"
-    return message
+    return message or "no error message"
+
+
+def _capped(message: str) -> str:
+    """A message of megabytes would otherwise be printed and stored whole."""
+    if len(message) <= MAX_ERROR_CHARS:
+        return message
+    return f"{message[:MAX_ERROR_CHARS]}... ({len(message):,} characters in all)"
 
 
 def _connection_problem(exc: BaseException, host: str) -> str:

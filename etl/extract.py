@@ -55,7 +55,7 @@ class Page:
     reached_end: bool
     # Listed items whose `created` is not plausible: listed, whatever their `created` says.
     odd_ids: frozenset[str]
-    # True for a page without a usable id that still points to older ones: what it should have held is unseen.
+    # True for a page without a usable id (not the empty end of the listing): what it should hold is unseen.
     gap: bool
 
 
@@ -108,12 +108,13 @@ def walk_back(
             prev_url = body["page_details"]["prev_url"]
             end = prev_url is None
             next_id = None if end or reached else _next_before_id(prev_url, ordered, items)
-            gap = next_id is not None and all(item.id is None for item in items)
+            # A page without a usable id hides what it should hold: transcripts (it has items), or older
+            # ones (it is empty, yet has a prev_url).
+            gap = all(item.id is None for item in items) and (bool(items) or not end)
             if gap:
                 log.warning(
-                    "the API sent a page of %d transcripts without a usable id that still points to older ones: "
-                    "went on through its prev_url; the next run walks this stretch again",
-                    len(items),
+                    "the API sent a page of %d transcripts without a usable id%s; the next run walks this stretch again",
+                    len(items), "" if end else " that still points to older ones: went on through its prev_url",
                 )
             if next_id is not None and next_id in seen:
                 raise PaginationError(

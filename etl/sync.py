@@ -220,8 +220,8 @@ class _Run:
                 "while the job was down (the API lists only the last 90 days)"
             )
             log.warning("%s", stats.warning)
-        if cursor.walk_full and last_page.reached_end:
-            # Only a walk that saw the listing's end knows what is no longer listed.
+        if cursor.walk_full and last_page.reached_end and not walk.gap:
+            # Only a walk that saw the whole listing, to its end, knows what is no longer listed.
             stats.unlisted += mark_unlisted(
                 self.conn, self.account, oldest.created if oldest else None, walk.plausible.latest, walk.odd_ids, now
             )
@@ -245,17 +245,20 @@ class _Run:
 
 
 class _Walk:
-    """What a walk has seen so far: its oldest plausible item, and the listed items with an odd `created`."""
+    """What a walk has seen so far: its oldest plausible item, the listed items with an odd `created`, and
+    whether a page hid its transcripts."""
 
     def __init__(self, plausible: Plausible) -> None:
         self.plausible = plausible
         self.oldest: Boundary | None = None
         self.odd_ids: set[str] = set()
+        self.gap = False  # a page hid its transcripts
 
     def add(self, page: Page) -> None:
         if page.oldest is not None and (self.oldest is None or page.oldest.created < self.oldest.created):
             self.oldest = page.oldest
         self.odd_ids |= page.odd_ids
+        self.gap = self.gap or page.gap
 
 
 def _newer(top: Boundary | None, newest: Boundary | None) -> Boundary | None:

@@ -162,3 +162,19 @@ def test_rows_with_odd_created_are_unlisted_only_when_the_listing_no_longer_has_
     assert result.exit_code == 0, result.output
     assert unlisted(database_url) == {item["id"] for item in gone}
     assert not unlisted(database_url) & {item["id"] for item in odd}
+
+
+def test_a_last_page_without_usable_ids_is_walked_again_and_unlists_nothing(database_url, fake, config):
+    fake.add(326)
+    fake.fail_next(Fault.none(), Fault.mangled(ids_nulled))  # the last page, 126 items, prev_url null
+    result = sync(fake, database_url, config, "--full")
+    assert result.exit_code == 0, result.output
+    assert "the next run walks this stretch again" in result.stderr
+    assert len(stored(database_url)) == 200
+    assert sync(fake, database_url, config).exit_code == 0
+    assert_table_equals_api(database_url, fake)
+
+    fake.fail_next(Fault.none(), Fault.mangled(ids_nulled))
+    result = sync(fake, database_url, config, "--full")
+    assert summary_json(result)["unlisted"] == 0
+    assert unlisted(database_url) == set()
