@@ -79,3 +79,17 @@ def test_sigterm_during_hydration_ends_the_run_without_waiting_for_fetches_in_fl
     assert seconds < 5, f"took {seconds:.1f}s to stop"
     assert "interrupted" in stderr
     assert len(stored(database_url)) == 8
+
+
+def test_sigterm_while_a_list_response_drips_ends_the_run_at_once(database_url, fake, tmp_path):
+    config = tmp_path / "slow.toml"
+    config.write_text("read_timeout = 60\nrequest_deadline = 120\n")
+    fake.add(5)
+    fake.fail_next(Fault.drip(0.5))
+    process = spawn(["sync", "--no-hydrate", "--config", str(config)], cli_env(fake, database_url))
+    wait_until(lambda: len(fake.requests) == 1)  # logged as the dripping answer starts
+    time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)
+    status, stderr, seconds = finish(process, within=20)
+    assert status == 130, stderr
+    assert seconds < 5, f"took {seconds:.1f}s to stop"
