@@ -12,14 +12,16 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, insert, select, update
+from sqlalchemy.exc import DBAPIError
 
 from etl import interrupt
 from etl.client import ApiClient
+from etl.db import first_line
 from etl.errors import AuthError, EtlError
 from etl.items import DELETED_AUDIO_URL, FINAL_STATUSES
 from etl.load import DETAIL_COLUMNS, next_change_seq
@@ -168,21 +170,12 @@ def _write(conn: Connection, account: str, batch: list[_Fetched], options: Hydra
     seq = next_change_seq(conn)
     done = [fetched for fetched in batch if fetched.body is not None]
     failed = [fetched for fetched in batch if fetched.body is None]
-    row = and_(transcripts.c.account == account, transcripts.c.id == bindparam("b_id"), transcripts.c.deleted_at.is_(None))
     if done:
-        # Bound names must differ from column names in an UPDATE's SET: hence the v_ prefix.
-        details = [{"hydrated_at": now, "change_seq": seq, **_details(f.body)} for f in done]
-        conn.execute(
-            update(transcripts).where(row).values({name: bindparam(f"v_{name}") for name in details[0]}),
-            [{"b_id": f.transcript_id, **{f"v_{k}": v for k, v in d.items()}} for f, d in zip(done, details)],
-        )
-        ids = [f.transcript_id for f in done]
-        if options.store_words:
-            _replace(conn, transcript_words, account, ids, [w for f in done for w in _words(account, f)])
-        if options.store_bodies:
-            bodies = [{"account": account, "transcript_id": f.transcript_id, "body": f.body} for f in done if not _deleted(f.body)]
-            _replace(conn, transcript_bodies, account, ids, bodies)
+        refused = _store_each(conn, account, done, options, now, seq)
+        done = [fetched for fetched in done if fetched.transcript_id not in {r.transcript_id for r in refused}]
+        failed += refused
     if failed:
+        row = and_(transcripts.c.account == account, transcripts.c.id == bindparam("b_id"), transcripts.c.deleted_at.is_(None))
         for fetched in failed:
             log.warning("transcript %s: details not fetched: %s", fetched.transcript_id, fetched.error)
         conn.execute(
@@ -195,6 +188,43 @@ def _write(conn: Connection, account: str, batch: list[_Fetched], options: Hydra
             ],
         )
     return len(done), len(failed)
+
+
+def _store_each(
+    conn: Connection, account: str, done: list[_Fetched], options: HydrateOptions, now: datetime, seq: int
+) -> list[_Fetched]:
+    """Store the batch's details; if the database refuses a value, transcript by transcript, so that a
+    refused one (returned as a failure, retried later) never holds up the others."""
+    try:
+        with conn.begin_nested():
+            _store(conn, account, done, options, now, seq)
+        return []
+    except DBAPIError:
+        pass
+    refused = []
+    for fetched in done:
+        try:
+            with conn.begin_nested():
+                _store(conn, account, [fetched], options, now, seq)
+        except DBAPIError as exc:
+            refused.append(replace(fetched, body=None, error=f"the database refused its details: {first_line(exc)}"))
+    return refused
+
+
+def _store(conn: Connection, account: str, done: list[_Fetched], options: HydrateOptions, now: datetime, seq: int) -> None:
+    row = and_(transcripts.c.account == account, transcripts.c.id == bindparam("b_id"), transcripts.c.deleted_at.is_(None))
+    # Bound names must differ from column names in an UPDATE's SET: hence the v_ prefix.
+    details = [{"hydrated_at": now, "change_seq": seq, **_details(f.body)} for f in done]
+    conn.execute(
+        update(transcripts).where(row).values({name: bindparam(f"v_{name}") for name in details[0]}),
+        [{"b_id": f.transcript_id, **{f"v_{k}": v for k, v in d.items()}} for f, d in zip(done, details)],
+    )
+    ids = [f.transcript_id for f in done]
+    if options.store_words:
+        _replace(conn, transcript_words, account, ids, [w for f in done for w in _words(account, f)])
+    if options.store_bodies:
+        bodies = [{"account": account, "transcript_id": f.transcript_id, "body": f.body} for f in done if not _deleted(f.body)]
+        _replace(conn, transcript_bodies, account, ids, bodies)
 
 
 def _details(body: dict[str, Any]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from sqlalchemy import create_engine, select
 
 from conftest import cli_env, run_cli, stored, summary_json, sync
 from etl.schema import transcript_bodies
+from etl.simulator import Fault
 from etl.storable import escape, escape_json, unescape
 
 
@@ -97,3 +98,16 @@ def test_details_with_nul_and_lone_surrogates_are_hydrated(database_url, fake):
     assert unescape(bodies[nul_error["id"]]["error"]) == "bad file\x00 at byte 3"
     assert unescape(bodies[surrogate["id"]]["audio_url"]) == surrogate["audio_url"]
     assert all(row["hydrated_at"] is not None for row in stored(database_url).values())
+
+
+def test_details_the_database_refuses_cost_only_their_own_transcript(database_url, fake):
+    odd, *others = fake.add(3)
+    fake.break_transcript(odd["id"], Fault.mangled(lambda body: {**body, "extra": float("inf")}))
+    for _ in range(2):  # and the next run is not held up either
+        result = run_cli(["sync"], cli_env(fake, database_url))
+        assert result.exit_code == 0, result.output
+    rows = stored(database_url)
+    assert all(rows[item["id"]]["hydrated_at"] is not None for item in others)
+    if database_url.startswith("postgresql"):
+        assert rows[odd["id"]]["hydrated_at"] is None
+        assert rows[odd["id"]]["hydrate_error"].startswith("the database refused its details")
