@@ -27,15 +27,31 @@ def unescape(text: str) -> str:
 
 
 def escape_json(value: Any) -> Any:
-    """A decoded JSON value with every string in it, keys included, escaped; the same object when none needs it."""
+    """A decoded JSON value with every string in it, keys included, escaped; the same object when none needs
+    it (the common case, checked in one pass: this runs on every list item and body)."""
+    return value if _clean(value) else _escaped(value)
+
+
+def _clean(value: Any) -> bool:
     if isinstance(value, str):
-        return escape(value) if _REFUSED.search(value) else value
+        return not _REFUSED.search(value)
     if isinstance(value, dict):
-        items = [(escape_json(key), escape_json(item)) for key, item in value.items()]
-        if all(new_key is key and new is item for (new_key, new), (key, item) in zip(items, value.items())):
-            return value
-        return dict(items)
+        strings = [key for key in value if isinstance(key, str)]
+        strings += [item for item in value.values() if isinstance(item, str)]
+        # Joining cannot make a refused character: each is one code point.
+        return not _REFUSED.search("".join(strings)) and all(
+            _clean(item) for item in value.values() if isinstance(item, (dict, list))
+        )
     if isinstance(value, list):
-        escaped = [escape_json(item) for item in value]
-        return value if all(new is item for new, item in zip(escaped, value)) else escaped
+        return all(_clean(item) for item in value)
+    return True
+
+
+def _escaped(value: Any) -> Any:
+    if isinstance(value, str):
+        return escape(value)
+    if isinstance(value, dict):
+        return {_escaped(key): _escaped(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_escaped(item) for item in value]
     return value
