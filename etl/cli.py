@@ -158,10 +158,12 @@ def hydrate_command(account_name: str | None) -> None:
 
 def _run_accounts(settings: Settings, account_name: str | None, *, full: bool, listing: bool, hydrate: bool) -> None:
     accounts = settings.select(account_name)
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, settings.private_files)
     click.get_current_context().meta[_RESUMES] = True
     reporter = _reporter()
-    hydration = HydrateOptions(settings.hydrate_workers, settings.store_words, settings.store_bodies) if hydrate else None
+    hydration = HydrateOptions(
+        settings.hydrate_workers, settings.store_words, settings.store_bodies, settings.keep_presigned_credentials
+    ) if hydrate else None
     recorder = metrics.Recorder(settings.metrics_file, settings.pushgateway)
     on_event = recorder.observing(reporter.event) if settings.metrics_file or settings.pushgateway else reporter.event
     failed: dict[str, int] = {}
@@ -169,7 +171,10 @@ def _run_accounts(settings: Settings, account_name: str | None, *, full: bool, l
         for account in accounts:
             try:
                 with ApiClient.for_account(settings, account) as client:
-                    stats = run_sync(engine, client, account.name, on_event, full=full, listing=listing, hydration=hydration)
+                    stats = run_sync(
+                        engine, client, account.name, on_event, full=full, listing=listing, hydration=hydration,
+                        keep_presigned_credentials=settings.keep_presigned_credentials,
+                    )
                 reporter.summary(account.name, stats, listing)
             except EtlError as exc:
                 recorder.failed(account.name, exc)
@@ -358,7 +363,7 @@ def example() -> None:
 
 
 def _connect(settings: Settings, read_only: bool = False) -> Connection:
-    return connect(make_engine(settings.database_url, read_only=read_only))
+    return connect(make_engine(settings.database_url, settings.private_files, read_only=read_only))
 
 
 def main() -> None:

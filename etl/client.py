@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import socket
@@ -15,16 +16,19 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import requests
+import urllib3
 
 from etl import __version__
 from etl.config import Account, Settings
-from etl.errors import ApiError, AuthError, Retriable, RetriesExhausted
+from etl.errors import ApiError, AuthError, Retriable, RetriesExhausted, redact
 from etl.pacing import Pacer
 
 log = logging.getLogger(__name__)
 
 RETRIABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_BACKOFF_SECONDS = 60.0
+READ_SIZE = 64 * 1024
+MAX_ERROR_CHARS = 300  # of an API error message, wherever it is shown or stored
 
 
 class ApiClient:
@@ -37,6 +41,7 @@ class ApiClient:
         *,
         connect_timeout: float = 10.0,
         read_timeout: float = 60.0,
+        request_deadline: float = 120.0,
         max_retries: int = 6,
         retry_budget_seconds: float = 300.0,
         backoff_seconds: float = 1.0,
@@ -46,7 +51,9 @@ class ApiClient:
         self.base_url = base_url.rstrip("/")
         self.key_variable = key_variable  # named in the 401 message; the key itself never is
         self.host = urlsplit(self.base_url).netloc
-        self.timeout = (connect_timeout, read_timeout)
+        self.timeout = (connect_timeout, min(read_timeout, request_deadline))
+        self.request_deadline = request_deadline  # the whole response, however slowly its bytes arrive
+        self._api_key = api_key
         self.max_retries = max_retries
         self.retry_budget_seconds = retry_budget_seconds
         self.backoff_seconds = backoff_seconds
@@ -84,6 +91,7 @@ class ApiClient:
             account.require_key(),
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,
+            request_deadline=settings.request_deadline,
             max_retries=settings.max_retries,
             retry_budget_seconds=settings.retry_budget_seconds,
             backoff_seconds=settings.backoff_seconds,
@@ -151,13 +159,17 @@ class ApiClient:
     def _attempt(self, path: str, params: dict[str, Any]) -> Any:
         with self._lock:
             self.requests_made += 1
+        deadline = time.monotonic() + self.request_deadline
         try:
             with self._session() as session:
-                response = session.get(self.base_url + path, params=params, timeout=self.timeout)
-        except requests.Timeout:
+                with session.get(self.base_url + path, params=params, timeout=self.timeout, stream=True) as response:
+                    content = _read_until(response, deadline)
+        except (requests.Timeout, urllib3.exceptions.ReadTimeoutError):
             raise Retriable("the request timed out") from None
-        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError, urllib3.exceptions.ProtocolError) as exc:
             raise Retriable(_connection_problem(exc, self.host)) from None
+        except _TooSlow:
+            raise Retriable(f"the response took longer than request_deadline ({self.request_deadline:g}s)") from None
         status = response.status_code
         if status in RETRIABLE_STATUSES:
             raise Retriable(
@@ -166,11 +178,16 @@ class ApiClient:
         if status == 401:
             raise AuthError(f"the API key was rejected (HTTP 401): check {self.key_variable}", 401)
         if status >= 400:
-            raise ApiError(f"the AssemblyAI API refused the request (HTTP {status}): {_error_message(response)}", status)
+            message = _capped(self.redact(_error_message(content, response.reason)))  # redacted whole, then cut
+            raise ApiError(f"the AssemblyAI API refused the request (HTTP {status}): {message}", status)
         try:
-            return response.json()
+            return json.loads(content)
         except ValueError:
-            raise Retriable(f"unreadable response body (HTTP {status}, {len(response.content)} bytes)") from None
+            raise Retriable(f"unreadable response body (HTTP {status}, {len(content)} bytes)") from None
+
+    def redact(self, text: str) -> str:
+        """The text without this client's API key: for anything printed or stored."""
+        return redact(text, [self._api_key])
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -186,6 +203,9 @@ def _check_list_page(body: Any) -> dict[str, Any]:
         raise Retriable("response without page_details")
     if not isinstance(body.get("transcripts"), list):
         raise Retriable("response whose transcripts is not a list")
+    if "prev_url" not in body["page_details"]:
+        # Without it a page cannot say whether older transcripts exist: never take it for the end.
+        raise Retriable("response without page_details.prev_url")
     return body
 
 
@@ -211,14 +231,35 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
-def _error_message(response: requests.Response) -> str:
+class _TooSlow(Exception):
+    """The response did not arrive within the request deadline."""
+
+
+def _read_until(response: requests.Response, deadline: float) -> bytes:
+    """The whole body, or _TooSlow once the deadline passes: the read timeout bounds each socket read, this
+    bounds the response, which a server sending a byte at a time could otherwise stretch without end."""
+    chunks = []
+    while chunk := response.raw.read1(READ_SIZE, decode_content=True):
+        chunks.append(chunk)
+        if time.monotonic() > deadline:
+            raise _TooSlow
+    return b"".join(chunks)
+
+
+def _error_message(content: bytes, reason: str | None) -> str:
     try:
-        body = response.json()
+        body = json.loads(content)
     except ValueError:
-        return response.reason or "no error message"
-    if isinstance(body, dict) and isinstance(body.get("error"), str):
-        return body["error"]
-    return response.reason or "no error message"
+        body = None
+    message = body["error"] if isinstance(body, dict) and isinstance(body.get("error"), str) else reason
+    return message or "no error message"
+
+
+def _capped(message: str) -> str:
+    """A message of megabytes would otherwise be printed and stored whole."""
+    if len(message) <= MAX_ERROR_CHARS:
+        return message
+    return f"{message[:MAX_ERROR_CHARS]}... ({len(message):,} characters in all)"
 
 
 def _connection_problem(exc: BaseException, host: str) -> str:

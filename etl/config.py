@@ -69,7 +69,12 @@ postgresql+psycopg://etl:PASSWORD@db.internal/analytics   (pip install 'aai-etl[
         placeholder='"https://api.assemblyai.com"',
     ),
     Setting("connect_timeout", float, 10.0, "Seconds to wait for a connection to the API.", above=0),
-    Setting("read_timeout", float, 60.0, "Seconds to wait for each response of the API.", above=0),
+    Setting("read_timeout", float, 60.0, "Seconds to wait for each read of a response of the API.", above=0),
+    Setting(
+        "request_deadline", float, 120.0,
+        "Seconds one whole response may take, however slowly it trickles in; past it, retried like a timeout.",
+        above=0,
+    ),
     Setting(
         "max_retries", int, 6, "Retries of a failed request (429, 5xx, resets, timeouts) before the run gives up.",
         minimum=0, example="401 and other 4xx are never retried.",
@@ -101,6 +106,14 @@ postgresql+psycopg://etl:PASSWORD@db.internal/analytics   (pip install 'aai-etl[
     ),
     Setting("store_words", bool, False, "Every word with its timing and speaker, in transcript_words (large).",),
     Setting("store_bodies", bool, True, "The full JSON body of each transcript, in transcript_bodies."),
+    Setting(
+        "private_files", bool, True, "Create the SQLite database and its lock files readable by their owner only (0600).",
+        example="Transcript text and bodies are private data: false leaves the permissions to the umask.",
+    ),
+    Setting(
+        "keep_presigned_credentials", bool, False,
+        "Keep the signatures of presigned audio URLs (X-Amz-Signature, X-Goog-Signature, Azure sig) instead of redacting them.",
+    ),
     Setting(
         "progress_interval", float, 30.0, "Off a terminal, log a progress event this often (seconds).", above=0,
         flags=("--progress-interval",), run_only=True,

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
-from etl.errors import CannotConnect, DatabaseUrlError
+from etl.errors import CannotConnect, DatabaseError, DatabaseUrlError
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+_EMPTY_CHECKS = 20  # at 0.1 s: how long an empty file may take to become a database
 SUPPORTED = "sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
 
 
@@ -44,9 +47,9 @@ def masked(url: URL | str) -> str:
     return url.render_as_string(hide_password=True)
 
 
-def make_engine(database_url: str, *, read_only: bool = False) -> Engine:
-    """An engine for the URL; `read_only` for commands that only read: they work on a database they may not
-    write to, and never create one."""
+def make_engine(database_url: str, private_files: bool = True, *, read_only: bool = False) -> Engine:
+    """An engine for the URL; `private_files`: a new SQLite database file is readable by its owner only;
+    `read_only` for commands that only read: they work on a database they may not write to, and never create one."""
     url = parse_url(database_url)
     try:
         if url.get_backend_name() == "sqlite":
@@ -54,6 +57,8 @@ def make_engine(database_url: str, *, read_only: bool = False) -> Engine:
                 return create_engine(url, creator=_sqlite_reader(_sqlite_file(url)))
             engine = create_engine(url)
             event.listen(engine, "connect", _sqlite_pragmas)
+            if private_files:
+                event.listen(engine, "do_connect", _owner_only)
             return engine
         if read_only:
             return create_engine(url, pool_pre_ping=True, execution_options={"postgresql_readonly": True})
@@ -66,6 +71,9 @@ def make_engine(database_url: str, *, read_only: bool = False) -> Engine:
 
 def connect(engine: Engine) -> Connection:
     """A connection, or one line saying which database could not be reached and why."""
+    path = sqlite_path(engine)
+    if path is not None:
+        _refuse_non_sqlite(path)
     try:
         return engine.connect()
     except DBAPIError as exc:
@@ -117,6 +125,38 @@ def first_line(exc: DBAPIError) -> str:
     """The driver's own message, without SQLAlchemy's SQL echo and background link."""
     text = str(exc.orig if exc.orig is not None else exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _refuse_non_sqlite(path: str) -> None:
+    """Refuse a file that exists but is no SQLite database: an empty one would otherwise be silently taken
+    for a new database. A file another run is creating this very moment is empty for a moment: wait it out."""
+    for _ in range(_EMPTY_CHECKS):
+        try:
+            with open(path, "rb") as handle:
+                header = handle.read(len(SQLITE_HEADER))
+        except FileNotFoundError:
+            return  # a new database: SQLite creates it
+        except OSError:
+            return  # unreadable: SQLite's own error says why
+        if header:
+            break
+        time.sleep(0.1)
+    if header != SQLITE_HEADER:
+        what = "an empty file" if not header else "not a SQLite database"
+        raise DatabaseError(
+            f"the database file {path} is {what}: point database_url at a SQLite database file, "
+            "or at a path that does not exist yet for a new one"
+        )
+
+
+def _owner_only(dialect, _record, cargs, cparams):
+    # SQLite creates the file (and later its -wal and -shm files, with the same permissions) with the
+    # process's umask: under the usual 022 that makes transcript text world-readable.
+    previous = os.umask(0o077)
+    try:
+        return dialect.connect(*cargs, **cparams)
+    finally:
+        os.umask(previous)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

@@ -8,18 +8,31 @@ picked up by the next walk, so nothing is skipped; `next_url` is ignored, since 
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from etl.client import ApiClient
 from etl.errors import ApiError, CursorRejected, PaginationError
 from etl.items import Item, parse_item
 
+log = logging.getLogger(__name__)
+
 PAGE_SIZE = 200  # the API's maximum
+# The API lists the last 90 days. A `created` outside that window (give or take a little slack for the
+# window's own edge) or in the future (beyond a little clock skew) is an odd value, not evidence.
+LISTING_WINDOW = timedelta(days=90)
+WINDOW_SLACK = timedelta(days=2)
+CLOCK_SKEW = timedelta(minutes=15)
+# The floor is passed when the walk meets the floor transcript itself, or this many items in a row (in
+# the API's (created, id) order) created before it: one odd `created` must not end a walk early.
+RUN_PAST_FLOOR = 20
 
 
 @dataclass(frozen=True)
@@ -35,56 +48,122 @@ class Page:
     items: list[Item]
     # Where the walk goes on after this page; None when this page ends it.
     resume_before_id: str | None
-
-    @property
-    def newest(self) -> Boundary | None:
-        return next(_boundaries(self.items), None)
-
-    @property
-    def oldest(self) -> Boundary | None:
-        return next(_boundaries(reversed(self.items)), None)
-
-
-def _boundaries(items) -> Iterator[Boundary]:
-    for item in items:
-        if item.id is not None and item.row["created"] is not None:
-            yield Boundary(item.id, item.row["created"])
+    # The newest and oldest items by (created, id), among those whose `created` is plausible.
+    newest: Boundary | None
+    oldest: Boundary | None
+    # True when the API said nothing older is listed (prev_url null): the walk provably saw the whole listing.
+    reached_end: bool
+    # Listed items whose `created` is not plausible: listed, whatever their `created` says.
+    odd_ids: frozenset[str]
+    # True for a page without a usable id (not the empty end of the listing): what it should hold is unseen.
+    gap: bool
 
 
-def walk_back(client: ApiClient, *, before_id: str | None, floor: Boundary | None) -> Iterator[Page]:
+class Plausible:
+    """Which `created` values a walk may decide on: full timestamps inside the listing window."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self.earliest = now - LISTING_WINDOW - WINDOW_SLACK
+        self.latest = now + CLOCK_SKEW
+
+    def boundaries(self, items: list[Item]) -> list[Boundary]:
+        """The items with a plausible `created`, newest first in the API's (created, id) order."""
+        found = [
+            Boundary(item.id, item.row["created"])
+            for item in items
+            if item.id is not None and self.accepts(item.row.get("created"))
+        ]
+        return sorted(found, key=lambda boundary: (boundary.created, boundary.id), reverse=True)
+
+    def accepts(self, created: datetime | None) -> bool:
+        return created is not None and self.earliest <= created <= self.latest
+
+
+def walk_back(
+    client: ApiClient,
+    *,
+    before_id: str | None,
+    floor: Boundary | None,
+    now: datetime | None = None,
+    keep_presigned_credentials: bool = False,
+) -> Iterator[Page]:
     """Yield pages older than `before_id` (or from the newest), ending with the page that reaches `floor`.
 
-    A page reaches the floor when it holds the floor transcript or anything created before it; without a
-    floor the walk goes to the end of the listing. The caller commits each page before asking for the next.
+    The floor is reached by meeting the floor transcript or a run of items created before it; without a
+    floor the walk goes to the end of the listing. The next page is the one the API's `prev_url` names.
+    The caller commits each page before asking for the next.
     """
+    plausible = Plausible(now or datetime.now(timezone.utc))
     seen: set[str | None] = {before_id} if before_id else set()
+    run = 0  # items in a row, across pages, created before the floor
     downloads = _Downloads(client)
     try:
         upcoming = downloads.fetch(before_id)
         while True:
             body = _page(upcoming, before_id)
-            items = [parse_item(raw) for raw in body["transcripts"]]
-            oldest_id = next((item.id for item in reversed(items) if item.id is not None), None)
-            ended = (
-                oldest_id is None
-                or body["page_details"].get("prev_url") is None
-                or (floor is not None and reaches(items, floor))
-            )
-            if not ended and oldest_id in seen:
+            items = [parse_item(raw, keep_presigned_credentials) for raw in body["transcripts"]]
+            ordered = plausible.boundaries(items)
+            reached, run = _reaches_floor(ordered, floor, run)
+            prev_url = body["page_details"]["prev_url"]
+            end = prev_url is None
+            next_id = None if end or reached else _next_before_id(prev_url, ordered, items)
+            # A page without a usable id hides what it should hold: transcripts (it has items), or older
+            # ones (it is empty, yet has a prev_url).
+            gap = all(item.id is None for item in items) and (bool(items) or not end)
+            if gap:
+                log.warning(
+                    "the API sent a page of %d transcripts without a usable id%s; the next run walks this stretch again",
+                    len(items), "" if end else " that still points to older ones: went on through its prev_url",
+                )
+            if next_id is not None and next_id in seen:
                 raise PaginationError(
-                    f"the API listed transcript {oldest_id} as the oldest of two pages; stopping rather than looping "
+                    f"the API listed transcript {next_id} as the oldest of two pages; stopping rather than looping "
                     "(nothing is lost: the next run resumes from the last saved page)"
                 )
-            if not ended:
+            if next_id is not None:
                 # The next page downloads while the caller stores this one: at most two pages in memory.
-                upcoming = downloads.fetch(oldest_id)
-            yield Page(items, None if ended else oldest_id)
-            if ended:
+                upcoming = downloads.fetch(next_id)
+            usable = {boundary.id for boundary in ordered}
+            odd = frozenset(item.id for item in items if item.id is not None and item.id not in usable)
+            yield Page(items, next_id, ordered[0] if ordered else None, ordered[-1] if ordered else None, end, odd, gap)
+            if next_id is None:
                 return
-            seen.add(oldest_id)
-            before_id = oldest_id
+            seen.add(next_id)
+            before_id = next_id
     finally:
         downloads.close()
+
+
+def _reaches_floor(ordered: list[Boundary], floor: Boundary | None, run: int) -> tuple[bool, int]:
+    """Whether these items, newest first, reach the floor; and the run of items past it so far."""
+    if floor is None:
+        return False, 0
+    for boundary in ordered:
+        if boundary.id == floor.id:
+            return True, run
+        run = run + 1 if (boundary.created, boundary.id) < (floor.created, floor.id) else 0
+        if run >= RUN_PAST_FLOOR:
+            return True, run
+    return False, run
+
+
+def _next_before_id(prev_url: Any, ordered: list[Boundary], items: list[Item]) -> str:
+    """The `before_id` of the next page: the one `prev_url` names (the API knows its own order), else the
+    oldest item of this page. An empty page, or one without usable ids, is followed through `prev_url`."""
+    if isinstance(prev_url, str):
+        named = parse_qs(urlsplit(prev_url).query).get("before_id")
+        if named and named[0]:
+            return named[0]
+    if ordered:
+        return ordered[-1].id
+    with_ids = [item.id for item in items if item.id is not None]
+    if with_ids:  # none with a plausible `created`: the API's own order is all there is
+        return with_ids[-1]
+    raise PaginationError(
+        f"the API sent a page of {len(items)} transcripts without a usable id and a prev_url without before_id "
+        f"({str(prev_url)[:200]!r}): there is no way to go on; nothing is lost, the next run resumes from the last saved page"
+    )
 
 
 class _Downloads:
@@ -125,10 +204,8 @@ def _page(upcoming: Future, before_id: str | None) -> dict:
         raise
 
 
-def reaches(items: list[Item], boundary: Boundary) -> bool:
-    """True when the items hold the boundary transcript or one created before it."""
-    for item in items:
-        created = item.row.get("created")
-        if item.id == boundary.id or (created is not None and created < boundary.created):
-            return True
-    return False
+def reaches(items: list[Item], boundary: Boundary, plausible: Plausible) -> bool:
+    """True when the items hold the boundary transcript or one plausibly created before it."""
+    return any(item.id == boundary.id for item in items) or any(
+        other.created < boundary.created for other in plausible.boundaries(items)
+    )

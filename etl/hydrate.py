@@ -9,20 +9,25 @@ the others.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy.exc import DBAPIError
 
 from etl import interrupt
 from etl.client import ApiClient
+from etl.db import first_line
 from etl.errors import AuthError, EtlError
 from etl.items import DELETED_AUDIO_URL, FINAL_STATUSES
 from etl.load import DETAIL_COLUMNS, next_change_seq
+from etl.presigned import redact_audio_url
 from etl.schema import transcript_bodies, transcript_words, transcripts
+from etl.storable import escape, escape_json, unescape
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +47,7 @@ class HydrateOptions:
     workers: int = 64  # the bound on fetches in flight; how many are is the budget's rate times the latency
     store_words: bool = False
     store_bodies: bool = True
+    keep_presigned_credentials: bool = False
 
 
 @dataclass
@@ -68,22 +74,19 @@ def hydrate(
 ) -> tuple[int, int]:
     """Fetch the details of every final transcript still without them; return (hydrated, failed).
 
-    `on_batch` runs inside each batch's transaction, before its commit."""
+    `on_batch` runs inside each batch's transaction, before its commit (or commits it itself)."""
     hydrated = failed = 0
-    with ThreadPoolExecutor(options.workers, thread_name_prefix="hydrate") as pool:
+    fetchers = _Fetchers(client, options)
+    try:
         for chunk in _queue(conn, account):
-            futures = [pool.submit(_fetch, client, transcript_id, attempts) for transcript_id, attempts in chunk]
-            try:
-                for batch in _batches(as_completed(futures)):
-                    with interrupt.writing():
-                        written, failures = _write(conn, account, batch, options)
-                        hydrated, failed = hydrated + written, failed + failures
-                        on_batch(hydrated, failed)
-                        conn.commit()
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
+            for batch in _batches(fetchers.fetch(chunk)):
+                with interrupt.writing():
+                    written, failures = _write(conn, account, batch, options)
+                    hydrated, failed = hydrated + written, failed + failures
+                    on_batch(hydrated, failed)
+                    conn.commit()
+    finally:
+        fetchers.close()
     return hydrated, failed
 
 
@@ -102,6 +105,46 @@ def _due(account: str, now: datetime):
     )
 
 
+class _Fetchers:
+    """Threads that fetch details, handing back each result as it completes.
+
+    Daemon threads, not an executor: an executor's threads are joined when the process exits, so Ctrl-C or
+    SIGTERM would wait for every fetch in flight (each up to request_deadline) instead of ending the run
+    at once. Closing stops the threads taking more work."""
+
+    def __init__(self, client: ApiClient, options: HydrateOptions) -> None:
+        self._client = client
+        self._workers = options.workers
+        self._keep_presigned_credentials = options.keep_presigned_credentials
+        self._todo: queue.SimpleQueue = queue.SimpleQueue()
+        self._done: queue.Queue = queue.Queue()  # Queue, not SimpleQueue: its wait gives way to a signal
+        self._closed = threading.Event()
+        for number in range(self._workers):
+            threading.Thread(target=self._run, name=f"hydrate-{number}", daemon=True).start()
+
+    def fetch(self, chunk: list[tuple[str, int]]) -> Iterator[_Fetched]:
+        for job in chunk:
+            self._todo.put(job)
+        for _ in chunk:
+            outcome = self._done.get()
+            if isinstance(outcome, BaseException):
+                raise outcome
+            yield outcome
+
+    def close(self) -> None:
+        self._closed.set()
+        for _ in range(self._workers):
+            self._todo.put(None)
+
+    def _run(self) -> None:
+        while (job := self._todo.get()) is not None and not self._closed.is_set():
+            transcript_id, attempts = job
+            try:
+                self._done.put(_fetch(self._client, transcript_id, attempts, self._keep_presigned_credentials))
+            except BaseException as exc:  # raised in the writing thread, where it asks for the result
+                self._done.put(exc)
+
+
 def _queue(conn: Connection, account: str) -> Iterator[list[tuple[str, int]]]:
     """Chunks of (id, attempts) due for hydration, newest first; each chunk is read after the last is written."""
     while True:
@@ -117,19 +160,22 @@ def _queue(conn: Connection, account: str) -> Iterator[list[tuple[str, int]]]:
         yield [tuple(row) for row in chunk]
 
 
-def _fetch(client: ApiClient, transcript_id: str, attempts: int) -> _Fetched:
+def _fetch(client: ApiClient, transcript_id: str, attempts: int, keep_presigned_credentials: bool) -> _Fetched:
+    """The body as stored (etl.storable, etl.presigned); `transcript_id` is the stored id, the API is asked
+    for its own."""
     try:
-        return _Fetched(transcript_id, attempts, body=client.get_transcript(transcript_id))
+        body = client.get_transcript(unescape(transcript_id))
+        return _Fetched(transcript_id, attempts, body=escape_json(body if keep_presigned_credentials else redact_audio_url(body)))
     except AuthError:
         raise  # the key itself is refused: no other fetch can succeed either
     except EtlError as exc:
-        return _Fetched(transcript_id, attempts, error=str(exc))
+        return _Fetched(transcript_id, attempts, error=escape(client.redact(str(exc))))
 
 
-def _batches(futures) -> Iterator[list[_Fetched]]:
+def _batches(results: Iterator[_Fetched]) -> Iterator[list[_Fetched]]:
     batch: list[_Fetched] = []
-    for future in futures:
-        batch.append(future.result())
+    for fetched in results:
+        batch.append(fetched)
         if len(batch) >= BATCH:
             yield batch
             batch = []
@@ -142,21 +188,12 @@ def _write(conn: Connection, account: str, batch: list[_Fetched], options: Hydra
     seq = next_change_seq(conn)
     done = [fetched for fetched in batch if fetched.body is not None]
     failed = [fetched for fetched in batch if fetched.body is None]
-    row = and_(transcripts.c.account == account, transcripts.c.id == bindparam("b_id"), transcripts.c.deleted_at.is_(None))
     if done:
-        # Bound names must differ from column names in an UPDATE's SET: hence the v_ prefix.
-        details = [{"hydrated_at": now, "change_seq": seq, **_details(f.details)} for f in done]
-        conn.execute(
-            update(transcripts).where(row).values({name: bindparam(f"v_{name}") for name in details[0]}),
-            [{"b_id": f.transcript_id, **{f"v_{k}": v for k, v in d.items()}} for f, d in zip(done, details, strict=True)],
-        )
-        ids = [f.transcript_id for f in done]
-        if options.store_words:
-            _replace(conn, transcript_words, account, ids, [w for f in done for w in _words(account, f)])
-        if options.store_bodies:
-            bodies = [{"account": account, "transcript_id": f.transcript_id, "body": f.details} for f in done if not _deleted(f.details)]
-            _replace(conn, transcript_bodies, account, ids, bodies)
+        refused = _store_each(conn, account, done, options, now, seq)
+        done = [fetched for fetched in done if fetched.transcript_id not in {r.transcript_id for r in refused}]
+        failed += refused
     if failed:
+        row = and_(transcripts.c.account == account, transcripts.c.id == bindparam("b_id"), transcripts.c.deleted_at.is_(None))
         for fetched in failed:
             log.warning("transcript %s: details not fetched: %s", fetched.transcript_id, fetched.error)
         conn.execute(
@@ -169,6 +206,43 @@ def _write(conn: Connection, account: str, batch: list[_Fetched], options: Hydra
             ],
         )
     return len(done), len(failed)
+
+
+def _store_each(
+    conn: Connection, account: str, done: list[_Fetched], options: HydrateOptions, now: datetime, seq: int
+) -> list[_Fetched]:
+    """Store the batch's details; if the database refuses a value, transcript by transcript, so that a
+    refused one (returned as a failure, retried later) never holds up the others."""
+    try:
+        with conn.begin_nested():
+            _store(conn, account, done, options, now, seq)
+        return []
+    except DBAPIError:
+        pass
+    refused = []
+    for fetched in done:
+        try:
+            with conn.begin_nested():
+                _store(conn, account, [fetched], options, now, seq)
+        except DBAPIError as exc:
+            refused.append(replace(fetched, body=None, error=f"the database refused its details: {first_line(exc)}"))
+    return refused
+
+
+def _store(conn: Connection, account: str, done: list[_Fetched], options: HydrateOptions, now: datetime, seq: int) -> None:
+    row = and_(transcripts.c.account == account, transcripts.c.id == bindparam("b_id"), transcripts.c.deleted_at.is_(None))
+    # Bound names must differ from column names in an UPDATE's SET: hence the v_ prefix.
+    details = [{"hydrated_at": now, "change_seq": seq, **_details(f.details)} for f in done]
+    conn.execute(
+        update(transcripts).where(row).values({name: bindparam(f"v_{name}") for name in details[0]}),
+        [{"b_id": f.transcript_id, **{f"v_{k}": v for k, v in d.items()}} for f, d in zip(done, details, strict=True)],
+    )
+    ids = [f.transcript_id for f in done]
+    if options.store_words:
+        _replace(conn, transcript_words, account, ids, [w for f in done for w in _words(account, f)])
+    if options.store_bodies:
+        bodies = [{"account": account, "transcript_id": f.transcript_id, "body": f.details} for f in done if not _deleted(f.details)]
+        _replace(conn, transcript_bodies, account, ids, bodies)
 
 
 def _details(body: dict[str, Any]) -> dict[str, Any]:

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
+
+from etl.presigned import redact_audio_url
+from etl.storable import escape_json
 
 STATUSES = frozenset({"queued", "processing", "completed", "error"})
 PENDING_STATUSES = ("queued", "processing")
 FINAL_STATUSES = ("completed", "error")
 TEXT_FIELDS = ("audio_url", "resource_url", "error")
 NULLABLE_FIELDS = frozenset({"completed", "error"})
+# Ids are uuids; one this long cannot be a key (PostgreSQL's index rows hold about 2,700 bytes).
+MAX_ID_LENGTH = 500
+_HAS_TIME = re.compile(r"\d[T ]\d{2}:\d{2}")
 # What the API lists as a deleted transcript's audio_url; the transcript itself stays listed.
 DELETED_AUDIO_URL = "http://deleted_by_user"
 
@@ -24,17 +31,23 @@ class Item:
     bad_fields: tuple[str, ...]
 
 
-def parse_item(raw: Any) -> Item:
+def parse_item(raw: Any, keep_presigned_credentials: bool = False) -> Item:
+    """The item as stored: every string made storable (etl.storable), the credentials of a presigned
+    `audio_url` redacted unless asked to keep them (etl.presigned), the typed columns read from it."""
     if not isinstance(raw, dict):
         return Item(None, {"raw": raw}, ("item",))
+    raw = escape_json(raw if keep_presigned_credentials else redact_audio_url(raw))
     bad: list[str] = []
     transcript_id = raw.get("id")
-    if not isinstance(transcript_id, str) or not transcript_id:
+    if not isinstance(transcript_id, str) or not transcript_id or len(transcript_id) > MAX_ID_LENGTH:
         return Item(None, {"raw": raw}, ("id",))
     status = raw.get("status")
     if status not in STATUSES:
+        # An unknown status is stored as received (a warning names it) and treated as pending until it
+        # becomes a known final one; a status that is not text at all is stored as NULL, also pending.
         bad.append("status")
-        status = None
+        if not isinstance(status, str):
+            status = None
     row = {
         "id": transcript_id,
         "status": status,
@@ -52,8 +65,9 @@ def parse_item(raw: Any) -> Item:
 
 
 def parse_timestamp(value: Any) -> datetime | None:
-    """The API's timestamps carry no offset and are UTC; one that does carry an offset is converted."""
-    if not isinstance(value, str):
+    """The API's timestamps carry no offset and are UTC; one that does carry an offset is converted.
+    A bare date is not a timestamp: reading it as midnight would invent a time."""
+    if not isinstance(value, str) or not _HAS_TIME.search(value):
         return None
     try:
         parsed = datetime.fromisoformat(value)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 
+from etl.db import first_line
 from etl.extract import Boundary
 from etl.items import DELETED_AUDIO_URL, Item
 from etl.schema import (
@@ -20,6 +22,7 @@ from etl.schema import (
     transcript_words,
     transcripts,
 )
+from etl.storable import escape, unescape
 
 _UPDATED_ON_CHANGE = (
     "status", "created", "completed", "audio_url", "resource_url", "error", "raw", "changed_at", "deleted_at", "unlisted_at",
@@ -40,6 +43,8 @@ class PageResult:
     # (transcript id or None, field, value as received) for every unreadable value in a row written now:
     # a bad item is reported when it first arrives or changes, not again on every run that lists it.
     bad_values: list[tuple[str | None, str, Any]] = field(default_factory=list)
+    # (transcript id, the database's reason) for every item the database refused to store.
+    refused: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -73,15 +78,28 @@ def upsert_page(conn: Connection, account: str, items: list[Item], now: datetime
         return result
     sql = _PageSql.of(conn)
     stored = {} if all_new else sql.stored(conn, account, list(latest))
-    writes, status_changes, newly_deleted = [], [], []
+    writes: list[tuple[Item, Any]] = []
+    previous_of: dict[str, _Stored | None] = {}
     for transcript_id, item in latest.items():
-        # `raw` is the whole list item, so comparing it catches a change in any field, known or new.
+        # `raw` is the whole list item, so comparing it catches a change in any field, known or new; a row
+        # marked unlisted that is listed again is rewritten too, which clears the mark.
         previous = stored.get(transcript_id)
-        if previous is None:
-            result.inserted += 1
-        elif previous.raw == item.row["raw"]:
+        if previous is not None and previous.raw == item.row["raw"] and previous.unlisted_at is None:
             result.unchanged += 1
             continue
+        deleted = item.row["audio_url"] == DELETED_AUDIO_URL
+        previous_of[transcript_id] = previous
+        writes.append((item, deleted and (previous.deleted_at if previous and previous.deleted else now)))
+    if not writes:
+        return result
+    # Taken last, just before the writes: the counter's row lock is then held only until the commit.
+    written = _write(conn, sql, account, writes, now, next_change_seq(conn), result)
+    status_changes, newly_deleted = [], []
+    for item in written:
+        transcript_id = cast(str, item.id)  # items without an id were set aside above
+        previous = previous_of[transcript_id]
+        if previous is None:
+            result.inserted += 1
         else:
             result.updated += 1
             if previous.status != item.row["status"]:
@@ -89,19 +107,37 @@ def upsert_page(conn: Connection, account: str, items: list[Item], now: datetime
                     {"account": account, "transcript_id": transcript_id, "old_status": previous.status,
                      "new_status": item.row["status"], "observed_at": now}
                 )
-        deleted = item.row["audio_url"] == DELETED_AUDIO_URL
-        if deleted and not (previous and previous.deleted):
+        if item.row["audio_url"] == DELETED_AUDIO_URL and not (previous and previous.deleted):
             newly_deleted.append(transcript_id)
-        writes.append((item, deleted and (previous.deleted_at if previous and previous.deleted else now)))
         result.bad_values.extend((transcript_id, name, item.row["raw"].get(name)) for name in item.bad_fields)
-    if writes:
-        # Taken last, just before the writes: the counter's row lock is then held only until the commit.
-        sql.upsert(conn, account, writes, now, next_change_seq(conn))
-        if status_changes:
-            conn.execute(insert(transcript_status_changes), status_changes)
-        purge_content(conn, account, newly_deleted)
+    if status_changes:
+        conn.execute(insert(transcript_status_changes), status_changes)
+    purge_content(conn, account, newly_deleted)
     result.deleted = len(newly_deleted)
     return result
+
+
+def _write(
+    conn: Connection, sql: _PageSql, account: str, writes: list[tuple[Item, Any]], now: datetime, seq: int,
+    result: PageResult,
+) -> list[Item]:
+    """Upsert the page in one statement; if the database refuses a value, item by item, so that only the
+    refused items are lost (each named in `result.refused`), never the rest of the page."""
+    try:
+        with conn.begin_nested():
+            sql.upsert(conn, account, writes, now, seq)
+        return [item for item, _ in writes]
+    except DBAPIError:
+        pass
+    written = []
+    for write in writes:
+        try:
+            with conn.begin_nested():
+                sql.upsert(conn, account, [write], now, seq)
+            written.append(write[0])
+        except DBAPIError as exc:
+            result.refused.append((cast(str, write[0].id), first_line(exc)))
+    return written
 
 
 @dataclass(frozen=True)
@@ -109,10 +145,14 @@ class _Stored:
     raw: Any
     status: str | None
     deleted_at: Any
+    unlisted_at: Any
 
     @property
     def deleted(self) -> bool:
         return self.deleted_at is not None
+
+
+_STORED = "account, id, raw, status, deleted_at, unlisted_at"
 
 
 class _PageSql:
@@ -149,14 +189,14 @@ class _PageSql:
         params: tuple[Any, ...]
         if self.postgres:
             # One array parameter: psycopg re-parses queries of more than 50 parameters on every call.
-            query, params = "SELECT account, id, raw, status, deleted_at FROM transcripts WHERE id = ANY(%s)", (ids,)
+            query, params = f"SELECT {_STORED} FROM transcripts WHERE id = ANY(%s)", (ids,)
         else:
-            query = f"SELECT account, id, raw, status, deleted_at FROM transcripts WHERE id IN ({', '.join('?' * len(ids))})"
+            query = f"SELECT {_STORED} FROM transcripts WHERE id IN ({', '.join('?' * len(ids))})"
             params = tuple(ids)
         rows = conn.exec_driver_sql(query, params).fetchall()
         return {
-            transcript_id: _Stored(raw if self.postgres else json.loads(raw), status, deleted_at)
-            for owner, transcript_id, raw, status, deleted_at in rows
+            transcript_id: _Stored(raw if self.postgres else json.loads(raw), status, deleted_at, unlisted_at)
+            for owner, transcript_id, raw, status, deleted_at, unlisted_at in rows
             if owner == account
         }
 
@@ -209,7 +249,7 @@ def read_cursor(conn: Connection, account: str) -> Cursor:
     return Cursor(
         high_water=_boundary(row, "high_water"),
         walk_top=_boundary(row, "walk_top"),
-        walk_before_id=row["walk_before_id"],
+        walk_before_id=None if row["walk_before_id"] is None else unescape(row["walk_before_id"]),
         walk_floor=_boundary(row, "walk_floor"),
         walk_full=row["walk_full"],
     )
@@ -217,7 +257,9 @@ def read_cursor(conn: Connection, account: str) -> Cursor:
 
 def save_cursor(conn: Connection, account: str, cursor: Cursor, now: datetime) -> None:
     values: dict[str, Any] = {
-        "account": account, "walk_before_id": cursor.walk_before_id, "walk_full": cursor.walk_full, "updated_at": now,
+        # walk_before_id is the API's own id, sent back as it came; the boundaries are stored ids already.
+        "account": account, "walk_before_id": cursor.walk_before_id and escape(cursor.walk_before_id),
+        "walk_full": cursor.walk_full, "updated_at": now,
     }
     for prefix in ("high_water", "walk_top", "walk_floor"):
         boundary: Boundary | None = getattr(cursor, prefix)
@@ -227,12 +269,19 @@ def save_cursor(conn: Connection, account: str, cursor: Cursor, now: datetime) -
     conn.execute(statement.on_conflict_do_update(index_elements=[sync_cursors.c.account], set_=values))
 
 
-def mark_unlisted(conn: Connection, account: str, oldest_listed: datetime | None, now: datetime) -> int:
-    """Mark rows created before the oldest listed transcript (all rows, if none is listed) as no longer
-    listed. They stay in the table: keeping them past the window is the point."""
+def mark_unlisted(
+    conn: Connection, account: str, oldest_listed: datetime | None, latest: datetime, odd_listed: set[str], now: datetime
+) -> int:
+    """After a walk of the whole listing: mark rows as no longer listed. Those created before the oldest
+    listed transcript (all rows, if none is listed), and those whose `created` is missing or after `latest`
+    (the walk could not place them), except `odd_listed`: the listed items with such a `created`. They stay
+    in the table: keeping them past the window is the point."""
     statement = update(transcripts).where(transcripts.c.account == account, transcripts.c.unlisted_at.is_(None))
     if oldest_listed is not None:
-        statement = statement.where(transcripts.c.created < oldest_listed)
+        created = transcripts.c.created
+        statement = statement.where((created < oldest_listed) | created.is_(None) | (created > latest))
+    if odd_listed:
+        statement = statement.where(transcripts.c.id.not_in(sorted(odd_listed)))
     return conn.execute(statement.values(unlisted_at=now, change_seq=next_change_seq(conn))).rowcount
 
 
@@ -241,8 +290,9 @@ def has_rows(conn: Connection, account: str) -> bool:
 
 
 def created_of(conn: Connection, account: str, transcript_id: str) -> datetime | None:
+    """The `created` of a transcript named by its id as the API sends it."""
     return conn.execute(
-        select(transcripts.c.created).where(transcripts.c.account == account, transcripts.c.id == transcript_id)
+        select(transcripts.c.created).where(transcripts.c.account == account, transcripts.c.id == escape(transcript_id))
     ).scalar()
 
 

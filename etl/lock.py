@@ -32,7 +32,7 @@ def hold(conn: Connection, name: str, *, wait: bool) -> Iterator[None]:
     if path is None:  # in-memory: no other process can see the database
         yield
         return
-    with _flock(f"{path}-{name}.lock", wait):
+    with _flock(f"{path}-{name}.lock", wait, _mode_of(path)):
         yield
 
 
@@ -55,12 +55,12 @@ def _advisory(conn: Connection, name: str, wait: bool) -> Iterator[None]:
 
 
 @contextmanager
-def _flock(path: str, wait: bool) -> Iterator[None]:
+def _flock(path: str, wait: bool, mode: int) -> Iterator[None]:
     try:
         import fcntl  # POSIX only: imported here so that everything else, --help first, works anywhere
     except ImportError:
         raise EtlError("aai-etl needs a POSIX system (Linux, macOS; on Windows, WSL) to lock a SQLite database") from None
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, mode)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
@@ -69,3 +69,11 @@ def _flock(path: str, wait: bool) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+
+
+def _mode_of(database: str) -> int:
+    """A lock file is as private as its database file (owner-only by default, see db.make_engine)."""
+    try:
+        return os.stat(database).st_mode & 0o666
+    except OSError:
+        return 0o600

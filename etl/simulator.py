@@ -99,6 +99,21 @@ class Fault:
         """Status 200 with an arbitrary JSON body."""
         return cls("wrong_shape", 200, body)
 
+    @classmethod
+    def mangled(cls, change: Callable[[dict], Any]) -> Fault:
+        """Status 200 with the normal JSON body as `change` rewrites it (given a copy, returns the new body)."""
+        return cls("mangled", 200, change)
+
+    @classmethod
+    def drip(cls, seconds: float) -> Fault:
+        """The normal answer, its body one byte every `seconds`: each read is quick, the response endless."""
+        return cls("drip", seconds=seconds)
+
+    @classmethod
+    def echo_auth(cls, code: int = 400) -> Fault:
+        """An error whose message echoes the request's Authorization header, as some proxies' do."""
+        return cls("echo_auth", code)
+
 
 class FakeAssemblyAI:
     """The transcript list of one AssemblyAI account, served on 127.0.0.1."""
@@ -128,6 +143,8 @@ class FakeAssemblyAI:
         self.rate_limited = 0  # requests answered 429 by the rate limit (scripted faults not counted)
         self.limit_rate(rate_limit)
         self.base_url = ""
+        # True: every list page holds its transcripts in random order (the API promises newest first).
+        self.scramble_pages = False
         self.requests: list[dict] = []
         self.held = threading.Event()
         # Time of the last `created`: midnight 30 days ago, so 100k items stay inside the 90-day
@@ -377,6 +394,9 @@ class FakeAssemblyAI:
             else:
                 next_url = self._url(limit, after_id=after_id)
             current = {k: params[k] for k in ("before_id", "after_id", "status", "created_on") if k in params}
+            listed = [items[pos] for pos in page]
+            if self.scramble_pages:
+                self._rng.shuffle(listed)
             return _json(200, {
                 "page_details": {
                     "limit": limit,
@@ -385,7 +405,7 @@ class FakeAssemblyAI:
                     "prev_url": prev_url,
                     "next_url": next_url,
                 },
-                "transcripts": [items[pos] for pos in page],
+                "transcripts": listed,
             })
 
     def _transcript(self, tid: str) -> tuple[int, bytes]:
@@ -461,24 +481,35 @@ class _Handler(BaseHTTPRequestHandler):
             code, body, content_type = fault.code, page.encode(), "text/html"
         elif kind in ("status", "wrong_shape"):
             code, body, headers = fault.code, json.dumps(fault.body).encode(), fault.headers
+        elif kind == "echo_auth":
+            echoed = f"invalid request; received headers: Authorization: {self.headers.get('Authorization')}"
+            code, body = fault.code, json.dumps({"error": echoed}).encode()
         else:
             if kind == "slow":
                 time.sleep(fault.seconds)
             code, body = fake._reply(self.headers.get("Authorization"), url.path, params)
             if kind == "truncated":
                 code, body = 200, body[: len(body) // 2]
+            elif kind == "mangled" and code == 200:
+                body = json.dumps(fault.body(json.loads(body)), default=str).encode()
         # Logged before sending, so a client that has its answer also sees the entry.
         fake._log(url.path, params, code)
-        self._send(code, body, content_type, headers)
+        self._send(code, body, content_type, headers, fault.seconds if kind == "drip" else 0.0)
 
-    def _send(self, code: int, body: bytes, content_type: str, headers: dict[str, str]) -> None:
+    def _send(self, code: int, body: bytes, content_type: str, headers: dict[str, str], drip: float = 0.0) -> None:
         self.send_response(code)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         for name, value in headers.items():
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(body)
+        if not drip:
+            self.wfile.write(body)
+            return
+        for offset in range(len(body)):
+            self.wfile.write(body[offset : offset + 1])
+            self.wfile.flush()
+            time.sleep(drip)
 
     def _reset(self) -> None:
         # Linger 0 makes close() send RST; detaching closes the fd despite rfile/wfile references.

@@ -52,7 +52,10 @@ class Straggler:
         return Boundary(self.id, self.created)
 
 
-def recheck(conn: Connection, client: ApiClient, account: str, high_water: Boundary | None, listed_since: datetime) -> Recheck:
+def recheck(
+    conn: Connection, client: ApiClient, account: str, high_water: Boundary | None, listed_since: datetime,
+    keep_presigned_credentials: bool = False,
+) -> Recheck:
     """The re-check of this account's stragglers: iterate it for the items to store, then read `walk_to`."""
     stragglers = _find(conn, account, high_water, listed_since)
     top = _page_bottom(conn, account)
@@ -60,7 +63,8 @@ def recheck(conn: Connection, client: ApiClient, account: str, high_water: Bound
     # no dearer than a filtered listing, so it is left to the walk.
     near = [s for s in stragglers if top is None or s.created >= top]
     deep = [s for s in stragglers if top is not None and s.created < top]
-    return Recheck(conn, client, account, deep, _walk_pages(conn, account, deep[0].created) if deep else 0, near)
+    walk_pages = _walk_pages(conn, account, deep[0].created) if deep else 0
+    return Recheck(conn, client, account, deep, walk_pages, near, keep_presigned_credentials)
 
 
 def _find(conn: Connection, account: str, high_water: Boundary | None, listed_since: datetime) -> list[Straggler]:
@@ -109,12 +113,16 @@ class Recheck:
 
     def __init__(
         self, conn: Connection, client: ApiClient, account: str, stragglers: list[Straggler], walk_pages: int,
-        walk_to: list[Straggler],
+        walk_to: list[Straggler], keep_presigned_credentials: bool,
     ) -> None:
         self.conn, self.client, self.account = conn, client, account
         self.stragglers = stragglers
         self.walk_pages = walk_pages  # what walking down to the oldest straggler would cost
         self.walk_to = list(walk_to)
+        self.keep_presigned_credentials = keep_presigned_credentials
+
+    def _parse(self, raw: object) -> Item:
+        return parse_item(raw, self.keep_presigned_credentials)
 
     def __iter__(self) -> Iterator[list[Item]]:
         reread = [s for s in self.stragglers if s.status not in PENDING_STATUSES]
@@ -147,7 +155,7 @@ class Recheck:
                     raise
                 log.warning("the API refused status=%s (%s); re-checking %d such transcripts another way", status, exc, len(wanted))
                 return list(wanted.values())
-            items = [parse_item(raw) for raw in body["transcripts"]]
+            items = [self._parse(raw) for raw in body["transcripts"]]
             problem = _unreliable(items, status, seen)
             if problem:
                 log.warning("the API's status=%s listing %s; re-checking %d such transcripts another way", status, problem, len(wanted))
@@ -176,7 +184,7 @@ class Recheck:
             if exc.status == 400:
                 return None  # the neighbour has left the listing: the walk settles it
             raise
-        return next((item for item in map(parse_item, body["transcripts"]) if item.id == straggler.id), None)
+        return next((item for item in map(self._parse, body["transcripts"]) if item.id == straggler.id), None)
 
 
 def _unreliable(items: list[Item], status: str, seen: set[str]) -> str | None:

@@ -8,7 +8,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from sqlalchemy import Connection, Engine, insert, select, text, update
 
@@ -16,7 +16,7 @@ from etl import interrupt, lock, migrate, stragglers
 from etl.client import ApiClient
 from etl.db import connect
 from etl.errors import CursorRejected, EtlError, SyncAlreadyRunning
-from etl.extract import Boundary, Page, reaches, walk_back
+from etl.extract import LISTING_WINDOW, Boundary, Page, Plausible, reaches, walk_back
 from etl.hydrate import HydrateOptions, hydrate, hydration_backlog
 from etl.items import Item
 from etl.load import (
@@ -30,11 +30,10 @@ from etl.load import (
     upsert_page,
 )
 from etl.schema import sync_runs
+from etl.storable import escape
 
 log = logging.getLogger(__name__)
 
-# The API lists the last 90 days; a pending transcript older than that can no longer be re-checked.
-LISTING_WINDOW = timedelta(days=90)
 # PostgreSQL plans a table it has no statistics for as if it were tiny: a first sync's page lookups then
 # scan the whole table, each page longer than the last. So a run that inserts many rows analyzes the table
 # itself, at 1,000 new rows and at every four times as many since: cheap, and long before autovacuum would.
@@ -73,7 +72,7 @@ class RunStats:
         self.updated += page.updated
         self.unchanged += page.unchanged
         self.deleted += page.deleted
-        self.bad_values += len(page.bad_values)
+        self.bad_values += len(page.bad_values) + len(page.refused)
 
 
 # Called with an event name and the run's counters so far: run_started; phase (listing or hydrating
@@ -91,6 +90,7 @@ def run_sync(
     full: bool = False,
     listing: bool = True,
     hydration: HydrateOptions | None = None,
+    keep_presigned_credentials: bool = False,
 ) -> RunStats:
     """Bring the account's transcripts up to date; raise SyncAlreadyRunning if another run holds its lock.
 
@@ -103,7 +103,7 @@ def run_sync(
             migrate.ensure_schema(conn)
         try:
             with lock.hold(conn, f"sync-{account}", wait=False):
-                run = _Run(conn, client, account, on_event or (lambda event, stats: None))
+                run = _Run(conn, client, account, on_event or (lambda event, stats: None), keep_presigned_credentials)
                 run.record(started, lambda: run.work(listing, full, hydration))
         except lock.LockBusy:
             raise SyncAlreadyRunning(_already_running(conn, account)) from None
@@ -113,8 +113,11 @@ def run_sync(
 class _Run:
     """One account's run: its connection, its API client, its counters."""
 
-    def __init__(self, conn: Connection, client: ApiClient, account: str, on_event: EventCallback) -> None:
+    def __init__(
+        self, conn: Connection, client: ApiClient, account: str, on_event: EventCallback, keep_presigned_credentials: bool
+    ) -> None:
         self.conn, self.client, self.account, self.on_event = conn, client, account, on_event
+        self.keep_presigned_credentials = keep_presigned_credentials
         self.stats = RunStats(account=account)
         self.analyze_at = ANALYZE_FIRST if conn.dialect.name == "postgresql" else None
 
@@ -128,7 +131,7 @@ class _Run:
         except BaseException as exc:
             with interrupt.writing():
                 self.conn.rollback()  # the page in flight; every committed page stays
-                error = _describe(exc)
+                error = self.client.redact(_describe(exc))  # stored and shown by `status`: never the key
                 self._finish(started, "failed", error)
             self.on_event("run_failed", self.stats)
             raise
@@ -144,20 +147,23 @@ class _Run:
             self.stats.phase, self.stats.hydrate_total = "hydrating", hydration_backlog(self.conn, self.account)
             self.on_event("phase", self.stats)
             hydrate(self.conn, self.client, self.account, hydration, self._hydrated)
+            if self.analyze_at is not None and self.stats.hydrated >= ANALYZE_FIRST:
+                # Hydration rewrites many rows too: without fresh statistics the next run's queue query
+                # scans the `created` index (over a second at 300,000 rows instead of 150 ms).
+                self.conn.execute(text("ANALYZE transcripts"))
+                self.conn.commit()
 
     def _hydrated(self, hydrated: int, failed: int) -> None:
-        """After each hydration batch, in its transaction: the run's counters."""
-        self.stats.hydrated, self.stats.hydrate_failures = hydrated, failed
-        self._save_counters()
+        """After each hydration batch, in its transaction: the run's counters, then the commit."""
+        self._commit(replace(self.stats, hydrated=hydrated, hydrate_failures=failed))
 
-    def _save_counters(self) -> None:
-        self._client_counters()
-        self.conn.execute(update(sync_runs).where(sync_runs.c.id == self.stats.sync_run).values(**_counters(self.stats)))
-        self.on_event("progress", self.stats)
-
-    def _client_counters(self) -> None:
-        self.stats.requests = self.client.requests_made
-        self.stats.retries, self.stats.rate_limited = self.client.retries, self.client.rate_limited
+    def _commit(self, stats: RunStats) -> None:
+        """Commit the transaction with the counters it brings the run to: they count only what committed."""
+        _client_counters(stats, self.client)
+        self.conn.execute(update(sync_runs).where(sync_runs.c.id == stats.sync_run).values(**_counters(stats)))
+        self.conn.commit()
+        self.stats = stats
+        self.on_event("progress", stats)
 
     def until_current(self, full: bool) -> None:
         """Finish an interrupted walk if there is one, then walk from the newest page down to the floor."""
@@ -171,7 +177,9 @@ class _Run:
         else:
             # Pending transcripts below the high water mark are re-checked apart; only those that are better
             # walked to lower the walk's floor.
-            check = stragglers.recheck(self.conn, self.client, self.account, cursor.high_water, _utcnow() - LISTING_WINDOW)
+            check = stragglers.recheck(
+                self.conn, self.client, self.account, cursor.high_water, _utcnow() - LISTING_WINDOW, self.keep_presigned_credentials
+            )
             for items in check:
                 with interrupt.writing():
                     self._store_items(items)
@@ -190,76 +198,115 @@ class _Run:
             self._pages(replace(cursor, walk_top=None, walk_before_id=None), all_new=False)
 
     def _pages(self, cursor: Cursor, all_new: bool) -> None:
-        oldest = None
+        walk = _Walk(Plausible(_utcnow()))
         if cursor.walk_before_id is not None:
             created = created_of(self.conn, self.account, cursor.walk_before_id)
-            oldest = Boundary(cursor.walk_before_id, created) if created else None
-        for page in walk_back(self.client, before_id=cursor.walk_before_id, floor=cursor.walk_floor):
+            walk.oldest = Boundary(cursor.walk_before_id, created) if created else None
+        pages = walk_back(
+            self.client, before_id=cursor.walk_before_id, floor=cursor.walk_floor, now=walk.plausible.now,
+            keep_presigned_credentials=self.keep_presigned_credentials,
+        )
+        for page in pages:
             with interrupt.writing():
-                cursor, oldest = self._store(page, cursor, oldest, all_new)
+                cursor = self._store(page, cursor, walk, all_new)
 
-    def _store(self, page: Page, cursor: Cursor, oldest: Boundary | None, all_new: bool) -> tuple[Cursor, Boundary | None]:
+    def _store(self, page: Page, cursor: Cursor, walk: _Walk, all_new: bool) -> Cursor:
         """One page: its rows, the cursor they imply and the run's counters, in one transaction."""
         now = _utcnow()
         result = upsert_page(self.conn, self.account, page.items, now, all_new=all_new)
-        oldest = page.oldest or oldest
-        if cursor.walk_top is None:
-            cursor = replace(cursor, walk_top=page.newest)
+        stats = replace(self.stats)
+        stats.add(result)
+        walk.add(page)
+        # After a gap (a page that hid its transcripts) the walk's top starts again below it, so the high
+        # water mark it leaves is below the gap: the next run walks that stretch again and finds them.
+        cursor = replace(cursor, walk_top=None if page.gap else _newer(cursor.walk_top, page.newest))
         floor = cursor.walk_floor.created if cursor.walk_floor is not None else now - LISTING_WINDOW
-        self.stats.listed_back_to = _minute(oldest.created) if oldest else None
-        self.stats.walking_down_to = _minute(floor)
+        stats.listed_back_to = _minute(walk.oldest.created) if walk.oldest else None
+        stats.walking_down_to = _minute(floor)
         if page.resume_before_id is None:
-            self._end_walk(cursor, page, oldest, now)
+            self._end_walk(cursor, page, walk, now, stats)
             cursor = Cursor(high_water=cursor.walk_top or cursor.high_water)
         else:
             cursor = replace(cursor, walk_before_id=page.resume_before_id)
         save_cursor(self.conn, self.account, cursor, now)
-        self.stats.add(result)
-        self._save_counters()
-        self.conn.commit()
+        self._commit(stats)
         _warn_bad_values(result)
         if self.analyze_at is not None and self.stats.inserted >= self.analyze_at:
             self.conn.execute(text("ANALYZE transcripts"))
             self.conn.commit()
             self.analyze_at *= ANALYZE_GROWTH
-        return cursor, oldest
+        return cursor
 
     def _store_items(self, items: list[Item]) -> None:
         """Re-read list items outside the walk: their rows and the run's counters, in one transaction."""
         result = upsert_page(self.conn, self.account, items, _utcnow())
-        self.stats.add(result)
-        self._save_counters()
-        self.conn.commit()
+        stats = replace(self.stats)
+        stats.add(result)
+        self._commit(stats)
         _warn_bad_values(result)
 
-    def _end_walk(self, cursor: Cursor, last_page: Page, oldest: Boundary | None, now: datetime) -> None:
-        high_water = cursor.high_water
-        if high_water is not None and not reaches(last_page.items, high_water):
+    def _end_walk(self, cursor: Cursor, last_page: Page, walk: _Walk, now: datetime, stats: RunStats) -> None:
+        high_water, oldest = cursor.high_water, walk.oldest
+        if high_water is not None and not reaches(last_page.items, high_water, walk.plausible):
             # The listing ends above the stored high water mark: it left the 90-day window during an outage,
             # and transcripts created between it and the oldest still listed may have aged out unseen.
             listed_from = f"{oldest.created:%Y-%m-%d %H:%M:%S}" if oldest else "now"
-            self.stats.warning = (
+            stats.warning = (
                 f"the stored cursor (transcript {high_water.id}, created {high_water.created:%Y-%m-%d %H:%M:%S} UTC) "
                 f"is no longer listed: transcripts created between then and {listed_from} UTC may have been missed "
                 "while the job was down (the API lists only the last 90 days)"
             )
-            log.warning("%s", self.stats.warning)
-        if cursor.walk_full:
-            self.stats.unlisted += mark_unlisted(self.conn, self.account, oldest.created if oldest else None, now)
+            log.warning("%s", stats.warning)
+        if cursor.walk_full and last_page.reached_end and not walk.gap:
+            # Only a walk that saw the whole listing, to its end, knows what is no longer listed.
+            stats.unlisted += mark_unlisted(
+                self.conn, self.account, oldest.created if oldest else None, walk.plausible.latest, walk.odd_ids, now
+            )
 
     def _finish(self, started: float, outcome: str, error: str | None) -> None:
-        self._client_counters()
+        _client_counters(self.stats, self.client)
         self.stats.seconds = time.monotonic() - started
         try:
             self.conn.execute(
                 update(sync_runs)
                 .where(sync_runs.c.id == self.stats.sync_run)
-                .values(outcome=outcome, finished_at=_utcnow(), error=error, warning=self.stats.warning, **_counters(self.stats))
+                .values(
+                    outcome=outcome, finished_at=_utcnow(), error=error and escape(error),
+                    warning=self.stats.warning and escape(self.stats.warning), **_counters(self.stats),
+                )
             )
             self.conn.commit()
         except Exception:
             # The database itself may be what failed; the original error is the one to report.
             log.debug("could not record the end of run %s", self.stats.sync_run, exc_info=True)
+
+
+class _Walk:
+    """What a walk has seen so far: its oldest plausible item, the listed items with an odd `created`, and
+    whether a page hid its transcripts."""
+
+    def __init__(self, plausible: Plausible) -> None:
+        self.plausible = plausible
+        self.oldest: Boundary | None = None
+        self.odd_ids: set[str] = set()
+        self.gap = False  # a page hid its transcripts
+
+    def add(self, page: Page) -> None:
+        if page.oldest is not None and (self.oldest is None or page.oldest.created < self.oldest.created):
+            self.oldest = page.oldest
+        self.odd_ids |= page.odd_ids
+        self.gap = self.gap or page.gap
+
+
+def _newer(top: Boundary | None, newest: Boundary | None) -> Boundary | None:
+    if top is None or newest is None:
+        return top or newest
+    return newest if (newest.created, newest.id) > (top.created, top.id) else top
+
+
+def _client_counters(stats: RunStats, client: ApiClient) -> None:
+    stats.requests = client.requests_made
+    stats.retries, stats.rate_limited = client.retries, client.rate_limited
 
 
 def _minute(moment: datetime) -> str:
@@ -286,9 +333,13 @@ def _older(high_water: Boundary | None, pending: Boundary | None) -> Boundary | 
 def _warn_bad_values(result: PageResult) -> None:
     for transcript_id, name, value in result.bad_values:
         if transcript_id is None:
-            log.warning("skipped a list item without a usable id: %.200r", value)
+            log.warning("skipped a list item without a usable id (missing, not text, or too long to be a key): %.200r", value)
+        elif name == "status" and isinstance(value, str):
+            log.warning("transcript %s: unknown status %.100r stored as received; re-checked until it is final", transcript_id, value)
         else:
             log.warning("transcript %s: unreadable %s %.100r stored as NULL (raw keeps it)", transcript_id, name, value)
+    for transcript_id, reason in result.refused:
+        log.warning("transcript %s: not stored, the database refused it: %.300s", transcript_id, reason)
 
 
 def _start_run(conn: Connection, account: str) -> int:

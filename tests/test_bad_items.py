@@ -19,14 +19,14 @@ def test_bad_values_are_stored_as_null_and_reported(database_url, fake):
     rows = stored(database_url)
     assert rows[foo["id"]]["completed"] is None and rows[foo["id"]]["raw"]["completed"] == "foo"
     assert rows[foo["id"]]["status"] == "error"
-    assert rows[odd["id"]]["status"] is None and rows[odd["id"]]["raw"]["status"] == "throttled"
+    assert rows[odd["id"]]["status"] == "throttled" and rows[odd["id"]]["raw"]["status"] == "throttled"
     assert rows["no-fields-0001"]["raw"] == missing
     assert rows["no-fields-0001"]["created"] is None
     assert len(rows) == 8
 
     warnings = result.stderr
     assert f"transcript {foo['id']}: unreadable completed 'foo'" in warnings
-    assert f"transcript {odd['id']}: unreadable status 'throttled'" in warnings
+    assert f"transcript {odd['id']}: unknown status 'throttled' stored as received" in warnings
     for name in ("created", "audio_url", "resource_url", "error", "completed"):
         assert f"transcript no-fields-0001: unreadable {name} None" in warnings
     assert "skipped a list item without a usable id" in warnings

@@ -1,17 +1,19 @@
-"""Random histories of new transcripts, status changes, deletions, aging out, faults and killed runs:
-after a final clean run, the table always equals the API. Pending transcripts get buried under newer ones
-(stragglers), and some servers ignore the status filter."""
+"""Random histories of new transcripts, status changes, deletions, aging out, faults and killed runs,
+pages out of order, odd timestamps, unknown statuses and malformed pages: after a final clean run, the
+table always equals the API. Pending transcripts get buried under newer ones (stragglers), and some
+servers ignore the status filter."""
 
 from __future__ import annotations
 
 import random
+from datetime import timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import API_KEY, assert_table_equals_api, empty_database, run_cli, stored
-from etl.simulator import FakeAssemblyAI, Fault
+from etl.simulator import TS_FORMAT, FakeAssemblyAI, Fault
 
 FAULTS = [
     Fault.status(429, headers={"Retry-After": "0"}),
@@ -26,14 +28,35 @@ FAULTS = [
 # A run "killed" at a request: the 401 ends it there, as a kill would, with every earlier page committed.
 KILL = Fault.status(401)
 
+
+def _without_prev_url(body):
+    return {**body, "page_details": {key: value for key, value in body["page_details"].items() if key != "prev_url"}}
+
+
+def _emptied(body):
+    return {**body, "transcripts": []}
+
+
+def _ids_nulled(body):
+    return {**body, "transcripts": [{**item, "id": None} for item in body["transcripts"]]}
+
+
+# Malformed pages the API may send once in a while: none may cost a transcript.
+MALFORMED = [Fault.mangled(_without_prev_url), Fault.mangled(_emptied), Fault.mangled(_ids_nulled)]
+# `created` values that must decide nothing: a bare date, the epoch, the far future, a plausible but early one.
+ODD_CREATED = ["2026-01-01", "1970-01-01T00:00:00.000000", "2099-01-01T00:00:00.000000", "early"]
+PENDING = ("queued", "processing", "throttled")
+
 steps = st.one_of(
-    st.tuples(st.just("add"), st.integers(0, 450), st.sampled_from(["queued", "processing", "completed"])),
+    st.tuples(st.just("add"), st.integers(0, 450), st.sampled_from(["queued", "processing", "completed", "throttled"])),
+    st.tuples(st.just("odd"), st.integers(1, 3), st.sampled_from(ODD_CREATED)),
+    st.tuples(st.just("scramble"), st.booleans()),
     st.tuples(st.just("advance"), st.integers(1, 40)),
     st.tuples(st.just("delete"), st.integers(1, 5)),
     st.tuples(st.just("expire"), st.integers(1, 60)),
     st.tuples(
         st.just("sync"),
-        st.lists(st.one_of(st.sampled_from(FAULTS), st.just(Fault.none())), max_size=6),
+        st.lists(st.one_of(st.sampled_from(FAULTS + MALFORMED), st.just(Fault.none())), max_size=6),
         st.one_of(st.none(), st.integers(0, 5)),
         st.booleans(),
     ),
@@ -45,8 +68,16 @@ def apply(step, fake: FakeAssemblyAI, rng: random.Random, database_url: str, con
     listing = fake.listing()
     if kind == "add" and step[1]:
         fake.add(step[1], status=step[2])
+    elif kind == "odd":
+        # One odd item among new ones: below it, above it, and itself, all must be stored.
+        created = (fake.clock - timedelta(days=3)).strftime(TS_FORMAT) if step[2] == "early" else step[2]
+        fake.add(step[1])
+        fake.add(1, created=created)
+        fake.add(step[1])
+    elif kind == "scramble":
+        fake.scramble_pages = step[1]
     elif kind == "advance":
-        pending = [item for item in listing if item["status"] in ("queued", "processing")]
+        pending = [item for item in listing if item["status"] in PENDING]
         for item in rng.sample(pending, min(step[1], len(pending))):
             fake.set_status(item["id"], "processing" if item["status"] == "queued" else rng.choice(["completed", "error"]))
     elif kind == "delete" and listing:

@@ -1,0 +1,95 @@
+"""A response that never finishes cannot hold a run: a deadline per request, and a prompt stop on SIGTERM
+wherever the run waits, detail fetches in flight included."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+from sqlalchemy.exc import DBAPIError
+
+from conftest import assert_table_equals_api, cli_env, spawn, stored, wait_until
+from etl.simulator import Fault
+
+
+@pytest.fixture
+def config(tmp_path) -> str:
+    path = tmp_path / "deadline.toml"
+    path.write_text("backoff_seconds = 0.01\nmax_retries = 2\nrequest_deadline = 1.0\nread_timeout = 30\n")
+    return str(path)
+
+
+def finish(process, within: float) -> tuple[int, str, float]:
+    """Wait for the process at most `within` seconds (killing it after); its status, stderr and duration."""
+    started = time.monotonic()
+    try:
+        _, stderr = process.communicate(timeout=within)
+    except BaseException:
+        process.kill()
+        process.communicate()
+        raise
+    return process.returncode, stderr, time.monotonic() - started
+
+
+def rows_stored(database_url) -> int:
+    if database_url.startswith("sqlite:///") and not os.path.exists(database_url.removeprefix("sqlite:///")):
+        return 0  # not yet created by the run: opening it here would leave an empty file the run refuses
+    try:
+        return len(stored(database_url))
+    except DBAPIError:  # the run has not created the table yet
+        return 0
+
+
+def test_a_list_response_dripping_a_byte_at_a_time_is_cut_off_and_retried(database_url, fake, config):
+    fake.add(5)
+    fake.fail_next(Fault.drip(0.2))  # about 2 KB: over six minutes, each byte well inside read_timeout
+    process = spawn(["sync", "--no-hydrate", "--config", config], cli_env(fake, database_url))
+    status, stderr, _ = finish(process, within=30)
+    assert status == 0, stderr
+    assert "the response took longer than request_deadline (1s)" in stderr
+    assert_table_equals_api(database_url, fake)
+
+
+def test_a_detail_fetch_dripping_a_byte_at_a_time_fails_alone(database_url, fake, config):
+    slow, *others = fake.add(4)
+    fake.break_transcript(slow["id"], Fault.drip(0.2))
+    process = spawn(["sync", "--config", config], cli_env(fake, database_url))
+    status, stderr, _ = finish(process, within=30)
+    assert status == 0, stderr
+    rows = stored(database_url)
+    assert rows[slow["id"]]["hydrated_at"] is None
+    assert "request_deadline" in rows[slow["id"]]["hydrate_error"]
+    assert all(rows[item["id"]]["hydrated_at"] is not None for item in others)
+
+
+def test_sigterm_during_hydration_ends_the_run_without_waiting_for_fetches_in_flight(database_url, fake, tmp_path):
+    config = tmp_path / "slow.toml"
+    config.write_text("read_timeout = 60\nrequest_deadline = 120\nhydrate_workers = 4\n")
+    items = fake.add(8)
+    for item in items:
+        fake.break_transcript(item["id"], Fault.slow(30))
+    process = spawn(["sync", "--config", str(config)], cli_env(fake, database_url))
+    wait_until(lambda: rows_stored(database_url) == 8)
+    time.sleep(1.0)  # the list is committed; four detail fetches are now waiting on the API
+    process.send_signal(signal.SIGTERM)
+    status, stderr, seconds = finish(process, within=20)
+    assert status == 130, stderr
+    assert seconds < 5, f"took {seconds:.1f}s to stop"
+    assert "interrupted" in stderr
+    assert len(stored(database_url)) == 8
+
+
+def test_sigterm_while_a_list_response_drips_ends_the_run_at_once(database_url, fake, tmp_path):
+    config = tmp_path / "slow.toml"
+    config.write_text("read_timeout = 60\nrequest_deadline = 120\n")
+    fake.add(5)
+    fake.fail_next(Fault.drip(0.5))
+    process = spawn(["sync", "--no-hydrate", "--config", str(config)], cli_env(fake, database_url))
+    wait_until(lambda: len(fake.requests) == 1)  # logged as the dripping answer starts
+    time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)
+    status, stderr, seconds = finish(process, within=20)
+    assert status == 130, stderr
+    assert seconds < 5, f"took {seconds:.1f}s to stop"

@@ -1,0 +1,54 @@
+"""API error text is redacted and capped where it is stored, not only where it is printed."""
+
+from __future__ import annotations
+
+from sqlalchemy import create_engine, select
+
+from conftest import API_KEY, cli_env, run_cli, stored, sync
+from etl.schema import sync_runs
+from etl.simulator import Fault
+
+
+def run_errors(database_url) -> list[str]:
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        errors = [row.error for row in conn.execute(select(sync_runs)) if row.error]
+    engine.dispose()
+    return errors
+
+
+def test_an_error_echoing_the_key_is_stored_without_it(database_url, fake):
+    fake.add(3)
+    fake.fail_next(Fault.echo_auth(400))
+    result = sync(fake, database_url)
+    assert result.exit_code == 1
+    (error,) = run_errors(database_url)
+    assert "received headers: Authorization: ***" in error
+    assert API_KEY not in error
+
+    (item,) = fake.add(1)
+    fake.break_transcript(item["id"], Fault.echo_auth(400))
+    assert run_cli(["sync"], cli_env(fake, database_url)).exit_code == 0
+    hydrate_error = stored(database_url)[item["id"]]["hydrate_error"]
+    assert "Authorization: ***" in hydrate_error and API_KEY not in hydrate_error
+    status = run_cli(["status"], cli_env(fake, database_url))
+    assert API_KEY not in status.output
+
+
+def test_a_huge_error_message_is_capped_everywhere(database_url, fake):
+    huge = Fault.status(400, {"error": "x" * 5_000_000})
+    fake.add(2)
+    fake.fail_next(huge)
+    result = sync(fake, database_url)
+    assert result.exit_code == 1
+    assert len(result.stderr) < 1_000
+    assert "(5,000,000 characters in all)" in result.stderr
+    (error,) = run_errors(database_url)
+    assert len(error) < 1_000
+
+    (item,) = fake.add(1)
+    fake.break_transcript(item["id"], huge)
+    result = run_cli(["sync"], cli_env(fake, database_url))
+    assert result.exit_code == 0
+    assert len(result.stderr) < 2_000
+    assert len(stored(database_url)[item["id"]]["hydrate_error"]) < 1_000

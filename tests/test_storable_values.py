@@ -1,0 +1,113 @@
+"""Every value the API sends is storable, or costs only its own item: never the page, never the next run."""
+
+from __future__ import annotations
+
+from sqlalchemy import create_engine, select
+
+from conftest import cli_env, run_cli, stored, summary_json, sync
+from etl.schema import transcript_bodies
+from etl.simulator import Fault
+from etl.storable import escape, escape_json, unescape
+
+
+def test_escape_is_reversible_and_leaves_ordinary_text_alone():
+    for text in ["plain", "", "nul\x00here", "lone\ud800surrogate", "low\udfff", "marker\uffffitself", "\uffff0000"]:
+        assert unescape(escape(text)) == text
+        assert "\x00" not in escape(text) and not any("\ud800" <= c <= "\udfff" for c in escape(text))
+    assert escape("https://example.com/a.mp3 ünïcödé 🎙") == "https://example.com/a.mp3 ünïcödé 🎙"
+    value = {"k\x00": ["a", {"b": "c\ud800"}], "n": 1}
+    assert escape_json(value) == {"k\uffff0000": ["a", {"b": "c\uffffD800"}], "n": 1}
+    plain = {"a": ["b", {"c": "d"}]}
+    assert escape_json(plain) is plain
+
+
+def test_nul_and_lone_surrogates_are_stored_escaped_and_the_sync_goes_on(database_url, fake):
+    fake.add(150)
+    nul_id = {**fake.add(1)[0]}
+    fake.expire(nul_id["id"])
+    nul_id["id"] = "nul\x00id-0001"
+    fake.add_raw(nul_id)
+    (nul_error,) = fake.add(1, status="error", error="bad file\x00 at byte 3")
+    (surrogate,) = fake.add(1, audio_url="https://example.com/\ud800.mp3")
+    odd_key = {**fake.add(1)[0]}
+    fake.expire(odd_key["id"])
+    odd_key["id"], odd_key["extra\ud83d"] = "odd-key-0001", "x"
+    fake.add_raw(odd_key)
+    fake.add(150)
+
+    result = sync(fake, database_url, "--log-format", "json")
+    assert result.exit_code == 0, result.output
+    rows = stored(database_url)
+    assert len(rows) == 304
+    assert rows[escape("nul\x00id-0001")]["raw"] == escape_json(nul_id)
+    assert unescape(rows[nul_error["id"]]["error"]) == "bad file\x00 at byte 3"
+    assert unescape(rows[surrogate["id"]]["audio_url"]) == surrogate["audio_url"]
+    assert rows[surrogate["id"]]["raw"] == escape_json(surrogate)
+    assert rows["odd-key-0001"]["raw"] == escape_json(odd_key)
+
+    again = sync(fake, database_url, "--log-format", "json")
+    assert again.exit_code == 0, again.output
+    assert summary_json(again)["updated"] == 0  # stored in escaped form, compared in escaped form
+    fake.add(5)
+    assert summary_json(sync(fake, database_url, "--log-format", "json"))["inserted"] == 5
+
+
+def test_an_id_too_long_to_be_a_key_is_skipped_with_a_warning_and_counted(database_url, fake):
+    fake.add(100)
+    long_item = {**fake.add(1)[0]}
+    fake.expire(long_item["id"])
+    long_item["id"] = "x" * 3001
+    fake.add_raw(long_item)
+    fake.add(100)
+    result = sync(fake, database_url, "--log-format", "json")
+    assert result.exit_code == 0, result.output
+    assert "skipped a list item without a usable id (missing, not text, or too long to be a key)" in result.stderr
+    assert summary_json(result)["bad_values"] == 1
+    assert len(stored(database_url)) == 200
+    assert sync(fake, database_url).exit_code == 0
+
+
+def test_a_value_the_database_refuses_costs_only_its_own_item(database_url, fake):
+    """PostgreSQL's jsonb has no Infinity (JSON itself has none, Python's parser accepts it)."""
+    fake.add(100)
+    (infinite,) = fake.add(1, extra=float("inf"))
+    fake.add(100)
+    result = sync(fake, database_url, "--log-format", "json")
+    assert result.exit_code == 0, result.output
+    rows = stored(database_url)
+    listed = {item["id"] for item in fake.listing()}
+    if database_url.startswith("sqlite"):
+        assert set(rows) == listed
+    else:
+        assert set(rows) == listed - {infinite["id"]}
+        assert f"transcript {infinite['id']}: not stored, the database refused it" in result.stderr
+        assert summary_json(result)["bad_values"] == 1
+        assert summary_json(result)["inserted"] == 200
+    assert sync(fake, database_url).exit_code == 0
+
+
+def test_details_with_nul_and_lone_surrogates_are_hydrated(database_url, fake):
+    (nul_error,) = fake.add(1, status="error", error="bad file\x00 at byte 3")
+    (surrogate,) = fake.add(1, audio_url="https://example.com/\ud800.mp3")
+    result = run_cli(["sync"], cli_env(fake, database_url))
+    assert result.exit_code == 0, result.output
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        bodies = {row.transcript_id: row.body for row in conn.execute(select(transcript_bodies))}
+    engine.dispose()
+    assert unescape(bodies[nul_error["id"]]["error"]) == "bad file\x00 at byte 3"
+    assert unescape(bodies[surrogate["id"]]["audio_url"]) == surrogate["audio_url"]
+    assert all(row["hydrated_at"] is not None for row in stored(database_url).values())
+
+
+def test_details_the_database_refuses_cost_only_their_own_transcript(database_url, fake):
+    odd, *others = fake.add(3)
+    fake.break_transcript(odd["id"], Fault.mangled(lambda body: {**body, "extra": float("inf")}))
+    for _ in range(2):  # and the next run is not held up either
+        result = run_cli(["sync"], cli_env(fake, database_url))
+        assert result.exit_code == 0, result.output
+    rows = stored(database_url)
+    assert all(rows[item["id"]]["hydrated_at"] is not None for item in others)
+    if database_url.startswith("postgresql"):
+        assert rows[odd["id"]]["hydrated_at"] is None
+        assert rows[odd["id"]]["hydrate_error"].startswith("the database refused its details")
