@@ -23,7 +23,7 @@ from etl.db import connect, first_line, make_engine
 from etl.errors import AccountsFailed, EtlError
 from etl.hydrate import HydrateOptions
 from etl.report import Reporter
-from etl.sync import run_sync
+from etl.sync import derive_from_bodies, run_sync
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,9 @@ def _run_accounts(settings: Settings, account_name: str | None, *, full: bool, l
     accounts = settings.select(account_name)
     engine = make_engine(settings.database_url)
     reporter = _reporter()
-    hydration = HydrateOptions(settings.hydrate_workers, settings.store_words, settings.store_bodies) if hydrate else None
+    hydration = HydrateOptions(
+        settings.hydrate_workers, settings.store_words, settings.store_bodies, settings.derived_tables
+    ) if hydrate else None
     failed: dict[str, int] = {}
     for account in accounts:
         try:
@@ -135,6 +137,28 @@ def _run_accounts(settings: Settings, account_name: str | None, *, full: bool, l
             failed[account.name] = exc.exit_code
     if failed:
         raise AccountsFailed(failed, len(accounts))
+
+
+@cli.command("derive")
+@account_option
+@click.option("--again", is_flag=True, help="Derive from every stored body, not only those never derived (after turning a table on).")
+@click.option("--refetch", is_flag=True, help="Queue the transcripts fetched without a stored body for the next `aai-etl hydrate`.")
+@common_options
+def derive_command(account_name: str | None, again: bool, refetch: bool) -> None:
+    """Fill the audio intelligence tables from stored bodies for transcripts fetched before: no API requests."""
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    for account in settings.select(account_name):
+        count, without = derive_from_bodies(engine, account.name, settings.derived_tables, again=again, refetch=refetch)
+        if refetch:
+            _reporter().echo(f"'{account.name}': {count:,} transcripts queued; `aai-etl hydrate` fetches them again")
+            continue
+        _reporter().echo(f"'{account.name}': tables derived for {count:,} transcripts from their stored bodies")
+        if without:
+            log.warning(
+                "'%s': %s transcripts were fetched with store_bodies off, so their tables can only come from a new "
+                "fetch: run `aai-etl derive --refetch`, then `aai-etl hydrate` (one request each)", account.name, f"{without:,}"
+            )
 
 
 @cli.command("status")

@@ -15,6 +15,8 @@ from etl.errors import ConfigError
 REGIONS = {"us": "https://api.assemblyai.com", "eu": "https://api.eu.assemblyai.com"}
 DEFAULT_DATABASE_URL = "sqlite:///aai-etl.db"
 DEFAULT_KEY_VARIABLE = "ASSEMBLYAI_API_KEY"
+# The tables etl.derive fills from transcript bodies (transcript_<name>), all by default.
+DERIVED_TABLE_NAMES = ("utterances", "sentiments", "entities", "highlights", "topics", "content_safety", "chapters")
 _ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 
 
@@ -56,6 +58,7 @@ class Settings:
     hydrate_workers: int = 8
     store_words: bool = False
     store_bodies: bool = True
+    derived_tables: tuple[str, ...] = DERIVED_TABLE_NAMES
 
     @property
     def secrets(self) -> list[str | None]:
@@ -87,6 +90,7 @@ _FILE_KEYS: dict[str, type] = {
     "hydrate_workers": int,
     "store_words": bool,
     "store_bodies": bool,
+    "derived_tables": list,
     "accounts": list,
 }
 _ACCOUNT_KEYS: dict[str, type] = {"name": str, "api_key_env": str, "region": str, "base_url": str}
@@ -119,6 +123,8 @@ def load_settings(
         if environ.get(env_name):
             values[key] = _coerce(_FILE_KEYS, key, environ[env_name], f"environment variable {env_name}")
     values.update({key: value for key, value in flags.items() if value is not None})
+    if "derived_tables" in values:
+        values["derived_tables"] = tuple(values["derived_tables"])
     settings = replace(Settings(), **values)
     _validate(settings)
     return replace(settings, accounts=_accounts(account_tables, settings.base_url, environ, source))
@@ -217,6 +223,11 @@ def _validate(settings: Settings) -> None:
         if getattr(settings, name) <= 0:
             raise ConfigError(f"{name} must be greater than 0")
     _check_url(settings.base_url, "base_url")
+    for name in settings.derived_tables:
+        if name not in DERIVED_TABLE_NAMES:
+            raise ConfigError(
+                f"derived_tables: unknown table {name!r}{_suggest(str(name), dict.fromkeys(DERIVED_TABLE_NAMES))}"
+            )
 
 
 def _check_url(url: str, where: str) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, insert, select, update
 
-from etl import interrupt
+from etl import derive, interrupt
 from etl.client import ApiClient
 from etl.errors import AuthError, EtlError
 from etl.items import DELETED_AUDIO_URL, FINAL_STATUSES
@@ -42,6 +42,7 @@ class HydrateOptions:
     workers: int = 8
     store_words: bool = False
     store_bodies: bool = True
+    tables: tuple[str, ...] = derive.ALL_TABLES  # the derived tables to fill (etl.derive)
 
 
 @dataclass
@@ -128,7 +129,11 @@ def _write(conn: Connection, account: str, batch: list[_Fetched], options: Hydra
     row = and_(transcripts.c.account == account, transcripts.c.id == bindparam("b_id"), transcripts.c.deleted_at.is_(None))
     if done:
         # Bound names must differ from column names in an UPDATE's SET: hence the v_ prefix.
-        details = [{"hydrated_at": now, "change_seq": seq, **_details(f.body)} for f in done]
+        contents = {f.transcript_id: None if _deleted(f.body) else f.body for f in done}
+        details = [
+            {"hydrated_at": now, "change_seq": seq, **_details(f.body), **derive.columns(contents[f.transcript_id], now)}
+            for f in done
+        ]
         conn.execute(
             update(transcripts).where(row).values({name: bindparam(f"v_{name}") for name in details[0]}),
             [{"b_id": f.transcript_id, **{f"v_{k}": v for k, v in d.items()}} for f, d in zip(done, details)],
@@ -139,6 +144,7 @@ def _write(conn: Connection, account: str, batch: list[_Fetched], options: Hydra
         if options.store_bodies:
             bodies = [{"account": account, "transcript_id": f.transcript_id, "body": f.body} for f in done if not _deleted(f.body)]
             _replace(conn, transcript_bodies, account, ids, bodies)
+        derive.replace(conn, account, contents, options.tables)
     if failed:
         for fetched in failed:
             log.warning("transcript %s: details not fetched: %s", fetched.transcript_id, fetched.error)
