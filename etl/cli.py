@@ -15,7 +15,7 @@ import click
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
-from etl import __version__, export, interrupt, migrate, stats, status
+from etl import __version__, export, interrupt, migrate, parquet, stats, status
 from etl.client import ApiClient
 from etl.config import Settings, load_settings
 from etl.demo import run as run_demo
@@ -194,23 +194,32 @@ def stats_command(since: datetime | None, until: datetime | None, account_name: 
 
 @cli.command("export")
 @click.option("--since", type=int, metavar="WATERMARK", help="Only rows changed after this watermark (default: all rows).")
-@click.option("--format", "fmt", type=click.Choice(export.FORMATS), default="jsonl", show_default=True)
+@click.option("--format", "fmt", type=click.Choice((*export.FORMATS, "parquet")), default="jsonl", show_default=True)
 @click.option("--output", type=click.Path(dir_okay=False, writable=True), help="Write here instead of to stdout.")
+@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="With --format parquet: write DIR/<table>/<from>-<to>.parquet for every table with changes.")
 @account_option
 @common_options
-def export_command(since: int | None, fmt: str, output: str | None, account_name: str | None) -> None:
+def export_command(since: int | None, fmt: str, output: str | None, output_dir: Path | None, account_name: str | None) -> None:
     """Write the transcript rows changed after a watermark, then print the next watermark."""
     settings = _settings()
     account = settings.select(account_name)[0].name if account_name else None
+    if (fmt == "parquet") != (output_dir is not None) or (fmt == "parquet" and output is not None):
+        raise click.UsageError("--format parquet writes to --output-dir DIR (and only it); jsonl and csv to --output or stdout")
+    if fmt == "parquet":
+        parquet.require_pyarrow()
     with _connect(settings) as conn:
         migrate.require_current(conn)
-        if output is None:
+        if output_dir is not None:
+            tables, watermark = parquet.export(conn, since, output_dir, account)
+            count = tables.get("transcripts", 0)
+        elif output is None:
             count, watermark = export.export(conn, since, fmt, sys.stdout, account)
         else:
             with export.replaced_atomically(output) as out:
                 count, watermark = export.export(conn, since, fmt, out, account)
     # The data may be on stdout: the watermark then goes to stderr, so a pipe gets only the rows.
-    click.echo(str(watermark), err=output is None)
+    click.echo(str(watermark), err=output is None and output_dir is None)
     log.info("exported %s rows; next watermark %s", f"{count:,}", watermark)
 
 
