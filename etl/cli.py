@@ -179,15 +179,20 @@ def status_command(account_name: str | None, as_json: bool) -> None:
 @click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="Last UTC day (default: today).")
 @account_option
 @click.option("--format", "fmt", type=click.Choice(stats.FORMATS), default="table", show_default=True)
+@click.option("--view", "view_name", type=click.Choice(("transcripts", *stats.VIEWS)), default="transcripts", show_default=True,
+              help="transcripts: counts, audio hours, error rate, turnaround; the others: from the audio intelligence tables.")
 @common_options
-def stats_command(since: datetime | None, until: datetime | None, account_name: str | None, fmt: str) -> None:
-    """Daily counts by status, audio hours, error rate and turnaround (median, p95)."""
+def stats_command(since: datetime | None, until: datetime | None, account_name: str | None, fmt: str, view_name: str) -> None:
+    """Daily counts by status, audio hours, error rate and turnaround (median, p95); or --view an audio intelligence figure."""
     settings = _settings()
     last = until.date() if until else datetime.now(timezone.utc).date()
     first = since.date() if since else last - timedelta(days=30)
     names = [account.name for account in settings.select(account_name)]
     with _connect(settings) as conn:
         migrate.require_current(conn)
+        if view_name != "transcripts":
+            _reporter().echo(stats.render(stats.view(conn, view_name, first, last, names), fmt, stats.VIEWS[view_name][1]))
+            return
         rows = stats.daily(conn, first, last, names)
     _reporter().echo(stats.render(rows, fmt))
 
