@@ -15,7 +15,7 @@ import click
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
-from etl import __version__, export, interrupt, migrate, parquet, stats, status
+from etl import __version__, derive, export, interrupt, migrate, parquet, stats, status
 from etl.client import ApiClient
 from etl.config import Settings, load_settings
 from etl.demo import run as run_demo
@@ -119,7 +119,7 @@ def _run_accounts(settings: Settings, account_name: str | None, *, full: bool, l
     engine = make_engine(settings.database_url)
     reporter = _reporter()
     hydration = HydrateOptions(
-        settings.hydrate_workers, settings.store_words, settings.store_bodies, settings.derived_tables
+        settings.hydrate_workers, settings.store_words, settings.store_bodies, derive.Deriver(settings.derived_tables)
     ) if hydrate else None
     failed: dict[str, int] = {}
     for account in accounts:

@@ -52,6 +52,10 @@ class _Values:
         value = self._check(value, lambda v: _is_number(v) and float(v).is_integer())
         return None if value is None else int(value)
 
+    def unreadable(self, value: Any) -> None:
+        """A value that is present but of no usable shape: counted, stored as NULL."""
+        return self._check(value, lambda v: False)
+
     def _check(self, value: Any, valid: Callable[[Any], bool]) -> Any:
         if value is None or valid(value):
             return value
@@ -76,15 +80,15 @@ def _results(part: Any) -> list[dict[str, Any]]:
     return [] if part.get("results") is None and part.get("status") == "unavailable" else _elements(part.get("results"))
 
 
-def _summary(part: Any, name: str = "summary") -> dict[str, Any]:
+def _summary(part: Any) -> dict[str, Any]:
     """A label -> value mapping of a feature's result object (iab_categories_result, content_safety_labels)."""
     if not isinstance(part, dict):
         raise _Malformed("is not an object")
-    summary = part.get(name)
+    summary = part.get("summary")
     if summary is None and part.get("status") == "unavailable":
         return {}
     if not isinstance(summary, dict):
-        raise _Malformed(f"has no {name} object")
+        raise _Malformed("has no summary object")
     return summary
 
 
@@ -121,7 +125,7 @@ def _highlights(part: Any, values: _Values) -> Iterator[dict[str, Any]]:
         if isinstance(spans, list) and all(isinstance(span, dict) for span in spans):
             timestamps = [[values.integer(span.get("start")), values.integer(span.get("end"))] for span in spans]
         else:
-            timestamps = values._check(spans, lambda v: False)
+            timestamps = values.unreadable(spans)
         yield {
             "text": values.text(element, "text"), "count": values.integer(element.get("count")),
             "rank": values.number(element.get("rank")),
@@ -144,7 +148,7 @@ def _topics(part: Any, values: _Values) -> Iterator[dict[str, Any]]:
 def _content_safety(part: Any, values: _Values) -> Iterator[dict[str, Any]]:
     severities = part.get("severity_score_summary") if isinstance(part, dict) else None
     if not isinstance(severities, dict):
-        severities = values._check(severities, lambda v: False) or {}
+        severities = values.unreadable(severities) or {}
     for label, confidence in _by_score(_summary(part), values):
         severity = values._check(severities.get(label), lambda v: isinstance(v, dict)) or {}
         yield {
@@ -195,47 +199,60 @@ def columns(body: dict[str, Any] | None, now: datetime) -> dict[str, Any]:
     }
 
 
-def rows(transcript_id: str, body: dict[str, Any], table: str) -> list[dict[str, Any]]:
-    """The rows of one derived table for one body, without its keys; warns once for a part it cannot read."""
-    part = _PARTS[table]
-    value = body.get(part.source)
-    if value is None:
-        if body.get(part.flag) is True:
-            log.warning("transcript %s: %s was requested but the body has no %s; no %s rows stored",
-                        transcript_id, part.flag, part.source, table)
-        return []
-    values = _Values()
-    try:
-        found = list(part.rows(value, values))
-    except _Malformed as exc:
-        log.warning("transcript %s: %s %s; no %s rows stored", transcript_id, part.source, exc, table)
-        return []
-    if values.bad:
-        log.warning("transcript %s: %s unreadable value%s in %s stored as NULL",
-                    transcript_id, values.bad, "" if values.bad == 1 else "s", part.source)
-    return found
+class Deriver:
+    """Fills the chosen derived tables from bodies. Each kind of trouble (a part of the wrong shape, a
+    requested part missing, unreadable values in a part) is named in one warning a run, with the first
+    transcript it was found in: a shape that drifted for every transcript must not flood the log."""
 
+    def __init__(self, tables: Collection[str] = ALL_TABLES) -> None:
+        self.tables = tuple(tables)
+        self._warned: set[tuple[str, str]] = set()
 
-def replace(conn: Connection, account: str, bodies: dict[str, dict[str, Any] | None], tables: Collection[str]) -> None:
-    """Replace the derived rows of these transcripts: every table emptied of them, the chosen `tables`
-    filled again from their bodies (None: a deleted transcript, which keeps no rows)."""
-    ids = list(bodies)
-    for name, table in DERIVED_TABLES.items():
-        conn.execute(delete(table).where(table.c.account == account, table.c.transcript_id.in_(ids)))
-        if name not in tables:
-            continue
-        new = [
-            {"transcript_id": transcript_id, "account": account, "position": position, **row}
-            for transcript_id, body in bodies.items()
-            if body is not None
-            for position, row in enumerate(rows(transcript_id, body, name))
-        ]
-        if new:
-            conn.execute(insert(table), new)
+    def replace(self, conn: Connection, account: str, bodies: dict[str, dict[str, Any] | None]) -> None:
+        """Replace the derived rows of these transcripts: every table emptied of them, the chosen tables
+        filled again from their bodies (None: a deleted transcript, which keeps no rows)."""
+        ids = list(bodies)
+        for name, table in DERIVED_TABLES.items():
+            conn.execute(delete(table).where(table.c.account == account, table.c.transcript_id.in_(ids)))
+            if name not in self.tables:
+                continue
+            new = [
+                {"transcript_id": transcript_id, "account": account, "position": position, **row}
+                for transcript_id, body in bodies.items()
+                if body is not None
+                for position, row in enumerate(self.rows(transcript_id, body, name))
+            ]
+            if new:
+                conn.execute(insert(table), new)
+
+    def rows(self, transcript_id: str, body: dict[str, Any], table: str) -> list[dict[str, Any]]:
+        """The rows of one derived table for one body, without their keys."""
+        part = _PARTS[table]
+        value = body.get(part.source)
+        if value is None:
+            if body.get(part.flag) is True:
+                self._warn(part.source, "missing", f"transcript {transcript_id}: {part.flag} was requested but the "
+                           f"body has no {part.source}; no {table} rows stored")
+            return []
+        values = _Values()
+        try:
+            found = list(part.rows(value, values))
+        except _Malformed as exc:
+            self._warn(part.source, str(exc), f"transcript {transcript_id}: {part.source} {exc}; no {table} rows stored")
+            return []
+        if values.bad:
+            self._warn(part.source, "unreadable", f"transcript {transcript_id}: {values.bad} unreadable "
+                       f"value{'' if values.bad == 1 else 's'} in {part.source} stored as NULL")
+        return found
+
+    def _warn(self, source: str, trouble: str, message: str) -> None:
+        if (source, trouble) not in self._warned:
+            self._warned.add((source, trouble))
+            log.warning("%s (said once a run: other transcripts with this trouble are treated alike)", message)
 
 
 def backfill(
-    conn: Connection, account: str, tables: Collection[str], now: datetime, again: bool = False,
+    conn: Connection, account: str, deriver: Deriver, now: datetime, again: bool = False,
     on_batch: Callable[[int], None] = lambda derived: None,
 ) -> int:
     """Derive the tables from the stored bodies of transcripts hydrated before (all of them if `again`),
@@ -267,7 +284,7 @@ def backfill(
                 [{"b_id": transcript_id, "v_change_seq": seq, **{f"v_{k}": v for k, v in columns(body, now).items()}}
                  for transcript_id, body in bodies.items()],
             )
-            replace(conn, account, bodies, tables)
+            deriver.replace(conn, account, bodies)
             done += len(bodies)
             on_batch(done)
             conn.commit()

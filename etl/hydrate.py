@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -42,7 +42,7 @@ class HydrateOptions:
     workers: int = 8
     store_words: bool = False
     store_bodies: bool = True
-    tables: tuple[str, ...] = derive.ALL_TABLES  # the derived tables to fill (etl.derive)
+    deriver: derive.Deriver = field(default_factory=derive.Deriver)  # fills the audio intelligence tables
 
 
 @dataclass
@@ -144,7 +144,7 @@ def _write(conn: Connection, account: str, batch: list[_Fetched], options: Hydra
         if options.store_bodies:
             bodies = [{"account": account, "transcript_id": f.transcript_id, "body": f.body} for f in done if not _deleted(f.body)]
             _replace(conn, transcript_bodies, account, ids, bodies)
-        derive.replace(conn, account, contents, options.tables)
+        options.deriver.replace(conn, account, contents)
     if failed:
         for fetched in failed:
             log.warning("transcript %s: details not fetched: %s", fetched.transcript_id, fetched.error)

@@ -277,7 +277,7 @@ def derive_from_bodies(
             with lock.hold(conn, f"sync-{account}", wait=False):
                 if refetch:
                     return derive.refetch_without_bodies(conn, account), 0
-                derived = derive.backfill(conn, account, tables, _utcnow(), again)
+                derived = derive.backfill(conn, account, derive.Deriver(tables), _utcnow(), again)
                 return derived, derive.without_bodies(conn, account)
         except lock.LockBusy:
             raise SyncAlreadyRunning(_already_running(conn, account)) from None

@@ -125,12 +125,19 @@ def test_a_sync_fills_exactly_the_rows_the_bodies_hold(database_url, fake):
     assert_tables_match_bodies(database_url, fake, ids)
     found = stored_rows(database_url)
     assert all(found[name] for name in DERIVED_TABLE_NAMES)  # no table is trivially empty
-    # A malformed part is named once for its transcript, and the rest of its body is kept.
+    # Each kind of trouble is named once a run, with a transcript that has it; the rest of the body is kept.
     malformed = [i for i in ids if intelligence_profile(i) == "malformed"]
+    assert len(malformed) > 1
+    warnings = result.stderr.splitlines()
+    for trouble in ("entities is not a list of objects; no entities rows stored",
+                    "chapters is not a list of objects; no chapters rows stored",
+                    "iab_categories was requested but the body has no iab_categories_result; no topics rows stored",
+                    "1 unreadable value in sentiment_analysis_results stored as NULL",
+                    "1 unreadable value in content_safety_labels stored as NULL"):
+        (line,) = [line for line in warnings if trouble in line]
+        assert line.startswith("aai-etl: warning: transcript ") and line.split()[3].rstrip(":") in malformed
+    assert sum("warning" in line for line in warnings) == 5
     for transcript_id in malformed:
-        assert result.stderr.count(f"transcript {transcript_id}: entities is not a list of objects") == 1
-        assert result.stderr.count(f"transcript {transcript_id}: chapters is not a list of objects") == 1
-        assert f"transcript {transcript_id}: iab_categories was requested but the body has no iab_categories_result" in result.stderr
         assert found["utterances"][transcript_id] and found["sentiments"][transcript_id][0][1] is None
     untouched = [i for i in ids if intelligence_profile(i) in ("none", "all", "some")]
     assert not any(transcript_id in result.stderr for transcript_id in untouched)
@@ -226,7 +233,7 @@ def test_derive_resumes_after_a_committed_batch(database_url, fake, monkeypatch)
 
     engine = make_engine(database_url)
     with engine.connect() as conn, pytest.raises(KeyboardInterrupt):
-        derive.backfill(conn, "default", DERIVED_TABLE_NAMES, datetime.now(timezone.utc), on_batch=stop_after_first)
+        derive.backfill(conn, "default", derive.Deriver(), datetime.now(timezone.utc), on_batch=stop_after_first)
     engine.dispose()
     assert sum(row["derived_at"] is not None for row in transcript_rows(database_url).values()) == 7
     result = run_cli(["derive"], cli_env(fake, database_url))
