@@ -125,10 +125,9 @@ def _batches(conn: Connection, table: Table, window: ColumnElement[bool], schema
     if table is transcripts:
         query = select(*columns).where(window).order_by(table.c.change_seq, table.c.account, table.c.id)
     else:
+        # Not sorted: a loader replaces a transcript's rows as a set, and sorting costs a quarter of the read.
         joined = table.join(transcripts, (transcripts.c.id == table.c.transcript_id) & (transcripts.c.account == table.c.account))
-        order = table.c.id if table is transcript_status_changes else table.c.position
-        query = (select(*columns, transcripts.c.change_seq).select_from(joined).where(window)
-                 .order_by(transcripts.c.change_seq, table.c.account, table.c.transcript_id, order))
+        query = select(*columns, transcripts.c.change_seq).select_from(joined).where(window)
     result = conn.execution_options(stream_results=True, yield_per=BATCH_ROWS).execute(query)
     for rows in result.partitions():
         values = list(zip(*rows))

@@ -41,7 +41,7 @@ _VIEWS = {
             GROUP BY t.account, {day}, s.sentiment
         ) AS counted""",
     "speaker_talk_time": """
-        SELECT account, day, transcript_id, speaker, utterances, talk_ms / 1000.0 AS talk_seconds,
+        SELECT account, day, transcript_id, speaker, utterances, talk_ms, talk_ms / 1000.0 AS talk_seconds,
                CAST(talk_ms AS DOUBLE PRECISION)
                  / CAST(nullif(sum(talk_ms) OVER (PARTITION BY account, transcript_id), 0) AS DOUBLE PRECISION)
                  AS talk_ratio
@@ -53,18 +53,15 @@ _VIEWS = {
             WHERE t.created IS NOT NULL
             GROUP BY t.account, {day}, u.transcript_id, u.speaker
         ) AS talked""",
+    # Built on speaker_talk_time, created before it (views are created in the order of this dict).
     "daily_talk_time": """
         SELECT account, day, speaker, transcripts, utterances, talk_ms / 1000.0 AS talk_seconds,
                CAST(talk_ms AS DOUBLE PRECISION)
                  / CAST(nullif(sum(talk_ms) OVER (PARTITION BY account, day), 0) AS DOUBLE PRECISION) AS talk_ratio
         FROM (
-            SELECT t.account AS account, {day} AS day, u.speaker AS speaker,
-                   count(DISTINCT u.transcript_id) AS transcripts, count(*) AS utterances,
-                   sum(u.end_ms - u.start_ms) AS talk_ms
-            FROM transcript_utterances AS u
-            JOIN transcripts AS t ON t.id = u.transcript_id AND t.account = u.account
-            WHERE t.created IS NOT NULL
-            GROUP BY t.account, {day}, u.speaker
+            SELECT account, day, speaker, count(*) AS transcripts, sum(utterances) AS utterances, sum(talk_ms) AS talk_ms
+            FROM speaker_talk_time
+            GROUP BY account, day, speaker
         ) AS talked""",
     "daily_entity_types": """
         SELECT t.account AS account, {day} AS day, e.entity_type AS entity_type, count(*) AS mentions,
@@ -156,7 +153,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for name in _VIEWS:
+    for name in reversed(_VIEWS):
         op.execute(f"DROP VIEW IF EXISTS {name}")
     for name in ("chapters", "content_safety", "topics", "highlights", "entities", "sentiments", "utterances"):
         op.drop_table(f"transcript_{name}")
