@@ -1,7 +1,7 @@
 """Audio intelligence as tables: rows derived from a transcript's body, which hydration has already fetched.
 
 Each part of a body (utterances, sentiment results, entities, ...) becomes the rows of one table, in the
-body's order. The API's shapes drift, so parsing is lenient: a part that is missing, null or not of its
+body's order (a label -> score summary: highest score first). The API's shapes drift, so parsing is lenient: a part that is missing, null or not of its
 shape stores nothing and is named in one warning, a single unreadable value is stored as NULL, and
 nothing here ever fails the run.
 """
@@ -258,16 +258,19 @@ def backfill(
     """Derive the tables from the stored bodies of transcripts hydrated before (all of them if `again`),
     a batch per transaction; an interrupted backfill resumes where its last batch committed. Return how
     many transcripts were derived."""
-    done = 0
+    done, last = 0, ""
+    stale = transcripts.c.derived_at.is_(None)
+    if again:
+        stale = stale | (transcripts.c.derived_at < now)
     while True:
-        stale = transcripts.c.derived_at.is_(None)
-        if again:
-            stale = stale | (transcripts.c.derived_at < now)
+        # Onwards from the last id of this run (each batch reads only its own rows), and only what is
+        # still stale (a second run skips what the first one committed).
         batch = conn.execute(
             select(transcript_bodies.c.transcript_id, transcript_bodies.c.body)
             .join(transcripts, (transcripts.c.id == transcript_bodies.c.transcript_id)
                   & (transcripts.c.account == transcript_bodies.c.account))
-            .where(transcripts.c.account == account, transcripts.c.deleted_at.is_(None), stale)
+            .where(transcripts.c.account == account, transcripts.c.deleted_at.is_(None), stale,
+                   transcript_bodies.c.transcript_id > last)
             .order_by(transcript_bodies.c.transcript_id)
             .limit(BACKFILL_BATCH)
         ).all()
@@ -275,6 +278,7 @@ def backfill(
             conn.rollback()
             return done
         bodies = dict(batch)
+        last = batch[-1][0]
         with interrupt.writing():
             seq = next_change_seq(conn)  # the transcripts' new columns and rows join the change feed
             conn.execute(
