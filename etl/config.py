@@ -204,7 +204,8 @@ def _coerce(keys: dict[str, type], key: str, value: Any, where: str) -> Any:
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         if wanted is float or float(value).is_integer():
             return wanted(value)
-    raise ConfigError(f"{where}: expected {_TYPE_NAMES[wanted]}, got {value!r}")
+    expected = "a list of table names" if key == "derived_tables" else _TYPE_NAMES[wanted]
+    raise ConfigError(f"{where}: expected {expected}, got {value!r}")
 
 
 def _suggest(key: str, keys: dict[str, type]) -> str:

@@ -32,7 +32,7 @@ TABLES: dict[str, Table] = {
     "transcript_status_changes": transcript_status_changes,
     **{table.name: table for table in DERIVED_TABLES.values()},
 }
-BATCH_ROWS = 50_000  # rows read, converted and written at a time: memory stays flat however many changed
+BATCH_ROWS = 10_000  # rows read, converted and written at a time: memory stays flat however many changed
 INSTALL = "the Parquet export needs pyarrow: pip install 'aai-etl[parquet]'"
 
 

@@ -258,3 +258,27 @@ def test_without_stored_bodies_derive_says_how_to_fetch_again(database_url, fake
     assert queued.stdout.strip() == "'default': 10 transcripts queued; `aai-etl hydrate` fetches them again"
     assert run_cli(["hydrate", "--config", str(config)], env).exit_code == 0
     assert_tables_match_bodies(database_url, fake, [i["id"] for i in items])
+
+
+def test_derive_again_fills_a_table_turned_on_later(database_url, fake, tmp_path):
+    config = tmp_path / "few.toml"
+    config.write_text('derived_tables = ["topics"]\n')
+    items = fake.add(12)
+    sync_with_details(fake, database_url, config=str(config))
+    ids = [item["id"] for item in items]
+    assert_tables_match_bodies(database_url, fake, ids, tables=("topics",))
+    nothing_new = run_cli(["derive"], cli_env(fake, database_url))
+    assert nothing_new.stdout.strip() == "'default': tables derived for 0 transcripts from their stored bodies"
+    again = run_cli(["derive", "--again"], cli_env(fake, database_url))
+    assert again.stdout.strip() == "'default': tables derived for 12 transcripts from their stored bodies"
+    assert_tables_match_bodies(database_url, fake, ids)
+
+
+def test_derived_tables_must_be_a_list_of_names(fake, sqlite_url, tmp_path):
+    config = tmp_path / "string.toml"
+    config.write_text('derived_tables = "utterances"\n')
+    result = run_cli(["sync", "--config", str(config)], cli_env(fake, sqlite_url))
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"aai-etl: error: config file {config}, key 'derived_tables': expected a list of table names, got 'utterances'"
+    )
