@@ -148,12 +148,13 @@ def derive_command(account_name: str | None, again: bool, refetch: bool) -> None
     """Fill the audio intelligence tables from stored bodies for transcripts fetched before: no API requests."""
     settings = _settings()
     engine = make_engine(settings.database_url)
+    say = (lambda line: None) if settings.quiet else _reporter().echo
     for account in settings.select(account_name):
         count, without = derive_from_bodies(engine, account.name, settings.derived_tables, again=again, refetch=refetch)
         if refetch:
-            _reporter().echo(f"'{account.name}': {count:,} transcripts queued; `aai-etl hydrate` fetches them again")
+            say(f"'{account.name}': {count:,} transcripts queued; `aai-etl hydrate` fetches them again")
             continue
-        _reporter().echo(f"'{account.name}': tables derived for {count:,} transcripts from their stored bodies")
+        say(f"'{account.name}': tables derived for {count:,} transcripts from their stored bodies")
         if without:
             log.warning(
                 "'%s': %s transcripts were fetched with store_bodies off, so their tables can only come from a new "

@@ -311,22 +311,27 @@ def backfill(
     if again:
         stale = stale | (transcripts.c.derived_at < now)
     while True:
-        # Onwards from the last id of this run (each batch reads only its own rows), and only what is
-        # still stale (a second run skips what the first one committed).
-        batch = conn.execute(
+        # The next ids in key order, then those of them still stale (a second run skips what the first
+        # one committed): each step reads one batch's rows by index, however far the backfill has come.
+        ids = conn.execute(
+            select(transcript_bodies.c.transcript_id)
+            .where(transcript_bodies.c.transcript_id > last, transcript_bodies.c.account == account)
+            .order_by(transcript_bodies.c.transcript_id)
+            .limit(BACKFILL_BATCH)
+        ).scalars().all()
+        if not ids:
+            conn.rollback()
+            return done
+        last = ids[-1]
+        bodies = dict(conn.execute(
             select(transcript_bodies.c.transcript_id, transcript_bodies.c.body)
             .join(transcripts, (transcripts.c.id == transcript_bodies.c.transcript_id)
                   & (transcripts.c.account == transcript_bodies.c.account))
-            .where(transcripts.c.account == account, transcripts.c.deleted_at.is_(None), stale,
-                   transcript_bodies.c.transcript_id > last)
-            .order_by(transcript_bodies.c.transcript_id)
-            .limit(BACKFILL_BATCH)
-        ).all()
-        if not batch:
-            conn.rollback()
-            return done
-        bodies = dict(batch)
-        last = batch[-1][0]
+            .where(transcript_bodies.c.account == account, transcript_bodies.c.transcript_id.in_(ids),
+                   transcripts.c.deleted_at.is_(None), stale)
+        ).all())
+        if not bodies:
+            continue
         with interrupt.writing():
             seq = next_change_seq(conn)  # the transcripts' new columns and rows join the change feed
             conn.execute(

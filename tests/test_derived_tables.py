@@ -282,3 +282,10 @@ def test_derived_tables_must_be_a_list_of_names(fake, sqlite_url, tmp_path):
     assert result.stderr.strip() == (
         f"aai-etl: error: config file {config}, key 'derived_tables': expected a list of table names, got 'utterances'"
     )
+
+
+def test_derive_quiet_says_nothing(fake, sqlite_url):
+    fake.add(3)
+    sync_with_details(fake, sqlite_url)
+    result = run_cli(["derive", "--quiet"], cli_env(fake, sqlite_url))
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "", "")
