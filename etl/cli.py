@@ -17,14 +17,14 @@ import click
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
-from etl import __version__, check, export, interrupt, metrics, migrate, stats, status
+from etl import __version__, check, derive, export, interrupt, metrics, migrate, parquet, stats, status
 from etl.client import ApiClient
 from etl.config import CONFIG_VARIABLE, SETTINGS, Settings, load_settings
 from etl.db import connect, first_line, make_engine
 from etl.errors import AccountsFailed, ConfigError, EtlError, Unhealthy, UsageError
 from etl.hydrate import HydrateOptions
 from etl.report import Reporter
-from etl.sync import run_sync
+from etl.sync import derive_from_bodies, run_sync
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,8 @@ def _run_accounts(settings: Settings, account_name: str | None, *, full: bool, l
     click.get_current_context().meta[_RESUMES] = True
     reporter = _reporter()
     hydration = HydrateOptions(
-        settings.hydrate_workers, settings.store_words, settings.store_bodies, settings.keep_presigned_credentials
+        settings.hydrate_workers, settings.store_words, settings.store_bodies, settings.keep_presigned_credentials,
+        derive.Deriver(settings.derived_tables),
     ) if hydrate else None
     recorder = metrics.Recorder(settings.metrics_file, settings.pushgateway)
     on_event = recorder.observing(reporter.event) if settings.metrics_file or settings.pushgateway else reporter.event
@@ -188,6 +189,29 @@ def _run_accounts(settings: Settings, account_name: str | None, *, full: bool, l
         recorder.publish(engine)
     if failed:
         raise AccountsFailed(failed, len(accounts))
+
+
+@cli.command("derive")
+@account_option
+@click.option("--again", is_flag=True, help="Derive from every stored body, not only those never derived (after turning a table on).")
+@click.option("--refetch", is_flag=True, help="Queue the transcripts fetched without a stored body for the next `aai-etl hydrate`.")
+@common_options
+def derive_command(account_name: str | None, again: bool, refetch: bool) -> None:
+    """Fill the audio intelligence tables from stored bodies for transcripts fetched before: no API requests."""
+    settings = _settings()
+    engine = make_engine(settings.database_url, settings.private_files)
+    say = (lambda line: None) if settings.quiet else _reporter().echo
+    for account in settings.select(account_name):
+        count, without = derive_from_bodies(engine, account.name, settings.derived_tables, again=again, refetch=refetch)
+        if refetch:
+            say(f"'{account.name}': {count:,} transcripts queued; `aai-etl hydrate` fetches them again")
+            continue
+        say(f"'{account.name}': tables derived for {count:,} transcripts from their stored bodies")
+        if without:
+            log.warning(
+                "'%s': %s transcripts were fetched with store_bodies off, so their tables can only come from a new "
+                "fetch: run `aai-etl derive --refetch`, then `aai-etl hydrate` (one request each)", account.name, f"{without:,}"
+            )
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> timedelta | None:
@@ -262,9 +286,11 @@ def simulate(
 @click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="Last UTC day (default: today).")
 @account_option
 @click.option("--format", "fmt", type=click.Choice(stats.FORMATS), default="table", show_default=True)
+@click.option("--view", "view_name", type=click.Choice(("transcripts", *stats.VIEWS)), default="transcripts", show_default=True,
+              help="transcripts: counts, audio hours, error rate, turnaround; the others: from the audio intelligence tables.")
 @common_options
-def stats_command(since: datetime | None, until: datetime | None, account_name: str | None, fmt: str) -> None:
-    """Daily counts by status, audio hours, error rate and turnaround (median, p95)."""
+def stats_command(since: datetime | None, until: datetime | None, account_name: str | None, fmt: str, view_name: str) -> None:
+    """Daily counts by status, audio hours, error rate and turnaround (median, p95); or --view an audio intelligence figure."""
     settings = _settings()
     last = until.date() if until else datetime.now(timezone.utc).date()
     first = since.date() if since else last - timedelta(days=30)
@@ -273,29 +299,41 @@ def stats_command(since: datetime | None, until: datetime | None, account_name: 
     names = [account.name for account in settings.select(account_name)]
     with _connect(settings, read_only=True) as conn:
         migrate.require_current(conn)
+        if view_name != "transcripts":
+            _reporter().echo(stats.render(stats.view(conn, view_name, first, last, names), fmt, stats.VIEWS[view_name][1]))
+            return
         rows = stats.daily(conn, first, last, names)
     _reporter().echo(stats.render(rows, fmt))
 
 
 @cli.command("export")
 @click.option("--since", type=int, metavar="WATERMARK", help="Only rows changed after this watermark (default: all rows).")
-@click.option("--format", "fmt", type=click.Choice(export.FORMATS), default="jsonl", show_default=True)
+@click.option("--format", "fmt", type=click.Choice((*export.FORMATS, "parquet")), default="jsonl", show_default=True)
 @click.option("--output", type=click.Path(dir_okay=False, writable=True), help="Write here instead of to stdout.")
+@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="With --format parquet: write DIR/<table>/<from>-<to>.parquet for every table with changes.")
 @account_option
 @common_options
-def export_command(since: int | None, fmt: str, output: str | None, account_name: str | None) -> None:
+def export_command(since: int | None, fmt: str, output: str | None, output_dir: Path | None, account_name: str | None) -> None:
     """Write the transcript rows changed after a watermark, then print the next watermark."""
     settings = _settings()
     account = settings.select(account_name)[0].name if account_name else None
+    if (fmt == "parquet") != (output_dir is not None) or (fmt == "parquet" and output is not None):
+        raise UsageError("--format parquet writes to --output-dir DIR (and only it); jsonl and csv to --output or stdout")
+    if fmt == "parquet":
+        parquet.require_pyarrow()
     with _connect(settings, read_only=True) as conn:
         migrate.require_current(conn)
-        if output is None:
+        if output_dir is not None:
+            tables, watermark = parquet.export(conn, since, output_dir, account)
+            count = tables.get("transcripts", 0)
+        elif output is None:
             count, watermark = export.export(conn, since, fmt, sys.stdout, account)
         else:
             with export.replaced_atomically(output) as out:
                 count, watermark = export.export(conn, since, fmt, out, account)
     # The data may be on stdout: the watermark then goes to stderr, so a pipe gets only the rows.
-    click.echo(str(watermark), err=output is None)
+    click.echo(str(watermark), err=output is None and output_dir is None)
     log.info("exported %s rows; next watermark %s", f"{count:,}", watermark)
 
 

@@ -24,6 +24,8 @@ REGIONS = {"us": "https://api.assemblyai.com", "eu": "https://api.eu.assemblyai.
 DEFAULT_DATABASE_URL = "sqlite:///aai-etl.db"
 DEFAULT_KEY_VARIABLE = "ASSEMBLYAI_API_KEY"
 CONFIG_VARIABLE = "AAI_ETL_CONFIG"
+# The tables etl.derive fills from transcript bodies (transcript_<name>), all by default.
+DERIVED_TABLE_NAMES = ("utterances", "sentiments", "entities", "highlights", "topics", "content_safety", "chapters")
 _ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 
 
@@ -32,7 +34,7 @@ class Setting:
     """One setting. Its environment variable is AAI_ETL_<NAME> unless `env` names another."""
 
     name: str
-    kind: type  # str, int, float or bool
+    kind: type  # str, int, float, bool, or tuple: a list of names (each one of `choices`)
     default: Any  # None: unset (the example shows it commented out)
     doc: str  # one line: --help, the README's table, the example file
     choices: tuple[str, ...] = ()
@@ -107,6 +109,11 @@ postgresql+psycopg://etl:PASSWORD@db.internal/analytics   (pip install 'aai-etl[
     Setting("store_words", bool, False, "Every word with its timing and speaker, in transcript_words (large).",),
     Setting("store_bodies", bool, True, "The full JSON body of each transcript, in transcript_bodies."),
     Setting(
+        "derived_tables", tuple, DERIVED_TABLE_NAMES,
+        "The audio intelligence tables filled from each transcript's body (transcript_<name>); [] for none.",
+        choices=DERIVED_TABLE_NAMES, example="In the environment: names separated by commas.",
+    ),
+    Setting(
         "private_files", bool, True, "Create the SQLite database and its lock files readable by their owner only (0600).",
         example="Transcript text and bodies are private data: false leaves the permissions to the umask.",
     ),
@@ -132,7 +139,7 @@ _BY_VARIABLE = {setting.variable: setting for setting in SETTINGS}
 # Read by the CLI and the test suite, not settings: known, so not warned about.
 _OTHER_VARIABLES = (CONFIG_VARIABLE, "AAI_ETL_TEST_POSTGRES_URL", "AAI_ETL_REQUIRE_POSTGRES")
 _ACCOUNT_KEYS: dict[str, type] = {"name": str, "api_key_env": str, "region": str, "base_url": str}
-_TYPE_NAMES = {str: "a string", float: "a number", int: "a whole number", bool: "true or false"}
+_TYPE_NAMES = {str: "a string", float: "a number", int: "a whole number", bool: "true or false", tuple: "a list of names"}
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 
@@ -238,7 +245,11 @@ def parse(setting: Setting, value: Any, where: str, text: bool = False) -> Any:
     value = _typed(setting.kind, value, where, text)
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{where}: expected a finite number, got {value!r}")
-    if setting.choices and value not in setting.choices:
+    if setting.kind is tuple:
+        for name in value:
+            if name not in setting.choices:
+                raise ConfigError(f"{where}: unknown name {name!r}{_suggest(name, list(setting.choices))}")
+    elif setting.choices and value not in setting.choices:
         raise ConfigError(f"{where}: must be one of {', '.join(setting.choices)}, not '{value}'")
     low, high, above = setting.minimum, setting.maximum, setting.above
     if (low is not None and value < low) or (high is not None and value > high) or (above is not None and value <= above):
@@ -255,7 +266,14 @@ def parse(setting: Setting, value: Any, where: str, text: bool = False) -> Any:
 
 
 def _typed(kind: type, value: Any, where: str, text: bool) -> Any:
-    if isinstance(value, str) and kind is not str and (text or kind is not bool):
+    if kind is tuple:
+        if text and isinstance(value, str):  # the environment: names separated by commas
+            return tuple(name.strip() for name in value.split(",") if name.strip())
+        if isinstance(value, list) and all(isinstance(name, str) for name in value):
+            return tuple(value)
+        if isinstance(value, tuple):
+            return value
+    elif isinstance(value, str) and kind is not str and (text or kind is not bool):
         spelled = value.strip().lower()
         if kind is bool:
             if spelled in _TRUE + _FALSE:
@@ -402,6 +420,8 @@ def readme_table() -> str:
 def _toml(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, tuple):
+        return json.dumps(list(value))
     return json.dumps(value) if isinstance(value, str) else repr(value)
 
 

@@ -12,14 +12,14 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
-from etl import interrupt
+from etl import derive, interrupt
 from etl.client import ApiClient
 from etl.db import first_line
 from etl.errors import AuthError, EtlError
@@ -48,6 +48,7 @@ class HydrateOptions:
     store_words: bool = False
     store_bodies: bool = True
     keep_presigned_credentials: bool = False
+    deriver: derive.Deriver = field(default_factory=derive.Deriver)  # fills the audio intelligence tables
 
 
 @dataclass
@@ -232,7 +233,11 @@ def _store_each(
 def _store(conn: Connection, account: str, done: list[_Fetched], options: HydrateOptions, now: datetime, seq: int) -> None:
     row = and_(transcripts.c.account == account, transcripts.c.id == bindparam("b_id"), transcripts.c.deleted_at.is_(None))
     # Bound names must differ from column names in an UPDATE's SET: hence the v_ prefix.
-    details = [{"hydrated_at": now, "change_seq": seq, **_details(f.details)} for f in done]
+    contents = {f.transcript_id: None if _deleted(f.details) else f.details for f in done}
+    details = [
+        {"hydrated_at": now, "change_seq": seq, **_details(f.details), **derive.columns(contents[f.transcript_id], now)}
+        for f in done
+    ]
     conn.execute(
         update(transcripts).where(row).values({name: bindparam(f"v_{name}") for name in details[0]}),
         [{"b_id": f.transcript_id, **{f"v_{k}": v for k, v in d.items()}} for f, d in zip(done, details, strict=True)],
@@ -243,6 +248,7 @@ def _store(conn: Connection, account: str, done: list[_Fetched], options: Hydrat
     if options.store_bodies:
         bodies = [{"account": account, "transcript_id": f.transcript_id, "body": f.details} for f in done if not _deleted(f.details)]
         _replace(conn, transcript_bodies, account, ids, bodies)
+    options.deriver.replace(conn, account, contents)
 
 
 def _details(body: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from etl.db import first_line
 from etl.extract import Boundary
 from etl.items import DELETED_AUDIO_URL, Item
 from etl.schema import (
+    DERIVED_TABLES,
     change_counter,
     sync_cursors,
     transcript_bodies,
@@ -32,6 +33,12 @@ _UPDATED_ON_CHANGE = (
 DETAIL_COLUMNS = (
     "text", "audio_duration", "confidence", "language_code", "speech_model", "speech_models", "speech_model_used",
 )
+# What etl.derive stores on transcripts from the body: the features requested, and a few scalars.
+FEATURE_FLAGS = (
+    "speaker_labels", "sentiment_analysis", "entity_detection", "auto_highlights", "iab_categories", "content_safety",
+    "auto_chapters", "summarization", "redact_pii", "multichannel",
+)
+FEATURE_COLUMNS = (*FEATURE_FLAGS, "audio_channels", "language_confidence", "summary")
 
 
 @dataclass
@@ -233,12 +240,13 @@ def next_change_seq(conn: Connection) -> int:
 
 
 def purge_content(conn: Connection, account: str, transcript_ids: list[str]) -> None:
-    """Drop what aai-etl holds of deleted transcripts' content: text, details, words, the full body."""
+    """Drop what aai-etl holds of deleted transcripts' content: text, details, words, the full body, and
+    everything derived from it."""
     if not transcript_ids:
         return
     mine = (transcripts.c.account == account) & transcripts.c.id.in_(transcript_ids)
-    conn.execute(update(transcripts).where(mine).values(**{name: None for name in DETAIL_COLUMNS}))
-    for table in (transcript_words, transcript_bodies):
+    conn.execute(update(transcripts).where(mine).values(**{name: None for name in (*DETAIL_COLUMNS, *FEATURE_COLUMNS)}))
+    for table in (transcript_words, transcript_bodies, *DERIVED_TABLES.values()):
         conn.execute(delete(table).where(table.c.account == account, table.c.transcript_id.in_(transcript_ids)))
 
 

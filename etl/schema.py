@@ -88,6 +88,22 @@ transcripts = Table(
     Column("hydrate_attempts", Integer, nullable=False, default=0, comment="failed detail fetches so far"),
     Column("hydrate_after", UTCDateTime, comment="no detail fetch before this time (backoff after failures)"),
     Column("hydrate_error", Text, comment="why the last detail fetch failed"),
+    # Which audio intelligence features the transcript was requested with (from its body): with them, "no
+    # rows" in a derived table can be told apart from "not requested". NULL when the body did not say.
+    Column("speaker_labels", Boolean),
+    Column("sentiment_analysis", Boolean),
+    Column("entity_detection", Boolean),
+    Column("auto_highlights", Boolean),
+    Column("iab_categories", Boolean),
+    Column("content_safety", Boolean),
+    Column("auto_chapters", Boolean),
+    Column("summarization", Boolean),
+    Column("redact_pii", Boolean),
+    Column("multichannel", Boolean),
+    Column("audio_channels", Integer),
+    Column("language_confidence", Float),
+    Column("summary", Text, comment="the summarization feature's summary"),
+    Column("derived_at", UTCDateTime, comment="when the derived tables were last filled from its body"),
     # id first: every lookup names the ids, while account is the same in most rows. With (account, id) a
     # cached generic plan on PostgreSQL searched by account alone and read the account's every row.
     PrimaryKeyConstraint("id", "account"),
@@ -143,6 +159,94 @@ transcript_bodies = Table(
     Column("body", RawJSON, nullable=False, comment="GET /v2/transcript/{id} exactly as received"),
     ForeignKeyConstraint(["transcript_id", "account"], ["transcripts.id", "transcripts.account"], ondelete="CASCADE"),
 )
+
+
+
+def _derived(name: str, *columns: Column | Index) -> Table:
+    """A table derived from transcript bodies: one row per element of one part of the body, in its order."""
+    return Table(
+        name,
+        metadata,
+        Column("transcript_id", Text, primary_key=True),
+        Column("account", Text, primary_key=True),
+        Column("position", Integer, primary_key=True, comment="its order in the body; in a summary of scores, highest first"),
+        *columns,
+        ForeignKeyConstraint(["transcript_id", "account"], ["transcripts.id", "transcripts.account"], ondelete="CASCADE"),
+    )
+
+
+# Audio intelligence, from the body hydration already fetched. Times are milliseconds from the audio's start.
+transcript_utterances = _derived(
+    "transcript_utterances",
+    Column("speaker", Text),
+    Column("channel", Text),
+    Column("start_ms", Integer),
+    Column("end_ms", Integer),
+    Column("confidence", Float),
+    Column("text", Text),
+    Index(None, "speaker"),
+)
+transcript_sentiments = _derived(
+    "transcript_sentiments",
+    Column("sentiment", Text, comment="POSITIVE, NEUTRAL or NEGATIVE"),
+    Column("confidence", Float),
+    Column("speaker", Text),
+    Column("channel", Text),
+    Column("start_ms", Integer),
+    Column("end_ms", Integer),
+    Column("text", Text),
+    Index(None, "sentiment"),
+)
+transcript_entities = _derived(
+    "transcript_entities",
+    Column("entity_type", Text),
+    Column("text", Text),
+    Column("start_ms", Integer),
+    Column("end_ms", Integer),
+    Index(None, "entity_type"),
+)
+transcript_highlights = _derived(
+    "transcript_highlights",
+    Column("text", Text),
+    Column("count", Integer),
+    Column("rank", Float),
+    Column("first_start_ms", Integer, comment="the start of its first occurrence"),
+    Column("timestamps", RawJSON, comment="every occurrence as [start_ms, end_ms]"),
+    Index(None, "text"),
+)
+transcript_topics = _derived(
+    "transcript_topics",
+    Column("label", Text, comment="an IAB category, e.g. Technology&Computing>Computing"),
+    Column("relevance", Float, comment="from the summary: its relevance over the whole transcript"),
+    Index(None, "label"),
+)
+transcript_content_safety = _derived(
+    "transcript_content_safety",
+    Column("label", Text),
+    Column("confidence", Float, comment="from the summary: its confidence over the whole transcript"),
+    Column("severity_low", Float, comment="from severity_score_summary"),
+    Column("severity_medium", Float),
+    Column("severity_high", Float),
+    Index(None, "label"),
+)
+transcript_chapters = _derived(
+    "transcript_chapters",
+    Column("start_ms", Integer),
+    Column("end_ms", Integer),
+    Column("gist", Text),
+    Column("headline", Text),
+    Column("summary", Text),
+)
+# Every derived table, by the name the derived_tables setting uses.
+DERIVED_TABLES = {
+    "utterances": transcript_utterances,
+    "sentiments": transcript_sentiments,
+    "entities": transcript_entities,
+    "highlights": transcript_highlights,
+    "topics": transcript_topics,
+    "content_safety": transcript_content_safety,
+    "chapters": transcript_chapters,
+}
 
 # Where each account's sync stands. The high water mark is the newest transcript up to which everything is
 # stored; a walk in progress is resumable from walk_before_id down to its floor.

@@ -416,7 +416,7 @@ class FakeAssemblyAI:
             deleted = tid in self._deleted
             done = item.get("status") == "completed" and not deleted
             words = _words(tid) if done else None
-            return _json(200, {
+            return _json(200, _intelligence(tid, words) | {
                 "id": tid,
                 "status": item.get("status"),
                 "audio_url": item.get("audio_url"),
@@ -428,12 +428,12 @@ class FakeAssemblyAI:
                 "confidence": 0.93 if done else None,
                 "language_code": "en_us" if done else None,
                 "language_confidence": 0.98 if done else None,
+                "audio_channels": 1 if done else None,
                 "speech_model": None,
                 "speech_models": ["universal-3-pro", "universal-2"],
                 "speech_model_used": "universal-2" if done else None,
                 "throttled": False,
                 "words": words,
-                "utterances": None,
             })
 
     def _url(self, limit: int, **query: str | None) -> str:
@@ -534,6 +534,92 @@ def _words(tid: str) -> list[dict]:
             "speaker": rng.choice(["A", "B"]), "channel": None,
         })
     return words
+
+
+FEATURES = (
+    "speaker_labels", "sentiment_analysis", "entity_detection", "auto_highlights", "iab_categories", "content_safety",
+    "auto_chapters", "summarization", "redact_pii", "multichannel",
+)
+ENTITY_TYPES = ("person_name", "location", "organization", "date", "phone_number")
+TOPIC_LABELS = ("Business>Sales", "Technology&Computing>Computing", "Education", "Healthy Living", "Sports>Soccer")
+SAFETY_LABELS = ("profanity", "health_issues", "financial")
+
+
+def intelligence_profile(tid: str) -> str:
+    """What a completed transcript was requested with, fixed by its id: "none" (a quarter), "all" (a
+    quarter), "some" (a quarter: speaker labels, sentiment and topics), or "malformed" (all requested,
+    and some parts of the wrong shape, as the API's shapes drift)."""
+    return ("none", "all", "some", "malformed")[zlib.crc32(f"profile:{tid}".encode()) % 4]
+
+
+def _intelligence(tid: str, words: list[dict] | None) -> dict[str, Any]:
+    """The request flags and audio intelligence parts of a body, shaped as in AssemblyAI's API reference."""
+    profile = intelligence_profile(tid) if words else "none"
+    wanted = {
+        "none": set(), "all": set(FEATURES) - {"multichannel", "redact_pii"},
+        "some": {"speaker_labels", "sentiment_analysis", "iab_categories"}, "malformed": set(FEATURES) - {"multichannel"},
+    }[profile]
+    body: dict[str, Any] = {flag: flag in wanted for flag in FEATURES}
+    body.update(utterances=None, sentiment_analysis_results=None, entities=None, auto_highlights_result=None,
+                iab_categories_result=None, content_safety_labels=None, chapters=None, summary=None)
+    if not wanted or not words:
+        return body
+    rng = random.Random(f"intelligence:{tid}")
+    utterances: list[dict] = []
+    for word in words:
+        if utterances and utterances[-1]["speaker"] == word["speaker"]:
+            turn = utterances[-1]
+            turn.update(end=word["end"], text=f"{turn['text']} {word['text']}", words=[*turn["words"], word])
+        else:
+            utterances.append({"speaker": word["speaker"], "channel": None, "start": word["start"], "end": word["end"],
+                               "confidence": word["confidence"], "text": word["text"], "words": [word]})
+    body["utterances"] = utterances
+    body["sentiment_analysis_results"] = [
+        {"text": turn["text"], "start": turn["start"], "end": turn["end"],
+         "sentiment": rng.choice(("POSITIVE", "NEUTRAL", "NEGATIVE")), "confidence": round(rng.uniform(0.5, 1), 4),
+         "speaker": turn["speaker"], "channel": None}
+        for turn in utterances
+    ]
+    chosen = rng.sample(words, min(len(words), rng.randint(0, 3)))
+    body["entities"] = [
+        {"entity_type": rng.choice(ENTITY_TYPES), "text": word["text"], "start": word["start"], "end": word["end"]}
+        for word in chosen
+    ]
+    body["auto_highlights_result"] = {"status": "success", "results": [
+        {"count": rng.randint(1, 3), "rank": round(rng.uniform(0.01, 0.2), 2), "text": word["text"],
+         "timestamps": [{"start": word["start"], "end": word["end"]}]}
+        for word in chosen
+    ]}
+    labels = rng.sample(TOPIC_LABELS, rng.randint(1, 3))
+    relevance = {label: round(rng.uniform(0.1, 1), 6) for label in labels}
+    body["iab_categories_result"] = {"status": "success", "summary": relevance, "results": [
+        {"text": " ".join(w["text"] for w in words), "labels": [{"label": label, "relevance": r} for label, r in relevance.items()],
+         "timestamp": {"start": words[0]["start"], "end": words[-1]["end"]}}
+    ]}
+    safety = rng.sample(SAFETY_LABELS, rng.randint(0, 2))
+    body["content_safety_labels"] = {
+        "status": "success", "results": [],
+        "summary": {label: round(rng.uniform(0.5, 1), 4) for label in safety},
+        "severity_score_summary": {label: {"low": 0.5, "medium": 0.3, "high": 0.2} for label in safety},
+    }
+    body["chapters"] = [{"gist": "Greetings", "headline": "The meeting starts", "summary": "They greet each other.",
+                         "start": words[0]["start"], "end": words[-1]["end"]}]
+    body["summary"] = "- They greet each other."
+    for part, flag in (("utterances", "speaker_labels"), ("sentiment_analysis_results", "sentiment_analysis"),
+                       ("entities", "entity_detection"), ("auto_highlights_result", "auto_highlights"),
+                       ("iab_categories_result", "iab_categories"), ("content_safety_labels", "content_safety"),
+                       ("chapters", "auto_chapters"), ("summary", "summarization")):
+        if flag not in wanted:
+            body[part] = None
+    if profile == "malformed":
+        body["entities"] = "unavailable"  # not a list: nothing stored for it
+        for highlight in body["auto_highlights_result"]["results"]:
+            del highlight["rank"]  # the drift the Python SDK's users hit: stored with rank NULL
+        body["sentiment_analysis_results"][0]["confidence"] = "high"  # one unreadable value: NULL
+        body["iab_categories_result"] = None  # requested, yet missing
+        body["content_safety_labels"]["severity_score_summary"] = ["low"]  # not an object: severities NULL
+        body["chapters"] = [["Greetings", 0, 1000]]  # elements not objects: nothing stored for it
+    return body
 
 
 def _audio_duration(tid: str) -> int | float:

@@ -1,4 +1,5 @@
-"""Daily analytics from the views the migrations create: counts, audio hours, error rate, turnaround."""
+"""Daily analytics from the views the migrations create: counts, audio hours, error rate, turnaround; and,
+from the audio intelligence tables, sentiment shares, talk time per speaker, entity types and topics."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import csv
 import io
 import json
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, text
@@ -18,6 +20,17 @@ COLUMNS = (
     "error_rate", "audio_hours", "median_seconds", "p95_seconds",
 )
 FORMATS = ("table", "json", "csv")
+# --view name -> (view, its columns, the columns ranking rows within a day, highest first).
+VIEWS = {
+    "sentiment": ("daily_sentiment", ("day", "account", "sentiment", "results", "share"), ("results",)),
+    "talk-time": (
+        "daily_talk_time", ("day", "account", "speaker", "transcripts", "utterances", "talk_seconds", "talk_ratio"),
+        ("talk_seconds",),
+    ),
+    "entity-types": ("daily_entity_types", ("day", "account", "entity_type", "mentions", "transcripts"), ("mentions",)),
+    "topics": ("daily_topics", ("day", "account", "label", "transcripts"), ("transcripts",)),
+}
+_FRACTIONS = ("error_rate", "share", "talk_ratio")
 
 
 def daily(conn: Connection, since: date, until: date, accounts: list[str]) -> list[dict[str, Any]]:
@@ -43,18 +56,37 @@ def daily(conn: Connection, since: date, until: date, accounts: list[str]) -> li
     return [rows[key] for key in sorted(rows, reverse=True)]
 
 
-def render(rows: list[dict[str, Any]], fmt: str) -> str:
+def view(conn: Connection, name: str, since: date, until: date, accounts: list[str]) -> list[dict[str, Any]]:
+    """The rows of one audio intelligence view (a key of VIEWS) from `since` to `until`: newest day first,
+    then by account, then the largest first. Sorted here, not in SQL, where the databases order NULLs apart."""
+    source, columns, rank = VIEWS[name]
+    statement = text(
+        f"SELECT {', '.join(columns)} FROM {source} WHERE day >= :since AND day <= :until AND account IN :accounts"
+    ).bindparams(bindparam("accounts", expanding=True))
+    bounds = {"since": since.isoformat(), "until": until.isoformat(), "accounts": tuple(accounts)}
+    rows = [
+        {column: _plain(record[column]) for column in columns}
+        for record in conn.execute(statement, bounds).mappings()
+    ]
+    label = columns[2]
+    return sorted(
+        sorted(rows, key=lambda row: (row["account"], tuple(-(row[c] or 0) for c in rank), row[label] or "")),
+        key=lambda row: row["day"], reverse=True,
+    )
+
+
+def render(rows: list[dict[str, Any]], fmt: str, columns: tuple[str, ...] = COLUMNS) -> str:
     if fmt == "json":
         return json.dumps(rows, indent=2)
     if fmt == "csv":
         out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
+        writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
         return out.getvalue().rstrip("\n")
     if not rows:
-        return "no transcripts created in that period"
-    return text_table(COLUMNS, [[_cell(row[name], name) for name in COLUMNS] for row in rows], right_from=2)
+        return "no transcripts created in that period" if columns == COLUMNS else "no rows in that period"
+    return text_table(columns, [[_cell(row[name], name) for name in columns] for row in rows], right_from=3 if columns != COLUMNS else 2)
 
 
 def _empty(day: str, account: str) -> dict[str, Any]:
@@ -75,11 +107,20 @@ def _add_status(row: dict[str, Any], record) -> None:
 def _cell(value: Any, name: str) -> str:
     if value is None:
         return "-"
-    if name == "error_rate":
+    if name in _FRACTIONS:
         return f"{value:.1%}"
     if isinstance(value, float):
         return f"{value:,.1f}"
     return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _plain(value: Any) -> Any:
+    """A view's value as JSON can hold it, the same from both databases: days as text, numbers as int or float."""
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
 
 
 def _float(value: Any) -> float | None:

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import Connection, Engine, insert, select, text, update
 
-from etl import interrupt, lock, migrate, stragglers
+from etl import derive, interrupt, lock, migrate, stragglers
 from etl.client import ApiClient
 from etl.db import connect
 from etl.errors import CursorRejected, EtlError, SyncAlreadyRunning
@@ -366,6 +366,26 @@ def _counters(stats: RunStats) -> dict[str, int]:
 _COUNTERS = (
     "pages", "requests", "inserted", "updated", "unchanged", "deleted", "unlisted", "hydrated", "hydrate_failures", "bad_values",
 )
+
+
+def derive_from_bodies(
+    engine: Engine, account: str, tables: tuple[str, ...], *, again: bool = False, refetch: bool = False
+) -> tuple[int, int]:
+    """Fill the derived tables from stored bodies, for transcripts hydrated before they existed (no API
+    requests); return (transcripts derived, transcripts left without a stored body). With `refetch`, queue
+    those without a body for the next hydration instead; return (transcripts queued, 0). Holds the
+    account's run lock, like a sync."""
+    with connect(engine) as conn:
+        with interrupt.writing():
+            migrate.ensure_schema(conn)
+        try:
+            with lock.hold(conn, f"sync-{account}", wait=False):
+                if refetch:
+                    return derive.refetch_without_bodies(conn, account), 0
+                derived = derive.backfill(conn, account, derive.Deriver(tables), _utcnow(), again)
+                return derived, derive.without_bodies(conn, account)
+        except lock.LockBusy:
+            raise SyncAlreadyRunning(_already_running(conn, account)) from None
 
 
 def _already_running(conn: Connection, account: str) -> str:

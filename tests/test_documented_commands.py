@@ -27,6 +27,8 @@ STRINGS = {
 }
 # Documented refusals: the demo writes only its own file (README, "Commands").
 REFUSED = {(("demo",), "--database-url")}
+# Options (or values) that only work with another: given with it (the Parquet feed goes to --output-dir).
+COMPANIONS = {(("export",), "--output-dir"): ["--format", "parquet"], (("export",), "parquet"): ["--output-dir", "{tmp}/feed"]}
 
 
 def commands(group: click.Group = cli, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], click.Command]]:
@@ -136,7 +138,9 @@ def test_every_command_with_every_option_runs_without_a_traceback(database_url, 
         runs.append((path, [*common, *path, *arguments]))  # the common options before the command name
         runs.append((path, [*path, *arguments, *common]))  # and after it
         for param in options(command):
-            runs.extend((path, [*path, *arguments, *given]) for given in _value(param, tmp_path, database_url))
+            for given in _value(param, tmp_path, database_url):
+                companion = COMPANIONS.get((path, given[0])) or COMPANIONS.get((path, given[-1])) or []
+                runs.append((path, [*path, *arguments, *given, *(arg.format(tmp=tmp_path) for arg in companion)]))
     for path, args in runs:
         result = CliRunner().invoke(cli, args, env=env)
         assert result.exception is None or isinstance(result.exception, SystemExit), (args, result.exception)

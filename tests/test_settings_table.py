@@ -18,6 +18,8 @@ _SAMPLES = {str: ("json", "json"), int: (3, "3"), float: (2.5, "2.5"), bool: (No
 
 def _sample(setting):
     """A valid value other than the default, and how the environment spells it."""
+    if setting.kind is tuple:
+        return setting.choices[:2], ",".join(setting.choices[:2])
     if setting.choices:
         value = next(choice for choice in setting.choices if choice != setting.default)
         return value, value
@@ -31,6 +33,8 @@ def _sample(setting):
 
 
 def _toml(value) -> str:
+    if isinstance(value, tuple):
+        return "[" + ", ".join(f'"{name}"' for name in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     return f'"{value}"' if isinstance(value, str) else str(value)

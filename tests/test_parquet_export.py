@@ -1,0 +1,155 @@
+"""The Parquet feed: typed files per table, read back by DuckDB equal to the database, and a loader that
+follows the documented contract ends with the database's rows, deletions included."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from sqlalchemy import JSON, create_engine, select
+
+from conftest import cli_env, run_cli
+from etl.parquet import TABLES, arrow_schema
+from etl.schema import transcripts
+
+
+def export(fake, database_url, directory: Path, *args) -> int:
+    result = run_cli(["export", "--format", "parquet", "--output-dir", str(directory), *args], cli_env(fake, database_url))
+    assert result.exit_code == 0, result.output
+    return int(result.stdout.strip())
+
+
+def key_of(name: str) -> tuple[str, ...]:
+    if name == "transcripts":
+        return ("account", "id")
+    return ("account", "id") if name == "transcript_status_changes" else ("account", "transcript_id", "position")
+
+
+def database_rows(database_url: str, name: str) -> list[dict]:
+    """The table's rows as SQLAlchemy reads them (aware UTC datetimes, parsed JSON), with each row's
+    transcript change_seq: what the Parquet files must hold."""
+    table = TABLES[name]
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        if table is transcripts:
+            query = select(table)
+        else:
+            query = select(table, transcripts.c.change_seq).join(
+                transcripts, (transcripts.c.id == table.c.transcript_id) & (transcripts.c.account == table.c.account))
+        rows = [dict(row) for row in conn.execute(query).mappings()]
+    engine.dispose()
+    return sorted(rows, key=lambda row: tuple(row[k] for k in key_of(name)))
+
+
+def duckdb_rows(con, files: list[Path] | str, name: str) -> list[dict]:
+    relation = con.sql(f"SELECT * FROM read_parquet({[str(f) for f in files]!r})" if isinstance(files, list) else files)
+    return normalised(name, [dict(zip(relation.columns, values, strict=True)) for values in relation.fetchall()])
+
+
+def normalised(name: str, rows: list[dict]) -> list[dict]:
+    json_columns = [column.name for column in TABLES[name].columns if isinstance(column.type, JSON)]
+    for row in rows:
+        for column in json_columns:
+            row[column] = None if row[column] is None else json.loads(row[column])
+    return sorted(rows, key=lambda row: tuple(row[k] for k in key_of(name)))
+
+
+@pytest.fixture
+def duck():
+    con = duckdb.connect()
+    con.sql("SET TimeZone = 'UTC'")
+    yield con
+    con.close()
+
+
+def synced(fake, database_url):
+    result = run_cli(["sync"], cli_env(fake, database_url))
+    assert result.exit_code == 0, result.output
+
+
+def test_duckdb_reads_back_exactly_the_database(database_url, fake, tmp_path, duck):
+    items = fake.add(24, status="processing")
+    synced(fake, database_url)
+    for item in items[:20]:
+        fake.set_status(item["id"], "completed")
+    fake.set_status(items[20]["id"], "error")
+    synced(fake, database_url)
+    watermark = export(fake, database_url, tmp_path)
+
+    for name in TABLES:
+        files = sorted((tmp_path / name).glob("*.parquet"))
+        assert [f.name for f in files] == [f"{1:020d}-{watermark:020d}.parquet"], name
+        expected = database_rows(database_url, name)
+        assert expected, f"{name} is empty: the test would prove nothing"
+        assert duckdb_rows(duck, files, name) == expected, name
+    schema = pq.read_schema(next((tmp_path / "transcripts").glob("*.parquet")))
+    assert schema.field("created").type == pa.timestamp("us", tz="UTC")
+    assert schema.field("speaker_labels").type == pa.bool_() and schema.field("change_seq").type == pa.int64()
+    assert pq.read_schema(next((tmp_path / "transcript_utterances").glob("*.parquet"))).field("start_ms").type == pa.int32()
+    assert [p.name for p in tmp_path.iterdir()] and not any(p.name.startswith(".") for p in tmp_path.iterdir())
+
+
+def load(duck, directory: Path, since: int, watermark: int) -> None:
+    """A loader following the README's contract: upsert transcripts by key; for every transcript in the
+    export, replace its rows in each other table with the rows the export holds."""
+    name = f"{since + 1:020d}-{watermark:020d}.parquet"
+    exported = directory / "transcripts" / name
+    for table in TABLES:
+        path = directory / table / name
+        if table == "transcripts":
+            duck.sql(f"DELETE FROM transcripts WHERE (account, id) IN (SELECT account, id FROM read_parquet('{path}'))")
+        else:
+            duck.sql(f"DELETE FROM {table} WHERE (account, transcript_id) IN "
+                     f"(SELECT account, id FROM read_parquet('{exported}'))")
+        if path.exists():
+            duck.sql(f"INSERT INTO {table} SELECT * FROM read_parquet('{path}')")
+
+
+def test_a_loader_following_the_feed_ends_with_the_database(database_url, fake, tmp_path, duck):
+    items = fake.add(16)
+    synced(fake, database_url)
+    first = export(fake, database_url, tmp_path)
+    for table in TABLES:  # the warehouse's tables, typed as the files are
+        empty = arrow_schema(TABLES[table]).empty_table()  # noqa: F841 (DuckDB reads the local by name)
+        duck.sql(f"CREATE TABLE {table} AS SELECT * FROM empty")
+    load(duck, tmp_path, 0, first)
+
+    assert export(fake, database_url, tmp_path, "--since", str(first)) == first  # nothing changed, nothing written
+    assert len(list((tmp_path / "transcripts").iterdir())) == 1
+
+    for item in items[:4]:
+        fake.delete(item["id"])
+    fake.add(3, status="queued")
+    synced(fake, database_url)
+    second = export(fake, database_url, tmp_path, "--since", str(first))
+    assert second > first
+    changed = duckdb_rows(duck, sorted((tmp_path / "transcripts").glob(f"{first + 1:020d}-*.parquet")), "transcripts")
+    assert {row["id"] for row in changed} == {i["id"] for i in items[:4]} | {i["id"] for i in fake.listing()[:3]}
+    assert all(row["deleted_at"] is not None and row["text"] is None for row in changed if row["id"] in {i["id"] for i in items[:4]})
+    load(duck, tmp_path, first, second)
+
+    for table in TABLES:
+        assert duckdb_rows(duck, f"SELECT * FROM {table}", table) == database_rows(database_url, table), table
+    deleted = {i["id"] for i in items[:4]}
+    utterances = duckdb_rows(duck, "SELECT * FROM transcript_utterances", "transcript_utterances")
+    assert utterances and not any(row["transcript_id"] in deleted for row in utterances)
+
+
+def test_without_pyarrow_one_line_says_what_to_install(fake, sqlite_url, tmp_path, monkeypatch):
+    assert run_cli(["db", "upgrade"], cli_env(fake, sqlite_url)).exit_code == 0
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # what `import pyarrow` meets when it is not installed
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    result = run_cli(["export", "--format", "parquet", "--output-dir", str(tmp_path / "out")], cli_env(fake, sqlite_url))
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "aai-etl: error: the Parquet export needs pyarrow: pip install 'aai-etl[parquet]'"
+    assert not (tmp_path / "out").exists()
+
+
+def test_parquet_needs_a_directory(fake, sqlite_url, tmp_path):
+    result = run_cli(["export", "--format", "parquet"], cli_env(fake, sqlite_url))
+    assert result.exit_code == 2 and "--output-dir" in result.stderr
