@@ -145,6 +145,8 @@ class FakeAssemblyAI:
         self.base_url = ""
         # True: every list page holds its transcripts in random order (the API promises newest first).
         self.scramble_pages = False
+        # False: bodies of the "malformed" profile are served whole (the demo shows clean data).
+        self.malformed_bodies = True
         self.requests: list[dict] = []
         self.held = threading.Event()
         # Time of the last `created`: midnight 30 days ago, so 100k items stay inside the 90-day
@@ -416,7 +418,7 @@ class FakeAssemblyAI:
             deleted = tid in self._deleted
             done = item.get("status") == "completed" and not deleted
             words = _words(tid) if done else None
-            return _json(200, _intelligence(tid, words) | {
+            return _json(200, _intelligence(tid, words, self.malformed_bodies) | {
                 "id": tid,
                 "status": item.get("status"),
                 "audio_url": item.get("audio_url"),
@@ -552,9 +554,11 @@ def intelligence_profile(tid: str) -> str:
     return ("none", "all", "some", "malformed")[zlib.crc32(f"profile:{tid}".encode()) % 4]
 
 
-def _intelligence(tid: str, words: list[dict] | None) -> dict[str, Any]:
+def _intelligence(tid: str, words: list[dict] | None, malformed: bool = True) -> dict[str, Any]:
     """The request flags and audio intelligence parts of a body, shaped as in AssemblyAI's API reference."""
     profile = intelligence_profile(tid) if words else "none"
+    if profile == "malformed" and not malformed:
+        profile = "all"
     wanted = {
         "none": set(), "all": set(FEATURES) - {"multichannel", "redact_pii"},
         "some": {"speaker_labels", "sentiment_analysis", "iab_categories"}, "malformed": set(FEATURES) - {"multichannel"},

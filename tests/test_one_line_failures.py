@@ -25,27 +25,33 @@ def one_line(result, status: int) -> str:
     return line.removeprefix("aai-etl: error: ")
 
 
+# The migrations are numbered 0001 up to the head, one after the other.
+HEAD = migrate.HEAD
+PREVIOUS, UNKNOWN = f"{int(HEAD) - 1:04d}", f"{int(HEAD) + 1:04d}"
+REVISIONS = ", ".join(f"{number:04d}" for number in range(1, int(HEAD) + 1))
+
+
 @pytest.mark.parametrize("args, says", [
-    (["db", "upgrade", "zzz"], "cannot upgrade the schema from 0003 to 'zzz': Can't locate revision identified by 'zzz'"),
-    (["db", "upgrade", "+1"], "cannot upgrade the schema from 0003 to '+1': Relative revision +1 didn't produce 1 migrations"),
-    (["db", "downgrade", "9999"], "cannot downgrade the schema from 0003 to '9999': Can't locate revision identified by '9999'"),
-    (["db", "downgrade", "0004"], "cannot downgrade the schema from 0003 to '0004': Can't locate revision identified by '0004'"),
+    (["db", "upgrade", "zzz"], f"cannot upgrade the schema from {HEAD} to 'zzz': Can't locate revision identified by 'zzz'"),
+    (["db", "upgrade", "+1"], f"cannot upgrade the schema from {HEAD} to '+1': Relative revision +1 didn't produce 1 migrations"),
+    (["db", "downgrade", "9999"], f"cannot downgrade the schema from {HEAD} to '9999': Can't locate revision identified by '9999'"),
+    (["db", "downgrade", UNKNOWN], f"cannot downgrade the schema from {HEAD} to '{UNKNOWN}': Can't locate revision identified by '{UNKNOWN}'"),
 ])
 def test_a_revision_alembic_cannot_resolve_is_one_line(database_url, fake, args, says):
     env = cli_env(fake, database_url)
     assert run_cli(["db", "upgrade"], env).exit_code == 0
     message = one_line(run_cli(args, env), 2)
     assert message.startswith(says)
-    assert message.endswith("give a revision (base, 0001, 0002, 0003, head), or -N / +N steps")
-    assert run_cli(["db", "current"], env).stdout.strip() == "0003 (head)"
+    assert message.endswith(f"give a revision (base, {REVISIONS}, head), or -N / +N steps")
+    assert run_cli(["db", "current"], env).stdout.strip() == f"{HEAD} (head)"
 
 
 def test_db_downgrade_minus_one_as_documented(database_url, fake):
     env = cli_env(fake, database_url)
     assert run_cli(["db", "upgrade"], env).exit_code == 0
     result = run_cli(["db", "downgrade", "-1"], env)
-    assert (result.exit_code, result.stdout) == (0, "schema at 0002\n")
-    assert run_cli(["db", "upgrade", "+1"], env).stdout == "schema at 0003\n"
+    assert (result.exit_code, result.stdout) == (0, f"schema at {PREVIOUS}\n")
+    assert run_cli(["db", "upgrade", "+1"], env).stdout == f"schema at {HEAD}\n"
 
 
 def test_export_to_a_missing_directory_is_one_line(database_url, fake, tmp_path):

@@ -17,6 +17,7 @@ from etl.simulator import Fault, FakeAssemblyAI
 def slow_fake(n: int) -> FakeAssemblyAI:
     """Enough latency that hydrating `n` transcripts with 2 workers takes a second or two."""
     api = FakeAssemblyAI(api_key=API_KEY, latency=0.03).start()
+    api.malformed_bodies = False  # warnings about drifted bodies would interleave with the progress lines
     api.add(n)
     return api
 
