@@ -84,7 +84,9 @@ def apply(step, fake: FakeAssemblyAI, rng: random.Random, database_url: str, con
         for item in rng.sample(listing, min(step[1], len(listing))):
             fake.delete(item["id"])
     elif kind == "expire":
-        for item in listing[::-1][: step[1]]:  # the oldest first, as the 90-day window rolls
+        # The oldest by `created` first, as the 90-day window rolls: an odd item listed out of place ages by
+        # its own `created`, not by its place in the listing.
+        for item in sorted(listing, key=lambda item: str(item["created"]))[: step[1]]:
             fake.expire(item["id"])
             aged_out.add(item["id"])
     elif kind == "sync":
