@@ -16,7 +16,7 @@ from etl import interrupt, lock, migrate, stragglers
 from etl.client import ApiClient
 from etl.db import connect
 from etl.errors import CursorRejected, EtlError, SyncAlreadyRunning
-from etl.extract import LISTING_WINDOW, Boundary, Page, Plausible, reaches, walk_back
+from etl.extract import LISTING_WINDOW, Boundary, Page, Plausible, newer_than, reaches, walk_back
 from etl.hydrate import HydrateOptions, hydrate, hydration_backlog
 from etl.items import Item
 from etl.load import (
@@ -184,7 +184,34 @@ class _Run:
                 with interrupt.writing():
                     self._store_items(items)
             deepest = min((s.boundary for s in check.walk_to), key=lambda b: b.created, default=None)
+            # With no straggler left to the walk and the mark itself final, nothing at or below the mark is
+            # re-read by a plain run: one `after_id` request may bring all that is newer.
+            high_water = cursor.high_water
+            if (
+                deepest is None and high_water is not None
+                and not stragglers.is_pending(self.conn, self.account, high_water.id)
+                and self._newer_than(high_water)
+            ):
+                return
             self._walk(Cursor(high_water=cursor.high_water, walk_floor=_older(cursor.high_water, deepest)))
+
+    def _newer_than(self, high_water: Boundary) -> bool:
+        """Store what is newer than the high water mark from one `after_id` request, if that is exact; the
+        items, the mark moved to the newest of them and the run's counters in one transaction."""
+        now = _utcnow()
+        items = newer_than(self.client, high_water, now=now, keep_presigned_credentials=self.keep_presigned_credentials)
+        if items is None:
+            return False
+        with interrupt.writing():
+            result = upsert_page(self.conn, self.account, items, now)
+            stats = replace(self.stats)
+            stats.add(result)
+            newest = Plausible(now).boundaries(items)
+            if newest:
+                save_cursor(self.conn, self.account, Cursor(high_water=newest[0]), now)
+            self._commit(stats)
+        _warn_bad_values(result)
+        return True
 
     def _walk(self, cursor: Cursor) -> None:
         try:
