@@ -108,7 +108,7 @@ def walk_back(
             reached, run = _reaches_floor(ordered, floor, run)
             prev_url = body["page_details"]["prev_url"]
             end = prev_url is None
-            next_id = None if end or reached else _next_before_id(prev_url, ordered, items)
+            next_id = None if end or reached else next_before_id(prev_url, ordered, items)
             # A page without a usable id hides what it should hold: transcripts (it has items), or older
             # ones (it is empty, yet has a prev_url).
             gap = all(item.id is None for item in items) and (bool(items) or not end)
@@ -149,7 +149,7 @@ def _reaches_floor(ordered: list[Boundary], floor: Boundary | None, run: int) ->
     return False, run
 
 
-def _next_before_id(prev_url: Any, ordered: list[Boundary], items: list[Item]) -> str:
+def next_before_id(prev_url: Any, ordered: list[Boundary], items: list[Item]) -> str:
     """The `before_id` of the next page: the one `prev_url` names (the API knows its own order), else the
     oldest item of this page. An empty page, or one without usable ids, is followed through `prev_url`."""
     if isinstance(prev_url, str):
