@@ -331,16 +331,21 @@ def refuse_partitions(conn: Connection, account: str, reason: str, now: datetime
 
 
 def mark_unlisted(
-    conn: Connection, account: str, oldest_listed: datetime | None, latest: datetime, odd_listed: set[str], now: datetime
+    conn: Connection, account: str, oldest_listed: datetime | None, latest: datetime, odd_listed: set[str], now: datetime,
+    *, unplaced: bool = True,
 ) -> int:
     """After a walk of the whole listing: mark rows as no longer listed. Those created before the oldest
-    listed transcript (all rows, if none is listed), and those whose `created` is missing or after `latest`
-    (the walk could not place them), except `odd_listed`: the listed items with such a `created`. They stay
-    in the table: keeping them past the window is the point."""
+    listed transcript (all rows, if none is listed), and (`unplaced`) those whose `created` is missing or
+    after `latest` (the walk could not place them), except `odd_listed`: the listed items with such a
+    `created`. A walk by days sees no item it cannot place, so it passes `unplaced=False`. They stay in the
+    table: keeping them past the window is the point."""
     statement = update(transcripts).where(transcripts.c.account == account, transcripts.c.unlisted_at.is_(None))
+    created = transcripts.c.created
     if oldest_listed is not None:
-        created = transcripts.c.created
-        statement = statement.where((created < oldest_listed) | created.is_(None) | (created > latest))
+        before = created < oldest_listed
+        statement = statement.where(before | created.is_(None) | (created > latest) if unplaced else before)
+    elif not unplaced:
+        statement = statement.where(created.is_not(None), created <= latest)
     if odd_listed:
         statement = statement.where(transcripts.c.id.not_in(sorted(odd_listed)))
     return conn.execute(statement.values(unlisted_at=now, change_seq=next_change_seq(conn))).rowcount

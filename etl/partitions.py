@@ -3,9 +3,11 @@
 Each day is listed with `created_on=YYYY-MM-DD` and walked back within the day with `before_id`. What the
 server does with `created_on` is undocumented: honoured with a cursor, ignored once a cursor is given,
 refused (400) with a cursor, or its days counted in another time zone. So every item's `created` is
-checked against its day: an item of another day, one that cannot be placed (no usable id, an implausible
-`created`) or a refusal raises Unpartitionable, and the caller walks the listing serially instead. A day
-that never sends a cursor (at most a page) is exact under all four readings.
+checked against its day: an item of another day or a refusal raises Unpartitionable, and the caller walks
+the listing serially instead, as it does for this walk alone after a malformed page (an item without a
+usable id or a plausible `created`, an empty page pointing to older ones). A day that never sends a
+cursor (at most a page) is exact under all four readings. A transcript whose `created` cannot be placed
+in a day is listed by no day: only the serial walk sees it.
 
 Threads fetch the days (the client's pacer spaces all of their requests); the caller stores each page,
 one transaction with the day's position, in the order the pages arrive. Transcripts created meanwhile are
@@ -28,7 +30,12 @@ from etl.items import Item, parse_item
 
 
 class Unpartitionable(Exception):
-    """The API's `created_on` cannot be trusted for day partitions: why, in one line."""
+    """Day partitions cannot be trusted for this walk: why, in one line. `misread`: the API's `created_on`
+    is at fault (remembered for the account), not a malformed page (this walk only)."""
+
+    def __init__(self, reason: str, misread: bool = True) -> None:
+        super().__init__(reason)
+        self.misread = misread
 
 
 @dataclass(frozen=True)
@@ -119,14 +126,17 @@ def _walk_day(
         items = [parse_item(raw, keep_presigned_credentials) for raw in body["transcripts"]]
         ordered = plausible.boundaries(items)
         if len(ordered) != len(items):
-            raise Unpartitionable(f"created_on={day} listed a transcript without a usable id or a plausible created")
+            raise Unpartitionable(f"created_on={day} listed a transcript without a usable id or a plausible created", False)
         for boundary in ordered:
             if boundary.created.date() != day:
                 raise Unpartitionable(
                     f"created_on={day} listed transcript {boundary.id} created {boundary.created:%Y-%m-%d %H:%M:%S} UTC"
                 )
         prev_url = body["page_details"]["prev_url"]
-        next_id = None if prev_url is None or not items else next_before_id(prev_url, ordered, items)
+        if not items and prev_url is not None:
+            # Empty, yet pointing to older transcripts: what it should hold is unseen.
+            raise Unpartitionable(f"created_on={day} sent an empty page that points to older transcripts", False)
+        next_id = None if prev_url is None else next_before_id(prev_url, ordered, items)
         if next_id is not None and next_id in seen:
             raise PaginationError(
                 f"the API listed transcript {next_id} as the oldest of two pages of {day}; stopping rather than looping "

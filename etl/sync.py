@@ -183,16 +183,18 @@ class _Run:
         A first backfill or a full walk goes by day partitions when they are switched on and the account's
         API has not been found to misread `created_on`; the plain run that follows catches what arrived."""
         positions, partitions_full = read_partitions(self.conn, self.account)
+        fell_back = False  # a walk by days that fell back is not tried again in this run
         if positions:
             # An interrupted full walk, finished, is the reconcile asked for; one that fell back is still owed.
-            done = self._partitioned(positions, partitions_full)
-            full = (full and not partitions_full) if done else (full or partitions_full)
+            fell_back = not self._partitioned(positions, partitions_full)
+            full = (full or partitions_full) if fell_back else (full and not partitions_full)
         cursor = read_cursor(self.conn, self.account)
         if cursor.walking:
             full = full and not cursor.walk_full
             self._walk(cursor)
             cursor = read_cursor(self.conn, self.account)
-        if (full or cursor.high_water is None) and self.partition_days and not partitions_refused(self.conn, self.account):
+        by_days = self.partition_days and not fell_back and not partitions_refused(self.conn, self.account)
+        if (full or cursor.high_water is None) and by_days:
             now = _utcnow()
             with interrupt.writing():
                 start_partitions(self.conn, self.account, partitions.days(now), full, now)
@@ -242,12 +244,16 @@ class _Run:
         except partitions.Unpartitionable as refused:
             pages.close()
             self.conn.rollback()
-            reason = f"{refused}: walked the listing serially instead, as every later run of this account will"
-            log.warning("%s", reason)
-            self.stats.warning = reason if self.stats.warning is None else f"{self.stats.warning}; {reason}"
+            if refused.misread:
+                reason = f"{refused}: walked the listing serially instead, as every later run of this account will"
+                log.warning("%s", reason)
+                self.stats.warning = reason if self.stats.warning is None else f"{self.stats.warning}; {reason}"
+            else:
+                log.warning("%s: walked the listing serially instead", refused)
             with interrupt.writing():
                 end_partitions(self.conn, self.account)
-                refuse_partitions(self.conn, self.account, str(refused), now)
+                if refused.misread:
+                    refuse_partitions(self.conn, self.account, str(refused), now)
                 self._commit(replace(self.stats))
             return False
         with interrupt.writing():
@@ -283,7 +289,9 @@ class _Run:
         if full:
             # Every day walked to its end, every item checked against its day: the whole listing was seen.
             latest = Plausible(now).latest
-            stats.unlisted += mark_unlisted(self.conn, self.account, oldest.created if oldest else None, latest, set(), now)
+            stats.unlisted += mark_unlisted(
+                self.conn, self.account, oldest.created if oldest else None, latest, set(), now, unplaced=False
+            )
         end_partitions(self.conn, self.account)
         self._commit(stats)
 
