@@ -64,6 +64,34 @@ def test_kills_at_random_instants_never_lose_or_duplicate(database_url):
         assert_table_equals_api(database_url, fake)
 
 
+def test_kills_at_random_instants_of_walks_by_day_never_lose_or_duplicate(database_url):
+    from datetime import datetime, timedelta, timezone
+
+    from conftest import API_KEY
+    from etl.simulator import FakeAssemblyAI
+
+    rng = random.Random(11)
+    by_days = {"AAI_ETL_PARTITION_DAYS": "6"}
+    with FakeAssemblyAI(api_key=API_KEY, latency=0.01, seed=5) as fake:
+        fake.clock = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(days=8)
+        fake.add(2000, status="processing", spread=timedelta(days=6))
+        for number in range(6):
+            full = ["--full"] if number % 2 else []  # first backfills and full walks, each killed
+            process = spawn(["sync", "--no-hydrate", *full], cli_env(fake, database_url, **by_days))
+            time.sleep(rng.uniform(0.2, 0.9))
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            for item in rng.sample(fake.listing(), 20):
+                fake.set_status(item["id"], rng.choice(["completed", "error"]))
+            fake.add(rng.randint(0, 300), status=rng.choice(["queued", "processing"]))
+        result = sync(fake, database_url, **by_days)
+        assert result.exit_code == 0, result.output
+        assert_table_equals_api(database_url, fake)
+        result = sync(fake, database_url, "--full", **by_days)
+        assert result.exit_code == 0, result.output
+        assert_table_equals_api(database_url, fake)
+
+
 def test_second_run_exits_75_while_the_first_is_running(database_url, fake):
     fake.add(500)
     release = fake.hold(1)
