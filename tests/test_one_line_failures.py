@@ -26,26 +26,26 @@ def one_line(result, status: int) -> str:
 
 
 @pytest.mark.parametrize("args, says", [
-    (["db", "upgrade", "zzz"], "cannot upgrade the schema from 0003 to 'zzz': Can't locate revision identified by 'zzz'"),
-    (["db", "upgrade", "+1"], "cannot upgrade the schema from 0003 to '+1': Relative revision +1 didn't produce 1 migrations"),
-    (["db", "downgrade", "9999"], "cannot downgrade the schema from 0003 to '9999': Can't locate revision identified by '9999'"),
-    (["db", "downgrade", "0004"], "cannot downgrade the schema from 0003 to '0004': Can't locate revision identified by '0004'"),
+    (["db", "upgrade", "zzz"], "cannot upgrade the schema from 0004 to 'zzz': Can't locate revision identified by 'zzz'"),
+    (["db", "upgrade", "+1"], "cannot upgrade the schema from 0004 to '+1': Relative revision +1 didn't produce 1 migrations"),
+    (["db", "downgrade", "9999"], "cannot downgrade the schema from 0004 to '9999': Can't locate revision identified by '9999'"),
+    (["db", "downgrade", "0005"], "cannot downgrade the schema from 0004 to '0005': Can't locate revision identified by '0005'"),
 ])
 def test_a_revision_alembic_cannot_resolve_is_one_line(database_url, fake, args, says):
     env = cli_env(fake, database_url)
     assert run_cli(["db", "upgrade"], env).exit_code == 0
     message = one_line(run_cli(args, env), 2)
     assert message.startswith(says)
-    assert message.endswith("give a revision (base, 0001, 0002, 0003, head), or -N / +N steps")
-    assert run_cli(["db", "current"], env).stdout.strip() == "0003 (head)"
+    assert message.endswith("give a revision (base, 0001, 0002, 0003, 0004, head), or -N / +N steps")
+    assert run_cli(["db", "current"], env).stdout.strip() == "0004 (head)"
 
 
 def test_db_downgrade_minus_one_as_documented(database_url, fake):
     env = cli_env(fake, database_url)
     assert run_cli(["db", "upgrade"], env).exit_code == 0
     result = run_cli(["db", "downgrade", "-1"], env)
-    assert (result.exit_code, result.stdout) == (0, "schema at 0002\n")
-    assert run_cli(["db", "upgrade", "+1"], env).stdout == "schema at 0003\n"
+    assert (result.exit_code, result.stdout) == (0, "schema at 0003\n")
+    assert run_cli(["db", "upgrade", "+1"], env).stdout == "schema at 0004\n"
 
 
 def test_export_to_a_missing_directory_is_one_line(database_url, fake, tmp_path):
