@@ -99,14 +99,16 @@ class ApiClient:
             key_variable=account.api_key_env,
         )
 
-    def list_transcripts(self, *, limit: int, before_id: str | None = None, status: str | None = None) -> dict[str, Any]:
-        """One page of GET /v2/transcript, newest first (only `status` ones if given: the caller checks that the
-        server applied the filter); `page_details` and `transcripts` are checked."""
+    def list_transcripts(
+        self, *, limit: int, before_id: str | None = None, after_id: str | None = None, status: str | None = None,
+        created_on: str | None = None,
+    ) -> dict[str, Any]:
+        """One page of GET /v2/transcript, newest first (only `status` ones, or those of the `created_on` day, if
+        given: the caller checks that the server applied the filter); `page_details` and `transcripts` are checked."""
         params: dict[str, Any] = {"limit": limit}
-        if before_id is not None:
-            params["before_id"] = before_id
-        if status is not None:
-            params["status"] = status
+        for name, value in (("before_id", before_id), ("after_id", after_id), ("status", status), ("created_on", created_on)):
+            if value is not None:
+                params[name] = value
         return self._get("/v2/transcript", params, _check_list_page)
 
     def get_transcript(self, transcript_id: str) -> dict[str, Any]:

@@ -106,6 +106,12 @@ postgresql+psycopg://etl:PASSWORD@db.internal/analytics   (pip install 'aai-etl[
         "At most this many detail fetches in flight; the request budget sets the pace, this only bounds it.",
         minimum=1, maximum=256,
     ),
+    Setting(
+        "partition_days", int, 0,
+        "UTC days a first backfill or `sync --full` walks at once (created_on partitions); 0 walks the listing serially.",
+        minimum=0, maximum=256,
+        example="Each day costs a request even when empty (93 in all): worth it for many pages per day at real latency.",
+    ),
     Setting("store_words", bool, False, "Every word with its timing and speaker, in transcript_words (large).",),
     Setting("store_bodies", bool, True, "The full JSON body of each transcript, in transcript_bodies."),
     Setting(

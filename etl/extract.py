@@ -2,8 +2,9 @@
 
 The listing is walked newest to oldest with `before_id`, down to a floor. That is exact whatever the
 undocumented `after_id` does with more than a page of newer transcripts (oldest 200 after the cursor, or
-newest 200): `after_id` is never used. Transcripts created during a walk appear above its top and are
-picked up by the next walk, so nothing is skipped; `next_url` is ignored, since it is never null.
+newest 200). `after_id` is asked only where both readings agree (`newer_than`): fewer than a page back
+means nothing newer is missing. Transcripts created during a walk appear above its top and are picked up
+by the next walk, so nothing is skipped; `next_url` is ignored, since it is never null.
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ def walk_back(
             reached, run = _reaches_floor(ordered, floor, run)
             prev_url = body["page_details"]["prev_url"]
             end = prev_url is None
-            next_id = None if end or reached else _next_before_id(prev_url, ordered, items)
+            next_id = None if end or reached else next_before_id(prev_url, ordered, items)
             # A page without a usable id hides what it should hold: transcripts (it has items), or older
             # ones (it is empty, yet has a prev_url).
             gap = all(item.id is None for item in items) and (bool(items) or not end)
@@ -148,7 +149,7 @@ def _reaches_floor(ordered: list[Boundary], floor: Boundary | None, run: int) ->
     return False, run
 
 
-def _next_before_id(prev_url: Any, ordered: list[Boundary], items: list[Item]) -> str:
+def next_before_id(prev_url: Any, ordered: list[Boundary], items: list[Item]) -> str:
     """The `before_id` of the next page: the one `prev_url` names (the API knows its own order), else the
     oldest item of this page. An empty page, or one without usable ids, is followed through `prev_url`."""
     if isinstance(prev_url, str):
@@ -202,6 +203,34 @@ def _page(upcoming: Future, before_id: str | None) -> dict:
         if exc.status == 400 and before_id is not None:
             raise CursorRejected(before_id, str(exc)) from None
         raise
+
+
+def newer_than(
+    client: ApiClient, mark: Boundary, *, now: datetime | None = None, keep_presigned_credentials: bool = False,
+) -> list[Item] | None:
+    """Every transcript newer than `mark`, from one `after_id` request; None when that cannot be known so.
+
+    Fewer than a page back holds all of them whichever 200 the API picks when more are newer (the oldest
+    after the cursor, or the newest): then the answer is exact. A full page, an item without a usable id or
+    with an implausible `created`, or one not newer than the mark by (created, id) leaves it unknown, and
+    so does a mark the API refuses (400: it has left the listing): the caller walks instead.
+    """
+    try:
+        body = client.list_transcripts(limit=PAGE_SIZE, after_id=mark.id)
+    except ApiError as exc:
+        if exc.status == 400:
+            log.info("the API refused after_id=%s (%s); walking from the newest page instead", mark.id, exc)
+            return None
+        raise
+    items = [parse_item(raw, keep_presigned_credentials) for raw in body["transcripts"]]
+    if len(items) >= PAGE_SIZE:
+        return None  # more may be newer than this page shows: which 200 came back is undocumented
+    plausible = Plausible(now or datetime.now(timezone.utc))
+    ordered = plausible.boundaries(items)
+    if len(ordered) != len(items) or any((b.created, b.id) <= (mark.created, mark.id) for b in ordered):
+        log.info("after_id=%s returned items it should not have (no usable id, an odd created, or not newer); walking instead", mark.id)
+        return None
+    return items
 
 
 def reaches(items: list[Item], boundary: Boundary, plausible: Plausible) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any, cast
 
 from sqlalchemy import Connection, delete, insert, select, update
@@ -18,6 +18,7 @@ from etl.schema import (
     DERIVED_TABLES,
     change_counter,
     sync_cursors,
+    sync_partitions,
     transcript_bodies,
     transcript_status_changes,
     transcript_words,
@@ -277,17 +278,82 @@ def save_cursor(conn: Connection, account: str, cursor: Cursor, now: datetime) -
     conn.execute(statement.on_conflict_do_update(index_elements=[sync_cursors.c.account], set_=values))
 
 
+@dataclass(frozen=True)
+class DayPosition:
+    """Where one UTC day of a partitioned walk has got to, and the newest and oldest transcripts it listed."""
+
+    before_id: str | None = None
+    done: bool = False
+    newest: Boundary | None = None
+    oldest: Boundary | None = None
+
+
+def read_partitions(conn: Connection, account: str) -> tuple[dict[date, DayPosition], bool]:
+    """The account's partitioned walk in progress (no days: none) and whether it is a full one."""
+    rows = conn.execute(select(sync_partitions).where(sync_partitions.c.account == account)).mappings().all()
+    positions = {
+        row["day"]: DayPosition(
+            None if row["before_id"] is None else unescape(row["before_id"]), row["done"],
+            _boundary(row, "newest"), _boundary(row, "oldest"),
+        )
+        for row in rows
+    }
+    return positions, any(row["walk_full"] for row in rows)
+
+
+def start_partitions(conn: Connection, account: str, days: list[date], walk_full: bool, now: datetime) -> None:
+    conn.execute(
+        insert(sync_partitions),
+        [{"account": account, "day": day, "done": False, "walk_full": walk_full, "updated_at": now} for day in days],
+    )
+
+
+def save_partition(conn: Connection, account: str, day: date, position: DayPosition, now: datetime) -> None:
+    values: dict[str, Any] = {
+        "before_id": position.before_id and escape(position.before_id), "done": position.done, "updated_at": now,
+    }
+    for prefix in ("newest", "oldest"):
+        boundary: Boundary | None = getattr(position, prefix)
+        values[f"{prefix}_id"] = boundary.id if boundary else None
+        values[f"{prefix}_created"] = boundary.created if boundary else None
+    conn.execute(
+        update(sync_partitions).where(sync_partitions.c.account == account, sync_partitions.c.day == day).values(values)
+    )
+
+
+def end_partitions(conn: Connection, account: str) -> None:
+    conn.execute(delete(sync_partitions).where(sync_partitions.c.account == account))
+
+
+def partitions_refused(conn: Connection, account: str) -> str | None:
+    """Why this account's API is walked serially, once a partitioned walk found `created_on` misread."""
+    return conn.execute(select(sync_cursors.c.partitions_refused).where(sync_cursors.c.account == account)).scalar()
+
+
+def refuse_partitions(conn: Connection, account: str, reason: str, now: datetime) -> None:
+    values = {"account": account, "partitions_refused": escape(reason), "walk_full": False, "updated_at": now}
+    statement = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(sync_cursors).values(values)
+    conn.execute(statement.on_conflict_do_update(
+        index_elements=[sync_cursors.c.account], set_={"partitions_refused": values["partitions_refused"]}
+    ))
+
+
 def mark_unlisted(
-    conn: Connection, account: str, oldest_listed: datetime | None, latest: datetime, odd_listed: set[str], now: datetime
+    conn: Connection, account: str, oldest_listed: datetime | None, latest: datetime, odd_listed: set[str], now: datetime,
+    *, unplaced: bool = True,
 ) -> int:
     """After a walk of the whole listing: mark rows as no longer listed. Those created before the oldest
-    listed transcript (all rows, if none is listed), and those whose `created` is missing or after `latest`
-    (the walk could not place them), except `odd_listed`: the listed items with such a `created`. They stay
-    in the table: keeping them past the window is the point."""
+    listed transcript (all rows, if none is listed), and (`unplaced`) those whose `created` is missing or
+    after `latest` (the walk could not place them), except `odd_listed`: the listed items with such a
+    `created`. A walk by days sees no item it cannot place, so it passes `unplaced=False`. They stay in the
+    table: keeping them past the window is the point."""
     statement = update(transcripts).where(transcripts.c.account == account, transcripts.c.unlisted_at.is_(None))
+    created = transcripts.c.created
     if oldest_listed is not None:
-        created = transcripts.c.created
-        statement = statement.where((created < oldest_listed) | created.is_(None) | (created > latest))
+        before = created < oldest_listed
+        statement = statement.where(before | created.is_(None) | (created > latest) if unplaced else before)
+    elif not unplaced:
+        statement = statement.where(created.is_not(None), created <= latest)
     if odd_listed:
         statement = statement.where(transcripts.c.id.not_in(sorted(odd_listed)))
     return conn.execute(statement.values(unlisted_at=now, change_seq=next_change_seq(conn))).rowcount

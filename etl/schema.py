@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from sqlalchemy import (
+    Date,
     JSON,
     BigInteger,
     Boolean,
@@ -263,6 +264,24 @@ sync_cursors = Table(
     Column("walk_floor_created", UTCDateTime),
     # A full walk (sync --full) goes to the end of the listing and then marks what is no longer listed.
     Column("walk_full", Boolean, nullable=False, default=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("partitions_refused", Text, comment="why day partitions are not used for this account, once found"),
+)
+
+# Where each UTC day of a partitioned walk (a first backfill or sync --full) has got to, committed with
+# the day's rows; the rows go when the last day is done.
+sync_partitions = Table(
+    "sync_partitions",
+    metadata,
+    Column("account", Text, primary_key=True),
+    Column("day", Date, primary_key=True, comment="the UTC day listed with created_on"),
+    Column("before_id", Text, comment="where the day's walk goes on; NULL: from its newest"),
+    Column("done", Boolean, nullable=False),
+    Column("walk_full", Boolean, nullable=False),
+    Column("newest_id", Text),
+    Column("newest_created", UTCDateTime),
+    Column("oldest_id", Text),
+    Column("oldest_created", UTCDateTime),
     Column("updated_at", UTCDateTime, nullable=False),
 )
 

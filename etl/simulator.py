@@ -200,12 +200,14 @@ class FakeAssemblyAI:
 
     # -- state -----------------------------------------------------------------------
 
-    def add(self, n: int = 1, status: str = "completed", **overrides: Any) -> list[dict]:
-        """Append `n` transcripts, each newer than all others; return copies of them."""
+    def add(self, n: int = 1, status: str = "completed", spread: timedelta | None = None, **overrides: Any) -> list[dict]:
+        """Append `n` transcripts, each newer than all others (a few seconds apart, or about `spread` in all
+        from the clock on); return copies of them."""
         created = []
+        step = (1.0, 5.0) if spread is None else (spread.total_seconds() / n * 0.5, spread.total_seconds() / n * 1.5)
         with self._lock:
             for _ in range(n):
-                self.clock += timedelta(seconds=self._rng.uniform(1, 5))
+                self.clock += timedelta(seconds=self._rng.uniform(*step))
                 tid = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
                 self._added += 1
                 item = {

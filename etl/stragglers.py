@@ -86,6 +86,14 @@ def _find(conn: Connection, account: str, high_water: Boundary | None, listed_si
     return [Straggler(row.id, row.created, row.status) for row in rows]
 
 
+def is_pending(conn: Connection, account: str, transcript_id: str) -> bool:
+    """Whether this stored transcript is still pending: the high water mark's own row is re-read by the walk
+    that meets it, not by `recheck`."""
+    return conn.execute(
+        select(transcripts.c.id).where(transcripts.c.account == account, transcripts.c.id == transcript_id, _NOT_FINAL)
+    ).first() is not None
+
+
 def _page_bottom(conn: Connection, account: str) -> datetime | None:
     """When the oldest of the newest page's worth of stored transcripts was created; None if fewer are stored."""
     return conn.execute(

@@ -8,25 +8,32 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 from sqlalchemy import Connection, Engine, insert, select, text, update
 
-from etl import derive, interrupt, lock, migrate, stragglers
+from etl import derive, interrupt, lock, migrate, partitions, stragglers
 from etl.client import ApiClient
 from etl.db import connect
 from etl.errors import CursorRejected, EtlError, SyncAlreadyRunning
-from etl.extract import LISTING_WINDOW, Boundary, Page, Plausible, reaches, walk_back
+from etl.extract import LISTING_WINDOW, Boundary, Page, Plausible, newer_than, reaches, walk_back
 from etl.hydrate import HydrateOptions, hydrate, hydration_backlog
 from etl.items import Item
 from etl.load import (
     Cursor,
+    DayPosition,
     PageResult,
     created_of,
+    end_partitions,
     has_rows,
     mark_unlisted,
+    partitions_refused,
     read_cursor,
+    read_partitions,
+    refuse_partitions,
     save_cursor,
+    save_partition,
+    start_partitions,
     upsert_page,
 )
 from etl.schema import sync_runs
@@ -91,6 +98,7 @@ def run_sync(
     listing: bool = True,
     hydration: HydrateOptions | None = None,
     keep_presigned_credentials: bool = False,
+    partition_days: int = 0,
 ) -> RunStats:
     """Bring the account's transcripts up to date; raise SyncAlreadyRunning if another run holds its lock.
 
@@ -103,7 +111,9 @@ def run_sync(
             migrate.ensure_schema(conn)
         try:
             with lock.hold(conn, f"sync-{account}", wait=False):
-                run = _Run(conn, client, account, on_event or (lambda event, stats: None), keep_presigned_credentials)
+                run = _Run(
+                    conn, client, account, on_event or (lambda event, stats: None), keep_presigned_credentials, partition_days
+                )
                 run.record(started, lambda: run.work(listing, full, hydration))
         except lock.LockBusy:
             raise SyncAlreadyRunning(_already_running(conn, account)) from None
@@ -114,10 +124,12 @@ class _Run:
     """One account's run: its connection, its API client, its counters."""
 
     def __init__(
-        self, conn: Connection, client: ApiClient, account: str, on_event: EventCallback, keep_presigned_credentials: bool
+        self, conn: Connection, client: ApiClient, account: str, on_event: EventCallback, keep_presigned_credentials: bool,
+        partition_days: int,
     ) -> None:
         self.conn, self.client, self.account, self.on_event = conn, client, account, on_event
         self.keep_presigned_credentials = keep_presigned_credentials
+        self.partition_days = partition_days  # UTC days walked at once by a partitioned walk; 0: never
         self.stats = RunStats(account=account)
         self.analyze_at = ANALYZE_FIRST if conn.dialect.name == "postgresql" else None
 
@@ -166,12 +178,30 @@ class _Run:
         self.on_event("progress", stats)
 
     def until_current(self, full: bool) -> None:
-        """Finish an interrupted walk if there is one, then walk from the newest page down to the floor."""
+        """Finish an interrupted walk if there is one, then walk from the newest page down to the floor.
+
+        A first backfill or a full walk goes by day partitions when they are switched on and the account's
+        API has not been found to misread `created_on`; the plain run that follows catches what arrived."""
+        positions, partitions_full = read_partitions(self.conn, self.account)
+        fell_back = False  # a walk by days that fell back is not tried again in this run
+        if positions:
+            # An interrupted full walk, finished, is the reconcile asked for; one that fell back is still owed.
+            fell_back = not self._partitioned(positions, partitions_full)
+            full = (full or partitions_full) if fell_back else (full and not partitions_full)
         cursor = read_cursor(self.conn, self.account)
         if cursor.walking:
-            full = full and not cursor.walk_full  # an interrupted full walk, finished, is the reconcile asked for
+            full = full and not cursor.walk_full
             self._walk(cursor)
             cursor = read_cursor(self.conn, self.account)
+        by_days = self.partition_days and not fell_back and not partitions_refused(self.conn, self.account)
+        if (full or cursor.high_water is None) and by_days:
+            now = _utcnow()
+            with interrupt.writing():
+                start_partitions(self.conn, self.account, partitions.days(now), full, now)
+                self.conn.commit()
+            if self._partitioned(*read_partitions(self.conn, self.account)):
+                full = False
+                cursor = read_cursor(self.conn, self.account)
         if full:
             self._walk(Cursor(high_water=cursor.high_water, walk_full=True))
         else:
@@ -184,7 +214,104 @@ class _Run:
                 with interrupt.writing():
                     self._store_items(items)
             deepest = min((s.boundary for s in check.walk_to), key=lambda b: b.created, default=None)
+            # With no straggler left to the walk and the mark itself final, nothing at or below the mark is
+            # re-read by a plain run: one `after_id` request may bring all that is newer.
+            high_water = cursor.high_water
+            if (
+                deepest is None and high_water is not None
+                and not stragglers.is_pending(self.conn, self.account, high_water.id)
+                and self._newer_than(high_water)
+            ):
+                return
             self._walk(Cursor(high_water=cursor.high_water, walk_floor=_older(cursor.high_water, deepest)))
+
+    def _partitioned(self, positions: dict[date, DayPosition], full: bool) -> bool:
+        """Walk the days still to do, each page committed with its day's position; at the end, in one
+        transaction, the high water mark (the newest transcript listed) and, for a full walk, what is no
+        longer listed. False when `created_on` proved misread: said once, remembered, and the caller walks
+        serially (the rows stored so far are list items as listed, so they stay)."""
+        now = _utcnow()
+        # Into an account with no rows, no page holds a stored id: the days are disjoint.
+        all_new = not full and not has_rows(self.conn, self.account)
+        todo = {day: position.before_id for day, position in positions.items() if not position.done}
+        pages = partitions.walk_days(
+            self.client, todo, workers=self.partition_days, now=now, keep_presigned_credentials=self.keep_presigned_credentials
+        )
+        try:
+            for page in pages:
+                with interrupt.writing():
+                    positions[page.day] = self._store_day(page, positions[page.day], all_new)
+        except partitions.Unpartitionable as refused:
+            pages.close()
+            self.conn.rollback()
+            if refused.misread:
+                reason = f"{refused}: walked the listing serially instead, as every later run of this account will"
+                log.warning("%s", reason)
+                self.stats.warning = reason if self.stats.warning is None else f"{self.stats.warning}; {reason}"
+            else:
+                log.warning("%s: walked the listing serially instead", refused)
+            with interrupt.writing():
+                end_partitions(self.conn, self.account)
+                if refused.misread:
+                    refuse_partitions(self.conn, self.account, str(refused), now)
+                self._commit(replace(self.stats))
+            return False
+        with interrupt.writing():
+            self._end_partitions(positions, full)
+        return True
+
+    def _store_day(self, page: partitions.DayPage, position: DayPosition, all_new: bool) -> DayPosition:
+        """One page of a day: its rows, the day's position and the run's counters, in one transaction."""
+        now = _utcnow()
+        result = upsert_page(self.conn, self.account, page.items, now, all_new=all_new)
+        stats = replace(self.stats)
+        stats.add(result)
+        oldest = position.oldest
+        if page.oldest is not None and (oldest is None or (page.oldest.created, page.oldest.id) < (oldest.created, oldest.id)):
+            oldest = page.oldest
+        position = DayPosition(page.resume_before_id, page.resume_before_id is None, _newer(position.newest, page.newest), oldest)
+        save_partition(self.conn, self.account, page.day, position, now)
+        self._commit(stats)
+        _warn_bad_values(result)
+        return position
+
+    def _end_partitions(self, positions: dict[date, DayPosition], full: bool) -> None:
+        now = _utcnow()
+        stats = replace(self.stats)
+        newest = oldest = None
+        for position in positions.values():
+            newest = _newer(newest, position.newest)
+            if position.oldest is not None and (oldest is None or position.oldest.created < oldest.created):
+                oldest = position.oldest
+        cursor = read_cursor(self.conn, self.account)
+        if newest is not None:
+            save_cursor(self.conn, self.account, Cursor(high_water=_newer(cursor.high_water, newest)), now)
+        if full:
+            # Every day walked to its end, every item checked against its day: the whole listing was seen.
+            latest = Plausible(now).latest
+            stats.unlisted += mark_unlisted(
+                self.conn, self.account, oldest.created if oldest else None, latest, set(), now, unplaced=False
+            )
+        end_partitions(self.conn, self.account)
+        self._commit(stats)
+
+    def _newer_than(self, high_water: Boundary) -> bool:
+        """Store what is newer than the high water mark from one `after_id` request, if that is exact; the
+        items, the mark moved to the newest of them and the run's counters in one transaction."""
+        now = _utcnow()
+        items = newer_than(self.client, high_water, now=now, keep_presigned_credentials=self.keep_presigned_credentials)
+        if items is None:
+            return False
+        with interrupt.writing():
+            result = upsert_page(self.conn, self.account, items, now)
+            stats = replace(self.stats)
+            stats.add(result)
+            newest = Plausible(now).boundaries(items)
+            if newest:
+                save_cursor(self.conn, self.account, Cursor(high_water=newest[0]), now)
+            self._commit(stats)
+        _warn_bad_values(result)
+        return True
 
     def _walk(self, cursor: Cursor) -> None:
         try:

@@ -8,7 +8,7 @@ import time
 
 from sqlalchemy import create_engine, select
 
-from conftest import assert_table_equals_api, cli_env, spawn, stored, summary_json, sync, wait_until
+from conftest import assert_table_equals_api, cli_env, run_cli, spawn, stored, summary_json, sync, wait_until
 from etl.errors import EXIT_ALREADY_RUNNING
 from etl.schema import sync_runs
 
@@ -60,6 +60,36 @@ def test_kills_at_random_instants_never_lose_or_duplicate(database_url):
                 fake.set_status(item["id"], rng.choice(["completed", "error"]))
             fake.add(rng.randint(0, 300), status=rng.choice(["queued", "processing"]))
         result = sync(fake, database_url)
+        assert result.exit_code == 0, result.output
+        assert_table_equals_api(database_url, fake)
+
+
+def test_kills_at_random_instants_of_walks_by_day_never_lose_or_duplicate(database_url):
+    from datetime import datetime, timedelta, timezone
+
+    from conftest import API_KEY
+    from etl.simulator import FakeAssemblyAI
+
+    rng = random.Random(11)
+    by_days = {"AAI_ETL_PARTITION_DAYS": "6"}
+    with FakeAssemblyAI(api_key=API_KEY, latency=0.01, seed=5) as fake:
+        fake.clock = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(days=8)
+        fake.add(2000, status="processing", spread=timedelta(days=6))
+        # The schema first: a kill while a run creates the SQLite file is not what this test is about.
+        assert run_cli(["db", "upgrade"], cli_env(fake, database_url)).exit_code == 0
+        for number in range(6):
+            full = ["--full"] if number % 2 else []  # first backfills and full walks, each killed
+            process = spawn(["sync", "--no-hydrate", *full], cli_env(fake, database_url, **by_days))
+            time.sleep(rng.uniform(0.2, 0.9))
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            for item in rng.sample(fake.listing(), 20):
+                fake.set_status(item["id"], rng.choice(["completed", "error"]))
+            fake.add(rng.randint(0, 300), status=rng.choice(["queued", "processing"]))
+        result = sync(fake, database_url, **by_days)
+        assert result.exit_code == 0, result.output
+        assert_table_equals_api(database_url, fake)
+        result = sync(fake, database_url, "--full", **by_days)
         assert result.exit_code == 0, result.output
         assert_table_equals_api(database_url, fake)
 

@@ -1,7 +1,7 @@
 """Random histories of new transcripts, status changes, deletions, aging out, faults and killed runs,
-pages out of order, odd timestamps, unknown statuses and malformed pages: after a final clean run, the
-table always equals the API. Pending transcripts get buried under newer ones (stragglers), and some
-servers ignore the status filter."""
+pages out of order, odd timestamps, unknown statuses and malformed pages, serial walks and walks by day
+partitions under every reading of created_on: after a final clean run, the table always equals the API.
+Pending transcripts get buried under newer ones (stragglers), and some servers ignore the status filter."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import API_KEY, assert_table_equals_api, empty_database, run_cli, stored
-from etl.simulator import TS_FORMAT, FakeAssemblyAI, Fault
+from etl.simulator import CREATED_ON_MODES, TS_FORMAT, FakeAssemblyAI, Fault
 
 FAULTS = [
     Fault.status(429, headers={"Retry-After": "0"}),
@@ -63,7 +63,9 @@ steps = st.one_of(
 )
 
 
-def apply(step, fake: FakeAssemblyAI, rng: random.Random, database_url: str, config: str, aged_out: set[str]) -> None:
+def apply(
+    step, fake: FakeAssemblyAI, rng: random.Random, database_url: str, config: str, aged_out: set[str], partition_days: str
+) -> None:
     kind = step[0]
     listing = fake.listing()
     if kind == "add" and step[1]:
@@ -94,13 +96,13 @@ def apply(step, fake: FakeAssemblyAI, rng: random.Random, database_url: str, con
         if kill_at is not None:
             faults = faults[:kill_at] + [Fault.none()] * (kill_at - len(faults)) + [KILL]
         fake.fail_next(*faults)
-        run_cli(["sync", "--no-hydrate", "--config", config, *(["--full"] if full else [])], env(fake, database_url))
+        run_cli(["sync", "--no-hydrate", "--config", config, *(["--full"] if full else [])], env(fake, database_url, partition_days))
         fake.clear_faults()  # faults a short run left unused must not leak into the next step
 
 
-def env(fake, database_url):
+def env(fake, database_url, partition_days):
     return {"ASSEMBLYAI_API_KEY": API_KEY, "ASSEMBLYAI_BASE_URL": fake.base_url, "AAI_ETL_DATABASE_URL": database_url,
-            "AAI_ETL_REQUESTS_PER_MINUTE": "600000"}
+            "AAI_ETL_REQUESTS_PER_MINUTE": "600000", "AAI_ETL_PARTITION_DAYS": partition_days}
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
@@ -110,25 +112,35 @@ def env(fake, database_url):
     seed=st.integers(0, 2**16),
     after_id_mode=st.sampled_from(["oldest", "newest"]),
     ignore_status_filter=st.booleans(),
+    partition_days=st.sampled_from(["0", "3"]),
+    created_on_mode=st.sampled_from(CREATED_ON_MODES),
 )
-def test_table_equals_api_after_any_history(kind, tmp_path, history, seed, after_id_mode, ignore_status_filter):
+def test_table_equals_api_after_any_history(
+    kind, tmp_path, history, seed, after_id_mode, ignore_status_filter, partition_days, created_on_mode
+):
+    if partition_days != "0":
+        # A `created` that cannot be placed in a UTC day is listed by no day: only the serial walk sees it.
+        history = [step for step in history if step[0] != "odd"]
     database_url = empty_database(kind, tmp_path)
     config = tmp_path / "fast.toml"
     config.write_text("backoff_seconds = 0.001\nmax_retries = 1\nread_timeout = 5\n")
     rng = random.Random(seed)
     aged_out: set[str] = set()
-    with FakeAssemblyAI(api_key=API_KEY, seed=seed, after_id_mode=after_id_mode, ignore_status_filter=ignore_status_filter) as fake:
+    with FakeAssemblyAI(
+        api_key=API_KEY, seed=seed, after_id_mode=after_id_mode, ignore_status_filter=ignore_status_filter,
+        created_on_mode=created_on_mode,
+    ) as fake:
         for step in history:
-            apply(step, fake, rng, database_url, str(config), aged_out)
+            apply(step, fake, rng, database_url, str(config), aged_out, partition_days)
 
         # A clean incremental run: every listed transcript is stored with its current status, stragglers deep
         # in the listing included.
-        assert run_cli(["sync", "--no-hydrate", "--config", str(config)], env(fake, database_url)).exit_code == 0
+        assert run_cli(["sync", "--no-hydrate", "--config", str(config)], env(fake, database_url, partition_days)).exit_code == 0
         rows = stored(database_url)
         for item in fake.listing():
             assert rows[item["id"]]["status"] == item["status"], item["id"]
 
         # A clean full run: the table equals the API, deletions and aged-out rows included.
-        result = run_cli(["sync", "--no-hydrate", "--full", "--config", str(config)], env(fake, database_url))
+        result = run_cli(["sync", "--no-hydrate", "--full", "--config", str(config)], env(fake, database_url, partition_days))
         assert result.exit_code == 0, result.output
         assert_table_equals_api(database_url, fake, unlisted=aged_out & set(stored(database_url)))

@@ -34,8 +34,9 @@ def test_a_budget_under_the_server_limit_meets_no_429_and_paces_list_and_details
         assert result.exit_code == 0, result.output
         requests = len(fake.requests) - before
     assert fake.rate_limited == 0
-    # 3 pages from one thread, then the details of 30 transcripts from many threads at once.
-    assert summary_json(result)["hydrated"] == 30 and requests == 33
+    # The after_id probe (a full page: 400 are new), 3 pages from one thread, then the details of 30
+    # transcripts from many threads at once.
+    assert summary_json(result)["hydrated"] == 30 and requests == 34
     # Evenly spaced at 15 a second, whichever thread asks: the listing's and the details' requests together.
     assert elapsed >= (requests - 1) / 15 * 0.95
     assert_table_equals_api(sqlite_url, fake)

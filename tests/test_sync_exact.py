@@ -28,8 +28,10 @@ def test_more_than_a_page_of_new_transcripts_between_runs(database_url, fake_eit
     summary = summary_json(result)
     assert summary["inserted"] == 450
     assert summary["updated"] == 0
-    # 450 new need three pages; the third also reaches the old high water mark.
-    assert summary["requests"] == 3
+    # after_id=<high water> comes back full (either reading), so the walk follows: 450 new need three
+    # pages, the third also reaches the old high water mark.
+    assert summary["requests"] == 4
+    assert "after_id" in fake.requests[-4]["params"]
 
 
 def test_idle_run_makes_one_request_and_touches_nothing(database_url, fake):

@@ -1,0 +1,149 @@
+"""Day partitions: a first backfill or `sync --full` walks the listing as UTC days, several at once.
+
+Each day is listed with `created_on=YYYY-MM-DD` and walked back within the day with `before_id`. What the
+server does with `created_on` is undocumented: honoured with a cursor, ignored once a cursor is given,
+refused (400) with a cursor, or its days counted in another time zone. So every item's `created` is
+checked against its day: an item of another day or a refusal raises Unpartitionable, and the caller walks
+the listing serially instead, as it does for this walk alone after a malformed page (an item without a
+usable id or a plausible `created`, an empty page pointing to older ones). A day that never sends a
+cursor (at most a page) is exact under all four readings. A transcript whose `created` cannot be placed
+in a day is listed by no day: only the serial walk sees it.
+
+Threads fetch the days (the client's pacer spaces all of their requests); the caller stores each page,
+one transaction with the day's position, in the order the pages arrive. Transcripts created meanwhile are
+above every day's walk: the caller's walk from the newest page that follows picks them up.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from etl.client import ApiClient
+from etl.errors import ApiError, PaginationError
+from etl.extract import CLOCK_SKEW, LISTING_WINDOW, PAGE_SIZE, WINDOW_SLACK, Boundary, Plausible, next_before_id
+from etl.items import Item, parse_item
+
+
+class Unpartitionable(Exception):
+    """Day partitions cannot be trusted for this walk: why, in one line. `misread`: the API's `created_on`
+    is at fault (remembered for the account), not a malformed page (this walk only)."""
+
+    def __init__(self, reason: str, misread: bool = True) -> None:
+        super().__init__(reason)
+        self.misread = misread
+
+
+@dataclass(frozen=True)
+class DayPage:
+    day: date
+    items: list[Item]
+    # Where the day's walk goes on; None when this page ends the day.
+    resume_before_id: str | None
+    newest: Boundary | None
+    oldest: Boundary | None
+
+
+def days(now: datetime) -> list[date]:
+    """Every UTC day the listing can hold, newest first."""
+    first = (now - LISTING_WINDOW - WINDOW_SLACK).date()
+    last = (now + CLOCK_SKEW).date()
+    return [last - timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def walk_days(
+    client: ApiClient, positions: dict[date, str | None], *, workers: int, now: datetime,
+    keep_presigned_credentials: bool = False,
+) -> Generator[DayPage, None, None]:
+    """Yield the pages of these days (each from its `before_id`, None: from the day's newest) as they arrive,
+    `workers` days at a time. Raises Unpartitionable as soon as any day shows `created_on` misread."""
+    plausible = Plausible(now)
+    todo: queue.SimpleQueue = queue.SimpleQueue()
+    for day in sorted(positions, reverse=True):
+        todo.put(day)
+    results: queue.Queue = queue.Queue(maxsize=2 * workers)  # pages not yet stored: memory stays bounded
+    stop = threading.Event()
+    count = max(1, min(workers, len(positions)))
+
+    def put(result: Any) -> bool:
+        while not stop.is_set():
+            try:
+                results.put(result, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    day = todo.get_nowait()
+                except queue.Empty:
+                    break
+                for page in _walk_day(client, day, positions[day], plausible, keep_presigned_credentials, stop):
+                    if not put(page):
+                        return
+        except BaseException as exc:  # handed to the caller, which raises it
+            put(exc)
+            return
+        put(None)
+
+    # Daemon threads, not an executor: a request stuck in its read timeout must not hold up an exit.
+    for number in range(count):
+        threading.Thread(target=work, name=f"aai-etl-day-{number}", daemon=True).start()
+    finished = 0
+    try:
+        while finished < count:
+            result = results.get()
+            if result is None:
+                finished += 1
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                yield result
+    finally:
+        stop.set()
+
+
+def _walk_day(
+    client: ApiClient, day: date, before_id: str | None, plausible: Plausible, keep_presigned_credentials: bool,
+    stop: threading.Event,
+) -> Iterator[DayPage]:
+    seen: set[str] = {before_id} if before_id else set()
+    while not stop.is_set():
+        try:
+            body = client.list_transcripts(limit=PAGE_SIZE, before_id=before_id, created_on=day.isoformat())
+        except ApiError as exc:
+            if exc.status == 400:
+                cursor = f" with before_id={before_id}" if before_id else ""
+                raise Unpartitionable(f"the API refused created_on={day}{cursor} ({exc})") from None
+            raise
+        items = [parse_item(raw, keep_presigned_credentials) for raw in body["transcripts"]]
+        ordered = plausible.boundaries(items)
+        if len(ordered) != len(items):
+            raise Unpartitionable(f"created_on={day} listed a transcript without a usable id or a plausible created", False)
+        for boundary in ordered:
+            if boundary.created.date() != day:
+                raise Unpartitionable(
+                    f"created_on={day} listed transcript {boundary.id} created {boundary.created:%Y-%m-%d %H:%M:%S} UTC"
+                )
+        prev_url = body["page_details"]["prev_url"]
+        if not items and prev_url is not None:
+            # Empty, yet pointing to older transcripts: what it should hold is unseen.
+            raise Unpartitionable(f"created_on={day} sent an empty page that points to older transcripts", False)
+        next_id = None if prev_url is None else next_before_id(prev_url, ordered, items)
+        if next_id is not None and next_id in seen:
+            raise PaginationError(
+                f"the API listed transcript {next_id} as the oldest of two pages of {day}; stopping rather than looping "
+                "(nothing is lost: the next run resumes from the last saved page)"
+            )
+        yield DayPage(day, items, next_id, ordered[0] if ordered else None, ordered[-1] if ordered else None)
+        if next_id is None:
+            return
+        seen.add(next_id)
+        before_id = next_id

@@ -1,0 +1,124 @@
+"""A first backfill or `sync --full` with `partition_days` walks the listing as UTC days at once, exact under
+every reading of `created_on`, and falls back to the serial walk (said once, remembered) when it is misread."""
+
+from __future__ import annotations
+
+import signal
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import create_engine, select
+
+from conftest import API_KEY, assert_table_equals_api, cli_env, spawn, stored, summary_json, sync, wait_until
+from etl.schema import sync_cursors, sync_partitions, sync_runs
+from etl.simulator import FakeAssemblyAI
+
+PARTITIONS = {"AAI_ETL_PARTITION_DAYS": "8"}
+
+
+def spread_fake(mode: str = "honoured", n: int = 2000, days: int = 5, **options) -> FakeAssemblyAI:
+    """A fake whose transcripts are spread over `days` UTC days ending a day ago: about n/days a day."""
+    fake = FakeAssemblyAI(api_key=API_KEY, created_on_mode=mode, **options)
+    fake.clock = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(days=days + 1)
+    fake.add(n, spread=timedelta(days=days))
+    return fake
+
+
+def rows_of(database_url: str, table) -> list:
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        rows = conn.execute(select(table)).mappings().all()
+    engine.dispose()
+    return [dict(row) for row in rows]
+
+
+def partitioned(fake, database_url, *args: str):
+    result = sync(fake, database_url, "--log-format", "json", *args, **PARTITIONS)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_a_first_backfill_by_day_partitions_is_exact(database_url):
+    with spread_fake() as fake:
+        result = partitioned(fake, database_url)
+        assert_table_equals_api(database_url, fake)
+        dated = [request["params"] for request in fake.requests if "created_on" in request["params"]]
+        assert len({params["created_on"] for params in dated}) >= 90  # every day of the window
+        assert any("before_id" in params for params in dated)  # days of more than a page walked within
+        summary = summary_json(result)
+        assert summary["inserted"] == 2000 and summary.get("warning") is None
+        assert rows_of(database_url, sync_partitions) == []  # done: no day left to resume
+        # The high water mark is the newest transcript: the next run is one after_id request.
+        before = len(fake.requests)
+        assert sync(fake, database_url, **PARTITIONS).exit_code == 0
+        assert [("after_id" in request["params"]) for request in fake.requests[before:]] == [True]
+
+
+@pytest.mark.parametrize("mode", ["ignored_with_cursor", "refused_with_cursor", "other_timezone"])
+def test_a_misread_created_on_falls_back_to_the_serial_walk_said_once_and_remembered(database_url, mode):
+    with spread_fake(mode) as fake:
+        result = partitioned(fake, database_url)
+        assert_table_equals_api(database_url, fake)
+        assert result.stderr.count("walked the listing serially instead") == 1
+        (run,) = rows_of(database_url, sync_runs)
+        assert "created_on=" in run["warning"] and "serially" in run["warning"]
+        (cursor,) = rows_of(database_url, sync_cursors)
+        assert "created_on=" in cursor["partitions_refused"]
+        assert rows_of(database_url, sync_partitions) == []
+        # Remembered: a full walk of this account goes serially at once, without a word.
+        before = len(fake.requests)
+        full = partitioned(fake, database_url, "--full")
+        assert all("created_on" not in request["params"] for request in fake.requests[before:])
+        assert "serially" not in full.stderr
+        assert_table_equals_api(database_url, fake)
+
+
+def test_a_full_walk_by_day_partitions_marks_what_left_the_listing(database_url):
+    with spread_fake() as fake:
+        partitioned(fake, database_url)
+        oldest = fake.listing()[-5:]
+        for item in oldest:
+            fake.expire(item["id"])
+        fake.delete(fake.listing()[100]["id"])
+        result = partitioned(fake, database_url, "--full")
+        summary = summary_json(result)
+        assert (summary["unlisted"], summary["deleted"]) == (5, 1)
+        assert_table_equals_api(database_url, fake, unlisted={item["id"] for item in oldest})
+
+
+def test_transcripts_created_while_the_days_are_walked_are_caught(database_url):
+    with spread_fake() as fake:
+        release = fake.hold(20)
+        process = spawn(["sync", "--no-hydrate"], cli_env(fake, database_url, **PARTITIONS))
+        assert fake.held.wait(30), process.communicate()
+        fake.add(30)  # newer than everything, while the walk is half done
+        release.set()
+        assert process.wait(60) == 0, process.communicate()
+        assert_table_equals_api(database_url, fake)
+
+
+def test_a_killed_partitioned_backfill_resumes_every_day_where_it_stopped(database_url):
+    with spread_fake(latency=0.01) as fake:
+        release = fake.hold(40)
+        process = spawn(["sync", "--no-hydrate"], cli_env(fake, database_url, **PARTITIONS))
+        assert fake.held.wait(30), process.communicate()
+        wait_until(lambda: any(row["done"] or row["before_id"] for row in rows_of(database_url, sync_partitions)))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        release.set()
+        positions = {row["day"].isoformat(): row for row in rows_of(database_url, sync_partitions)}
+        started = {day for day, row in positions.items() if row["done"] or row["before_id"]}
+        kept = len(stored(database_url))
+        assert started and kept > 0
+
+        before = len(fake.requests)
+        result = partitioned(fake, database_url)
+        assert_table_equals_api(database_url, fake)
+        assert summary_json(result)["inserted"] == 2000 - kept  # nothing committed is written again
+        again = [request["params"] for request in fake.requests[before:] if "created_on" in request["params"]]
+        # No day that had committed a page starts again from its newest.
+        assert not [p for p in again if p["created_on"] in started and "before_id" not in p]
+        # A finished day is not asked for at all.
+        done = {day for day, row in positions.items() if row["done"]}
+        assert not [p for p in again if p["created_on"] in done]
+        assert rows_of(database_url, sync_partitions) == []
