@@ -83,7 +83,10 @@ def test_kills_at_random_instants_of_walks_by_day_never_lose_or_duplicate(databa
             time.sleep(rng.uniform(0.2, 0.9))
             process.send_signal(signal.SIGKILL)
             process.wait()
-            for item in rng.sample(fake.listing(), 20):
+            # Pending ones finish, as the API's do: a final status is final (a change from one final status to
+            # another is for `sync --full` to catch, and the last run here is a plain one).
+            pending = [item for item in fake.listing() if item["status"] in ("queued", "processing")]
+            for item in rng.sample(pending, min(20, len(pending))):
                 fake.set_status(item["id"], rng.choice(["completed", "error"]))
             fake.add(rng.randint(0, 300), status=rng.choice(["queued", "processing"]))
         result = sync(fake, database_url, **by_days)
