@@ -191,7 +191,8 @@ def _write(conn: Connection, account: str, batch: list[_Fetched], options: Hydra
     failed = [fetched for fetched in batch if fetched.body is None]
     if done:
         refused = _store_each(conn, account, done, options, now, seq)
-        done = [fetched for fetched in done if fetched.transcript_id not in {r.transcript_id for r in refused}]
+        refused_ids = {fetched.transcript_id for fetched in refused}
+        done = [fetched for fetched in done if fetched.transcript_id not in refused_ids]
         failed += refused
     if failed:
         row = and_(transcripts.c.account == account, transcripts.c.id == bindparam("b_id"), transcripts.c.deleted_at.is_(None))

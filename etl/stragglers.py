@@ -23,13 +23,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 from sqlalchemy import Connection, func, or_, select
 
 from etl.client import ApiClient
 from etl.errors import ApiError
-from etl.extract import PAGE_SIZE, Boundary
+from etl.extract import PAGE_SIZE, Boundary, Plausible, reaches
 from etl.items import FINAL_STATUSES, PENDING_STATUSES, Item, parse_item
 from etl.schema import transcripts
 
@@ -153,6 +153,7 @@ class Recheck:
         stragglers not listed there (no longer in that status), or all if the filter proves unreliable."""
         wanted = {s.id: s for s in group}
         oldest = group[0]
+        plausible = Plausible(datetime.now(timezone.utc))
         before_id: str | None = None
         seen: set[str] = set()
         while True:
@@ -173,7 +174,9 @@ class Recheck:
                 yield list(found.values())
                 for transcript_id in found:
                     del wanted[transcript_id]
-            ended = not items or body["page_details"].get("prev_url") is None or _reaches(items, oldest)
+            # The walk's own test: the straggler itself, or a plausible `created` before it (one odd value
+            # does not end the listing early).
+            ended = not items or body["page_details"].get("prev_url") is None or reaches(items, oldest.boundary, plausible)
             if ended:
                 return list(wanted.values())
             before_id = items[-1].id
@@ -203,11 +206,6 @@ def _unreliable(items: list[Item], status: str, seen: set[str]) -> str | None:
     if items and items[-1].id in seen:
         return f"listed transcript {items[-1].id} as the oldest of two pages"
     return None
-
-
-def _reaches(items: list[Item], straggler: Straggler) -> bool:
-    """True when the page holds the straggler or a transcript created before it: the listing is past it."""
-    return any(item.id == straggler.id or (item.row["created"] is not None and item.row["created"] < straggler.created) for item in items)
 
 
 def _walk_pages(conn: Connection, account: str, since: datetime) -> int:
