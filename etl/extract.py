@@ -88,8 +88,10 @@ def walk_back(
     floor: Boundary | None,
     now: datetime | None = None,
     keep_presigned_credentials: bool = False,
+    first: dict | None = None,
 ) -> Iterator[Page]:
     """Yield pages older than `before_id` (or from the newest), ending with the page that reaches `floor`.
+    `first`: the newest page, already read (without `before_id`), to start from instead of asking again.
 
     The floor is reached by meeting the floor transcript or a run of items created before it; without a
     floor the walk goes to the end of the listing. The next page is the one the API's `prev_url` names.
@@ -100,7 +102,7 @@ def walk_back(
     run = 0  # items in a row, across pages, created before the floor
     downloads = _Downloads(client)
     try:
-        upcoming = downloads.fetch(before_id)
+        upcoming = downloads.fetch(before_id, first if before_id is None else None)
         while True:
             body = _page(upcoming, before_id)
             items = [parse_item(raw, keep_presigned_credentials) for raw in body["transcripts"]]
@@ -179,9 +181,13 @@ class _Downloads:
         self._requests: queue.SimpleQueue = queue.SimpleQueue()
         threading.Thread(target=self._run, name="aai-etl-download", daemon=True).start()
 
-    def fetch(self, before_id: str | None) -> Future:
+    def fetch(self, before_id: str | None, body: dict | None = None) -> Future:
+        """The page before `before_id`, downloading; `body`: that page, already read."""
         future: Future = Future()
-        self._requests.put((before_id, future))
+        if body is not None:
+            future.set_result(body)
+        else:
+            self._requests.put((before_id, future))
         return future
 
     def close(self) -> None:

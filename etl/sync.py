@@ -8,7 +8,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 from sqlalchemy import Connection, Engine, insert, select, text, update
 
@@ -16,9 +16,9 @@ from etl import derive, interrupt, lock, migrate, partitions, stragglers
 from etl.client import ApiClient
 from etl.db import connect
 from etl.errors import CursorRejected, EtlError, SyncAlreadyRunning
-from etl.extract import LISTING_WINDOW, Boundary, Page, Plausible, newer_than, reaches, walk_back
+from etl.extract import LISTING_WINDOW, PAGE_SIZE, Boundary, Page, Plausible, newer_than, reaches, walk_back
 from etl.hydrate import HydrateOptions, hydrate, hydration_backlog
-from etl.items import Item
+from etl.items import Item, parse_item
 from etl.load import (
     Cursor,
     DayPosition,
@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 # scan the whole table, each page longer than the last. So a run that inserts many rows analyzes the table
 # itself, at 1,000 new rows and at every four times as many since: cheap, and long before autovacuum would.
 ANALYZE_FIRST, ANALYZE_GROWTH = 1_000, 4
+# `partitions = "auto"` walks a first backfill or full walk by days when the newest full page spans less
+# than this: about 90 pages or more in the 90-day window, against ~93 day requests made in parallel.
+DENSE_SPAN = timedelta(days=1)
 
 
 @dataclass
@@ -98,12 +101,15 @@ def run_sync(
     listing: bool = True,
     hydration: HydrateOptions | None = None,
     keep_presigned_credentials: bool = False,
-    partition_days: int = 0,
+    partitions: str = "auto",
+    partition_days: int = 32,
 ) -> RunStats:
     """Bring the account's transcripts up to date; raise SyncAlreadyRunning if another run holds its lock.
 
     `listing` syncs the list (`full`: the whole of it, which catches deletions of older transcripts and
     marks rows that have left the 90-day window); `hydration` then fetches the details of final ones.
+    `partitions` says how a first backfill or full walk goes: "auto" (by days when they pay, see
+    `_Run.days_pay`), "days" or "serial"; `partition_days` days at once.
     """
     started = time.monotonic()
     with connect(engine) as conn:
@@ -112,7 +118,8 @@ def run_sync(
         try:
             with lock.hold(conn, f"sync-{account}", wait=False):
                 run = _Run(
-                    conn, client, account, on_event or (lambda event, stats: None), keep_presigned_credentials, partition_days
+                    conn, client, account, on_event or (lambda event, stats: None), keep_presigned_credentials, partitions,
+                    partition_days,
                 )
                 run.record(started, lambda: run.work(listing, full, hydration))
         except lock.LockBusy:
@@ -125,11 +132,14 @@ class _Run:
 
     def __init__(
         self, conn: Connection, client: ApiClient, account: str, on_event: EventCallback, keep_presigned_credentials: bool,
-        partition_days: int,
+        partitions: str, partition_days: int,
     ) -> None:
         self.conn, self.client, self.account, self.on_event = conn, client, account, on_event
         self.keep_presigned_credentials = keep_presigned_credentials
-        self.partition_days = partition_days  # UTC days walked at once by a partitioned walk; 0: never
+        self.partitions = partitions  # how a first backfill or full walk goes: auto, days or serial
+        self.partition_days = partition_days  # UTC days walked at once by a partitioned walk
+        # The newest page, read to decide how to walk and then walked serially: the walk starts from it.
+        self.newest_page: dict | None = None
         self.stats = RunStats(account=account)
         self.analyze_at = ANALYZE_FIRST if conn.dialect.name == "postgresql" else None
 
@@ -180,7 +190,7 @@ class _Run:
     def until_current(self, full: bool) -> None:
         """Finish an interrupted walk if there is one, then walk from the newest page down to the floor.
 
-        A first backfill or a full walk goes by day partitions when they are switched on and the account's
+        A first backfill or a full walk goes by day partitions when they pay (`days_pay`) and the account's
         API has not been found to misread `created_on`; the plain run that follows catches what arrived."""
         positions, partitions_full = read_partitions(self.conn, self.account)
         fell_back = False  # a walk by days that fell back is not tried again in this run
@@ -193,8 +203,8 @@ class _Run:
             full = full and not cursor.walk_full
             self._walk(cursor)
             cursor = read_cursor(self.conn, self.account)
-        by_days = self.partition_days and not fell_back and not partitions_refused(self.conn, self.account)
-        if (full or cursor.high_water is None) and by_days:
+        by_days = self.partitions != "serial" and not fell_back and not partitions_refused(self.conn, self.account)
+        if (full or cursor.high_water is None) and by_days and self.days_pay():
             now = _utcnow()
             with interrupt.writing():
                 start_partitions(self.conn, self.account, partitions.days(now), full, now)
@@ -224,6 +234,23 @@ class _Run:
             ):
                 return
             self._walk(Cursor(high_water=cursor.high_water, walk_floor=_older(cursor.high_water, deepest)))
+
+    def days_pay(self) -> bool:
+        """Whether this first backfill or full walk goes by days. "auto" reads the newest page (the serial walk
+        starts from it, so it is not read twice): a full page whose plausible items span less than DENSE_SPAN
+        means about 90 pages or more in the window, which the ~93 day requests, walked in parallel, repay."""
+        if self.partitions == "days":
+            return True
+        body = self.client.list_transcripts(limit=PAGE_SIZE)
+        items = body.get("transcripts") if isinstance(body, dict) else None
+        if not isinstance(items, list) or len(items) < PAGE_SIZE:
+            self.newest_page = body
+            return False
+        ordered = Plausible(_utcnow()).boundaries([parse_item(raw, self.keep_presigned_credentials) for raw in items])
+        dense = len(ordered) >= PAGE_SIZE // 2 and ordered[0].created - ordered[-1].created < DENSE_SPAN
+        self.newest_page = None if dense else body
+        log.info("the newest page %s: walking the listing %s", "spans less than a day" if dense else "does not", "by days" if dense else "serially")
+        return dense
 
     def _partitioned(self, positions: dict[date, DayPosition], full: bool) -> bool:
         """Walk the days still to do, each page committed with its day's position; at the end, in one
@@ -273,6 +300,7 @@ class _Run:
         save_partition(self.conn, self.account, page.day, position, now)
         self._commit(stats)
         _warn_bad_values(result)
+        self._analyze_if_grown()
         return position
 
     def _end_partitions(self, positions: dict[date, DayPosition], full: bool) -> None:
@@ -326,12 +354,14 @@ class _Run:
 
     def _pages(self, cursor: Cursor, all_new: bool) -> None:
         walk = _Walk(Plausible(_utcnow()))
+        # The newest page `days_pay` read starts a walk from the newest page; only the first one.
+        first, self.newest_page = (self.newest_page if cursor.walk_before_id is None else None), None
         if cursor.walk_before_id is not None:
             created = created_of(self.conn, self.account, cursor.walk_before_id)
             walk.oldest = Boundary(cursor.walk_before_id, created) if created else None
         pages = walk_back(
             self.client, before_id=cursor.walk_before_id, floor=cursor.walk_floor, now=walk.plausible.now,
-            keep_presigned_credentials=self.keep_presigned_credentials,
+            keep_presigned_credentials=self.keep_presigned_credentials, first=first,
         )
         for page in pages:
             with interrupt.writing():
@@ -358,11 +388,16 @@ class _Run:
         save_cursor(self.conn, self.account, cursor, now)
         self._commit(stats)
         _warn_bad_values(result)
+        self._analyze_if_grown()
+        return cursor
+
+    def _analyze_if_grown(self) -> None:
+        """On PostgreSQL, ANALYZE the table once this run has inserted ANALYZE_FIRST rows, then at every
+        ANALYZE_GROWTH times as many: a page's lookups must not be planned as for an empty table."""
         if self.analyze_at is not None and self.stats.inserted >= self.analyze_at:
             self.conn.execute(text("ANALYZE transcripts"))
             self.conn.commit()
             self.analyze_at *= ANALYZE_GROWTH
-        return cursor
 
     def _store_items(self, items: list[Item]) -> None:
         """Re-read list items outside the walk: their rows and the run's counters, in one transaction."""

@@ -1,5 +1,6 @@
-"""A first backfill or `sync --full` with `partition_days` walks the listing as UTC days at once, exact under
-every reading of `created_on`, and falls back to the serial walk (said once, remembered) when it is misread."""
+"""A first backfill or `sync --full` walks the listing as UTC days at once (`partitions = "days"`, or by
+default when the newest page shows many transcripts a day), exact under every reading of `created_on`, and
+falls back to the serial walk (said once, remembered) when it is misread."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import create_engine, select
 
-from conftest import API_KEY, assert_table_equals_api, cli_env, spawn, stored, summary_json, sync, wait_until
+from conftest import API_KEY, assert_table_equals_api, cli_env, empty_database, spawn, stored, summary_json, sync, wait_until
 from etl.schema import sync_cursors, sync_partitions, sync_runs
 from etl.simulator import FakeAssemblyAI
 
-PARTITIONS = {"AAI_ETL_PARTITION_DAYS": "8"}
+PARTITIONS = {"AAI_ETL_PARTITIONS": "days", "AAI_ETL_PARTITION_DAYS": "8"}
+# The default: by days when the newest page spans less than a day, else serially.
+DEFAULT: dict[str, str] = {}
 
 
 def spread_fake(mode: str = "honoured", n: int = 2000, days: int = 5, **options) -> FakeAssemblyAI:
@@ -32,8 +35,8 @@ def rows_of(database_url: str, table) -> list:
     return [dict(row) for row in rows]
 
 
-def partitioned(fake, database_url, *args: str):
-    result = sync(fake, database_url, "--log-format", "json", *args, **PARTITIONS)
+def partitioned(fake, database_url, *args: str, settings: dict[str, str] = PARTITIONS):
+    result = sync(fake, database_url, "--log-format", "json", *args, **settings)
     assert result.exit_code == 0, result.output
     return result
 
@@ -54,10 +57,54 @@ def test_a_first_backfill_by_day_partitions_is_exact(database_url):
         assert [("after_id" in request["params"]) for request in fake.requests[before:]] == [True]
 
 
+def dated(requests) -> list[dict]:
+    return [request["params"] for request in requests if "created_on" in request["params"]]
+
+
+def test_the_default_walks_by_days_on_a_dense_account_and_serially_on_a_sparse_one(database_url, tmp_path):
+    # Dense: 2,000 transcripts over 5 days, 400 a day; the newest page spans about half a day.
+    with spread_fake() as fake:
+        result = partitioned(fake, database_url, settings=DEFAULT)
+        assert_table_equals_api(database_url, fake)
+        assert fake.requests[0]["params"] == {"limit": "200"}  # the newest page, read to decide
+        assert len({params["created_on"] for params in dated(fake.requests)}) >= 90
+        assert summary_json(result)["inserted"] == 2000
+        # A full walk of it goes by days too, and stays exact.
+        fake.delete(fake.listing()[700]["id"])
+        fake.add(5)
+        before = len(fake.requests)
+        assert summary_json(partitioned(fake, database_url, "--full", settings=DEFAULT))["deleted"] == 1
+        assert dated(fake.requests[before:])
+        assert_table_equals_api(database_url, fake)
+
+    # Sparse: 1,000 transcripts over 60 days, 17 a day; a page spans about 12 days. The serial walk starts
+    # from the newest page read to decide: no page is read twice, no day is asked for.
+    sparse = empty_database("sqlite" if database_url.startswith("sqlite") else "postgresql", tmp_path)
+    with spread_fake(n=1000, days=60) as fake:
+        result = partitioned(fake, sparse, settings=DEFAULT)
+        assert_table_equals_api(sparse, fake)
+        assert not dated(fake.requests)
+        newest = [request for request in fake.requests if not {"before_id", "after_id"} & set(request["params"])]
+        assert len(newest) == 1
+        assert summary_json(result)["requests"] == len(fake.requests) == 5
+        before = len(fake.requests)
+        partitioned(fake, sparse, "--full", settings=DEFAULT)
+        assert not dated(fake.requests[before:])
+        assert_table_equals_api(sparse, fake)
+
+
+def test_partitions_serial_never_walks_by_days(database_url):
+    with spread_fake() as fake:
+        partitioned(fake, database_url, settings={"AAI_ETL_PARTITIONS": "serial"})
+        assert_table_equals_api(database_url, fake)
+        assert not dated(fake.requests)
+
+
+@pytest.mark.parametrize("settings", [PARTITIONS, DEFAULT], ids=["days", "default"])
 @pytest.mark.parametrize("mode", ["ignored_with_cursor", "refused_with_cursor", "other_timezone"])
-def test_a_misread_created_on_falls_back_to_the_serial_walk_said_once_and_remembered(database_url, mode):
+def test_a_misread_created_on_falls_back_to_the_serial_walk_said_once_and_remembered(database_url, mode, settings):
     with spread_fake(mode) as fake:
-        result = partitioned(fake, database_url)
+        result = partitioned(fake, database_url, settings=settings)
         assert_table_equals_api(database_url, fake)
         assert result.stderr.count("walked the listing serially instead") == 1
         (run,) = rows_of(database_url, sync_runs)
@@ -67,7 +114,7 @@ def test_a_misread_created_on_falls_back_to_the_serial_walk_said_once_and_rememb
         assert rows_of(database_url, sync_partitions) == []
         # Remembered: a full walk of this account goes serially at once, without a word.
         before = len(fake.requests)
-        full = partitioned(fake, database_url, "--full")
+        full = partitioned(fake, database_url, "--full", settings=settings)
         assert all("created_on" not in request["params"] for request in fake.requests[before:])
         assert "serially" not in full.stderr
         assert_table_equals_api(database_url, fake)
@@ -97,12 +144,16 @@ def test_transcripts_created_while_the_days_are_walked_are_caught(database_url):
         assert_table_equals_api(database_url, fake)
 
 
-def test_a_killed_partitioned_backfill_resumes_every_day_where_it_stopped(database_url):
+@pytest.mark.parametrize("settings", [PARTITIONS, DEFAULT], ids=["days", "default"])
+def test_a_killed_partitioned_backfill_resumes_every_day_where_it_stopped(database_url, settings):
     with spread_fake(latency=0.01) as fake:
         release = fake.hold(40)
-        process = spawn(["sync", "--no-hydrate"], cli_env(fake, database_url, **PARTITIONS))
+        process = spawn(["sync", "--no-hydrate"], cli_env(fake, database_url, **settings))
         assert fake.held.wait(30), process.communicate()
-        wait_until(lambda: any(row["done"] or row["before_id"] for row in rows_of(database_url, sync_partitions)))
+        wait_until(
+            lambda: any(row["done"] or row["before_id"] for row in rows_of(database_url, sync_partitions))
+            and len(stored(database_url)) > 0
+        )
         process.send_signal(signal.SIGKILL)
         process.wait()
         release.set()
@@ -112,7 +163,7 @@ def test_a_killed_partitioned_backfill_resumes_every_day_where_it_stopped(databa
         assert started and kept > 0
 
         before = len(fake.requests)
-        result = partitioned(fake, database_url)
+        result = partitioned(fake, database_url, settings=settings)
         assert_table_equals_api(database_url, fake)
         assert summary_json(result)["inserted"] == 2000 - kept  # nothing committed is written again
         again = [request["params"] for request in fake.requests[before:] if "created_on" in request["params"]]

@@ -6,6 +6,7 @@ import random
 import signal
 import time
 
+import pytest
 from sqlalchemy import create_engine, select
 
 from conftest import assert_table_equals_api, cli_env, run_cli, spawn, stored, summary_json, sync, wait_until
@@ -64,14 +65,15 @@ def test_kills_at_random_instants_never_lose_or_duplicate(database_url):
         assert_table_equals_api(database_url, fake)
 
 
-def test_kills_at_random_instants_of_walks_by_day_never_lose_or_duplicate(database_url):
+@pytest.mark.parametrize("by_days", [{"AAI_ETL_PARTITIONS": "days", "AAI_ETL_PARTITION_DAYS": "6"}, {}], ids=["days", "default"])
+def test_kills_at_random_instants_of_walks_by_day_never_lose_or_duplicate(database_url, by_days):
     from datetime import datetime, timedelta, timezone
 
     from conftest import API_KEY
     from etl.simulator import FakeAssemblyAI
 
+    # The default walks these 2,000 transcripts of 6 days by days too: the newest page spans under a day.
     rng = random.Random(11)
-    by_days = {"AAI_ETL_PARTITION_DAYS": "6"}
     with FakeAssemblyAI(api_key=API_KEY, latency=0.01, seed=5) as fake:
         fake.clock = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(days=8)
         fake.add(2000, status="processing", spread=timedelta(days=6))

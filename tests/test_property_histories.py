@@ -64,7 +64,7 @@ steps = st.one_of(
 
 
 def apply(
-    step, fake: FakeAssemblyAI, rng: random.Random, database_url: str, config: str, aged_out: set[str], partition_days: str
+    step, fake: FakeAssemblyAI, rng: random.Random, database_url: str, config: str, aged_out: set[str], partitions: str
 ) -> None:
     kind = step[0]
     listing = fake.listing()
@@ -96,13 +96,14 @@ def apply(
         if kill_at is not None:
             faults = faults[:kill_at] + [Fault.none()] * (kill_at - len(faults)) + [KILL]
         fake.fail_next(*faults)
-        run_cli(["sync", "--no-hydrate", "--config", config, *(["--full"] if full else [])], env(fake, database_url, partition_days))
+        run_cli(["sync", "--no-hydrate", "--config", config, *(["--full"] if full else [])], env(fake, database_url, partitions))
         fake.clear_faults()  # faults a short run left unused must not leak into the next step
 
 
-def env(fake, database_url, partition_days):
+def env(fake, database_url, partitions):
+    # "auto" is the default: by days once the newest page spans less than a day (an add of 200 or more).
     return {"ASSEMBLYAI_API_KEY": API_KEY, "ASSEMBLYAI_BASE_URL": fake.base_url, "AAI_ETL_DATABASE_URL": database_url,
-            "AAI_ETL_REQUESTS_PER_MINUTE": "600000", "AAI_ETL_PARTITION_DAYS": partition_days}
+            "AAI_ETL_REQUESTS_PER_MINUTE": "600000", "AAI_ETL_PARTITIONS": partitions, "AAI_ETL_PARTITION_DAYS": "3"}
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
@@ -112,13 +113,13 @@ def env(fake, database_url, partition_days):
     seed=st.integers(0, 2**16),
     after_id_mode=st.sampled_from(["oldest", "newest"]),
     ignore_status_filter=st.booleans(),
-    partition_days=st.sampled_from(["0", "3"]),
+    partitions=st.sampled_from(["serial", "days", "auto"]),
     created_on_mode=st.sampled_from(CREATED_ON_MODES),
 )
 def test_table_equals_api_after_any_history(
-    kind, tmp_path, history, seed, after_id_mode, ignore_status_filter, partition_days, created_on_mode
+    kind, tmp_path, history, seed, after_id_mode, ignore_status_filter, partitions, created_on_mode
 ):
-    if partition_days != "0":
+    if partitions != "serial":
         # A `created` that cannot be placed in a UTC day is listed by no day: only the serial walk sees it.
         history = [step for step in history if step[0] != "odd"]
     database_url = empty_database(kind, tmp_path)
@@ -131,16 +132,16 @@ def test_table_equals_api_after_any_history(
         created_on_mode=created_on_mode,
     ) as fake:
         for step in history:
-            apply(step, fake, rng, database_url, str(config), aged_out, partition_days)
+            apply(step, fake, rng, database_url, str(config), aged_out, partitions)
 
         # A clean incremental run: every listed transcript is stored with its current status, stragglers deep
         # in the listing included.
-        assert run_cli(["sync", "--no-hydrate", "--config", str(config)], env(fake, database_url, partition_days)).exit_code == 0
+        assert run_cli(["sync", "--no-hydrate", "--config", str(config)], env(fake, database_url, partitions)).exit_code == 0
         rows = stored(database_url)
         for item in fake.listing():
             assert rows[item["id"]]["status"] == item["status"], item["id"]
 
         # A clean full run: the table equals the API, deletions and aged-out rows included.
-        result = run_cli(["sync", "--no-hydrate", "--full", "--config", str(config)], env(fake, database_url, partition_days))
+        result = run_cli(["sync", "--no-hydrate", "--full", "--config", str(config)], env(fake, database_url, partitions))
         assert result.exit_code == 0, result.output
         assert_table_equals_api(database_url, fake, unlisted=aged_out & set(stored(database_url)))
