@@ -1,31 +1,41 @@
-"""First sync by day partitions (issue 9, part 3) beside the serial walk and dlt, and the idle run after it.
+"""The first sync with the default walk (by days when they pay), the idle and straggler runs after it and
+hydration, beside the serial walk and dlt, at several latencies, with and without a server rate limit
+(issue 9).
 
-    .venv/bin/python benchmarks/partitions.py                   # defaults below
-    .venv/bin/python benchmarks/partitions.py --n 20000 --days 60 --latency 0 0.1 0.3 --rate-limit 0 80 --db sqlite
+    .venv/bin/python benchmarks/partitions.py                   # defaults below: the whole matrix
+    .venv/bin/python benchmarks/partitions.py --db sqlite --latency 0.1 --rate-limit 0   # one cell
 
-The fake (etl/simulator.py, in this process) holds N completed transcripts spread over `--days` UTC days,
-answering each request after `--latency` seconds, with a server rate limit of `--rate-limit` requests a
-second (0: none). At each latency and limit, one subprocess each, on a fresh database:
-- aai-etl serial: `aai-etl sync --quiet --no-hydrate` with `partition_days = 0` (the walk);
-- aai-etl by days: the same with `partition_days = --partition-days`;
-- idle: the by-days command again, nothing new;
-- dlt: benchmarks/dlt_pipeline.py (the serial walk through dlt's rest_api source).
-Every run must store exactly N rows. Shown beside them: the serial-walk floor (pages x latency) and the
-rate-limit floor (requests / limit). Target: at 100 ms, the by-days first sync in at most a quarter of
-dlt's time. aai-etl runs with `--budget` requests a minute (default: run.py's UNPACED).
+For each database, server limit and latency, the fake (etl/simulator.py, in this process) holds N
+completed transcripts spread over `--days` UTC days, one of them `queued` `--depth` transcripts deep, and
+answers each request after the latency, at most `--rate-limit` requests a second (0: none). One
+subprocess each, each on a fresh database (names end in `--suffix`, so that concurrent runs of several
+checkouts never share one):
+- first sync: `aai-etl sync --quiet --no-hydrate` with the defaults (`partitions = "auto"`: by days when the
+  newest page spans less than a day, which it does here); `by_days` says whether it did;
+- idle: the same again, nothing new but the stuck transcript (target: at most 3 requests);
+- straggler: the same after the stuck transcript completed (target: at most 5 requests, the row exact);
+- serial: the first sync with `partitions = "serial"`; dlt: benchmarks/dlt_pipeline.py (its serial walk);
+- hydration: `aai-etl hydrate --quiet` of `--hydrate-n` transcripts listed beforehand (not timed), with
+  the default budget (2,000 requests a minute) or, under a server limit, `--limit-budget`.
+Every run must store exactly N rows. Shown beside them: the serial-walk floor (pages x latency), the
+rate-limit floor (requests / limit) and the budget floor (requests / budget). Target: at 100 ms, the
+first sync in at most a quarter of dlt's time. The listing runs use `--budget` requests a minute
+(default: run.py's UNPACED, the machinery's own speed); under a server limit, `--limit-budget`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hydrate import child_env  # noqa: E402
+from hydrate import child_env, hydrated_rows  # noqa: E402
 from run import (  # noqa: E402
     AAI_ETL as AAI_ETL_PATH,
     API_KEY,
@@ -39,56 +49,115 @@ from run import (  # noqa: E402
     ensure_dlt_venv,
     fresh_database,
 )
-
+from stragglers import stored_raw  # noqa: E402
 
 AAI_ETL = str(AAI_ETL_PATH)
 PAGE = 200
+DEFAULT_BUDGET = 2000  # requests a minute: the setting's default
 TARGET_DLT_SHARE = 0.25
+TARGET_IDLE, TARGET_STRAGGLER = 3, 5
+SYNC = [AAI_ETL, "sync", "--quiet", "--no-hydrate"]
 
 
-def measure(spawner: Spawner, args: argparse.Namespace, kind: str, latency: float, limit: float, workdir: Path) -> dict:
-    with FakeAssemblyAI(api_key=API_KEY, seed=args.n, rate_limit=limit or None) as fake:
-        fake.clock = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(days=args.days + 1)
-        fake.add(args.n, spread=timedelta(days=args.days))
+def spread_fake(args: argparse.Namespace, n: int, limit: float) -> FakeAssemblyAI:
+    fake = FakeAssemblyAI(api_key=API_KEY, seed=n, rate_limit=limit or None)
+    fake.clock = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(days=args.days + 1)
+    fake.add(n, spread=timedelta(days=args.days))
+    return fake
+
+
+def listing(spawner: Spawner, args: argparse.Namespace, kind: str, latency: float, limit: float, workdir: Path) -> dict:
+    budget = args.limit_budget if limit else args.budget
+    row: dict = {"db": kind, "latency_s": latency, "rate_limit": limit or None, "budget_per_min": float(budget)}
+    with spread_fake(args, args.n, limit) as fake:
+        stuck = fake.listing()[args.depth]
+        fake.set_status(stuck["id"], "queued")
         fake.latency = latency
-        row: dict = {"db": kind, "latency_s": latency, "rate_limit": limit or None}
+        name = f"bench_part_{args.suffix}"
         for tool, extra, command in (
-            ("serial", {"AAI_ETL_PARTITION_DAYS": "0"}, [AAI_ETL, "sync", "--quiet", "--no-hydrate"]),
-            ("by_days", {"AAI_ETL_PARTITION_DAYS": str(args.partition_days)}, [AAI_ETL, "sync", "--quiet", "--no-hydrate"]),
+            ("first", {}, SYNC),
+            ("serial", {"AAI_ETL_PARTITIONS": "serial"}, SYNC),
             ("dlt", {"RUNTIME__DLTHUB_TELEMETRY": "false"}, [str(DLT_PYTHON), str(BENCH / "dlt_pipeline.py")]),
         ):
-            url = fresh_database(kind, f"bench_part_{tool}", workdir)
+            if tool in args.skip:
+                continue
+            url = fresh_database(kind, name, workdir)
             pipelines = tempfile.mkdtemp(prefix="dlt-pipelines-", dir=workdir)
-            env = {**child_env(fake, url, args.budget), **extra, "DLT_PIPELINES_DIR": pipelines}
+            env = {**child_env(fake, url, str(budget)), **extra, "DLT_PIPELINES_DIR": pipelines}
+            before = len(fake.requests)
             result = spawner.run(command, env, workdir, fake)
             rows = count_rows(url, "dlt" if tool == "dlt" else "aai-etl")
             if rows != args.n:
                 raise RuntimeError(f"{tool} stored {rows} of {args.n} transcripts on {kind}")
             row[f"{tool}_s"], row[f"{tool}_requests"] = result["wall_s"], result["requests"]
-            if tool == "by_days":
-                idle = spawner.run(command, env, workdir, fake)
+            row[f"{tool}_429"] = sum(1 for r in fake.requests[before:] if r["status"] == 429)
+            if tool == "first":
+                row["by_days"] = any("created_on" in r["params"] for r in fake.requests[before:])
+                idle = spawner.run(SYNC, env, workdir, fake)
                 row["idle_s"], row["idle_requests"] = idle["wall_s"], idle["requests"]
-            drop_database(kind, f"bench_part_{tool}", workdir)
-        pages = -(-args.n // PAGE)
-        row["serial_floor_s"] = pages * latency
-        row["rate_floor_s"] = row["by_days_requests"] / limit if limit else None
-        row["by_days_over_dlt"] = row["by_days_s"] / row["dlt_s"]
-        row["met"] = row["by_days_over_dlt"] <= TARGET_DLT_SHARE
-        return row
+                fake.set_status(stuck["id"], "completed")
+                done = spawner.run(SYNC, env, workdir, fake)
+                row["straggler_s"], row["straggler_requests"] = done["wall_s"], done["requests"]
+                current = next(item for item in fake.listing() if item["id"] == stuck["id"])
+                row["straggler_exact"] = stored_raw(url, stuck["id"]) == current
+                fake.set_status(stuck["id"], "queued")  # as it was, for the serial walk and dlt
+            drop_database(kind, name, workdir)
+    pages = -(-args.n // PAGE)
+    row["serial_floor_s"] = pages * latency
+    if "first" not in args.skip:
+        row["rate_floor_s"] = row["first_requests"] / limit if limit else None
+        row["budget_floor_s"] = row["first_requests"] / (float(budget) / 60)
+        if "dlt" not in args.skip:
+            row["first_over_dlt"] = row["first_s"] / row["dlt_s"]
+            row["met_quarter_of_dlt"] = row["first_over_dlt"] <= TARGET_DLT_SHARE
+        row["met_idle"] = row["idle_requests"] <= TARGET_IDLE
+        row["met_straggler"] = row["straggler_requests"] <= TARGET_STRAGGLER and row["straggler_exact"]
+    return row
+
+
+def hydration(spawner: Spawner, args: argparse.Namespace, kind: str, latency: float, limit: float, workdir: Path) -> dict:
+    budget = float(args.limit_budget if limit else DEFAULT_BUDGET)
+    name = f"bench_part_hydrate_{args.suffix}"
+    with spread_fake(args, args.hydrate_n, limit) as fake:
+        url = fresh_database(kind, name, workdir)
+        env = child_env(fake, url, UNPACED)
+        spawner.run(SYNC, env, workdir, fake)  # the listing, not timed
+        fake.latency = latency
+        before = len(fake.requests)
+        result = spawner.run([AAI_ETL, "hydrate", "--quiet"], child_env(fake, url, str(budget)), workdir, fake)
+        served = fake.requests[before:]
+        hydrated = hydrated_rows(url)
+        drop_database(kind, name, workdir)
+    if hydrated != args.hydrate_n:
+        raise RuntimeError(f"hydrate stored details of {hydrated} of {args.hydrate_n} transcripts on {kind}")
+    return {
+        "hydrate_s": result["wall_s"], "hydrate_requests": len(served),
+        "hydrate_429": sum(1 for r in served if r["status"] == 429),
+        "hydrate_per_s": args.hydrate_n / result["wall_s"], "hydrate_budget_per_min": budget,
+        "hydrate_budget_floor_s": len(served) / (budget / 60),
+        "hydrate_rate_floor_s": len(served) / limit if limit else None,
+        "hydrate_latency_floor_s": latency,  # the pace is the budget's, not the latency's, up to ~1 s
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=20000)
     parser.add_argument("--days", type=int, default=60)
+    parser.add_argument("--depth", type=int, default=16000, help="transcripts newer than the stuck one")
     parser.add_argument("--latency", type=float, nargs="+", default=[0.0, 0.1, 0.3])
-    parser.add_argument("--rate-limit", type=float, nargs="+", default=[0.0], help="requests a second; 0: none")
-    parser.add_argument("--partition-days", type=int, default=32)
-    parser.add_argument("--budget", default=UNPACED, help="aai-etl's requests_per_minute")
-    parser.add_argument("--db", nargs="+", choices=["sqlite", "postgresql"], default=["sqlite"])
+    parser.add_argument("--rate-limit", type=float, nargs="+", default=[0.0, 80.0], help="requests a second; 0: none")
+    parser.add_argument("--budget", default=UNPACED, help="aai-etl's requests_per_minute for listing runs, no server limit")
+    parser.add_argument("--limit-budget", default="4000", help="requests_per_minute under a server limit (below it)")
+    parser.add_argument("--hydrate-n", type=int, default=600, help="transcripts hydrated per cell")
+    parser.add_argument("--db", nargs="+", choices=["sqlite", "postgresql"], default=["sqlite", "postgresql"])
+    parser.add_argument("--skip", nargs="+", choices=["first", "serial", "dlt", "hydrate"], default=[])
+    parser.add_argument("--suffix", default=f"{os.getpid()}_{int(time.time())}",
+                        help="ends every throwaway database's name (default: pid and time: unique)")
     parser.add_argument("--out", type=Path, default=BENCH / "results" / "partitions.json")
     args = parser.parse_args()
-    ensure_dlt_venv()
+    if "dlt" not in args.skip:
+        ensure_dlt_venv()
     spawner = Spawner()
     rows = []
     try:
@@ -96,13 +165,17 @@ def main() -> None:
             for kind in args.db:
                 for limit in args.rate_limit:
                     for latency in args.latency:
-                        row = measure(spawner, args, kind, latency, limit, Path(tmp))
+                        load = os.getloadavg()[0]
+                        row = listing(spawner, args, kind, latency, limit, Path(tmp))
+                        if "hydrate" not in args.skip:
+                            row.update(hydration(spawner, args, kind, latency, limit, Path(tmp)))
+                        row["load_1min"] = [round(load, 2), round(os.getloadavg()[0], 2)]  # before and after
                         rows.append(row)
                         print(json.dumps(row), flush=True)
     finally:
         spawner.close()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"n": args.n, "days": args.days, "budget": args.budget, "rows": rows}, indent=2))
+    args.out.write_text(json.dumps({"n": args.n, "days": args.days, "depth": args.depth, "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ usable id or a plausible `created`, an empty page pointing to older ones). A day
 cursor (at most a page) is exact under all four readings. A transcript whose `created` cannot be placed
 in a day is listed by no day: only the serial walk sees it.
 
-Threads fetch the days (the client's pacer spaces all of their requests); the caller stores each page,
-one transaction with the day's position, in the order the pages arrive. Transcripts created meanwhile are
+Threads fetch the days (the client's pacer spaces all of their requests); the caller stores the pages in
+the order they arrive, each batch of the pages waiting (several days' pages when the database is the
+slower side) in one transaction with their days' positions: one commit for many pages. Transcripts created meanwhile are
 above every day's walk: the caller's walk from the newest page that follows picks them up.
 """
 
@@ -27,6 +28,9 @@ from etl.client import ApiClient
 from etl.errors import ApiError, PaginationError
 from etl.extract import CLOCK_SKEW, LISTING_WINDOW, PAGE_SIZE, WINDOW_SLACK, Boundary, Plausible, next_before_id
 from etl.items import Item, parse_item
+
+# The most list items handed to the caller at once: the pages that have arrived while it stored the last.
+BATCH_ITEMS = 2_000
 
 
 class Unpartitionable(Exception):
@@ -58,9 +62,11 @@ def days(now: datetime) -> list[date]:
 def walk_days(
     client: ApiClient, positions: dict[date, str | None], *, workers: int, now: datetime,
     keep_presigned_credentials: bool = False,
-) -> Generator[DayPage, None, None]:
+) -> Generator[list[DayPage], None, None]:
     """Yield the pages of these days (each from its `before_id`, None: from the day's newest) as they arrive,
-    `workers` days at a time. Raises Unpartitionable as soon as any day shows `created_on` misread."""
+    `workers` days at a time: each time, every page waiting (at least one, up to BATCH_ITEMS items), in the
+    order they came. Raises Unpartitionable as soon as any day shows `created_on` misread (after yielding the
+    pages that came before)."""
     plausible = Plausible(now)
     todo: queue.SimpleQueue = queue.SimpleQueue()
     for day in sorted(positions, reverse=True):
@@ -99,13 +105,27 @@ def walk_days(
     finished = 0
     try:
         while finished < count:
+            batch: list[DayPage] = []
+            failed: BaseException | None = None
             result = results.get()
-            if result is None:
-                finished += 1
-            elif isinstance(result, BaseException):
-                raise result
-            else:
-                yield result
+            while True:
+                if result is None:
+                    finished += 1
+                elif isinstance(result, BaseException):
+                    failed = result
+                    break
+                else:
+                    batch.append(result)
+                if finished == count or sum(len(page.items) for page in batch) >= BATCH_ITEMS:
+                    break
+                try:
+                    result = results.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                yield batch
+            if failed is not None:
+                raise failed
     finally:
         stop.set()
 

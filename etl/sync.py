@@ -18,7 +18,7 @@ from etl.db import connect
 from etl.errors import CursorRejected, EtlError, SyncAlreadyRunning
 from etl.extract import LISTING_WINDOW, PAGE_SIZE, Boundary, Page, Plausible, newer_than, reaches, walk_back
 from etl.hydrate import HydrateOptions, hydrate, hydration_backlog
-from etl.items import Item, parse_item
+from etl.items import Item
 from etl.load import (
     Cursor,
     DayPosition,
@@ -45,8 +45,11 @@ log = logging.getLogger(__name__)
 # scan the whole table, each page longer than the last. So a run that inserts many rows analyzes the table
 # itself, at 1,000 new rows and at every four times as many since: cheap, and long before autovacuum would.
 ANALYZE_FIRST, ANALYZE_GROWTH = 1_000, 4
-# `partitions = "auto"` walks a first backfill or full walk by days when the newest full page spans less
-# than this: about 90 pages or more in the 90-day window, against ~93 day requests made in parallel.
+# `partitions = "auto"`: a first backfill or full walk starts serially and goes on by days once its first
+# SWITCH_PAGES pages, all full, span less than a day each (200 or more transcripts a day): the rest of the
+# 90-day window then holds many pages (about 90 if that rate holds), which the ~93 day requests, walked in
+# parallel, repay. A smaller walk ends before it decides anything, at no cost.
+SWITCH_PAGES = 8
 DENSE_SPAN = timedelta(days=1)
 
 
@@ -108,8 +111,8 @@ def run_sync(
 
     `listing` syncs the list (`full`: the whole of it, which catches deletions of older transcripts and
     marks rows that have left the 90-day window); `hydration` then fetches the details of final ones.
-    `partitions` says how a first backfill or full walk goes: "auto" (by days when they pay, see
-    `_Run.days_pay`), "days" or "serial"; `partition_days` days at once.
+    `partitions` says how a first backfill or full walk goes: "auto" (serially, then by days once its
+    pages show they pay: see SWITCH_PAGES), "days" or "serial"; `partition_days` days at once.
     """
     started = time.monotonic()
     with connect(engine) as conn:
@@ -138,8 +141,10 @@ class _Run:
         self.keep_presigned_credentials = keep_presigned_credentials
         self.partitions = partitions  # how a first backfill or full walk goes: auto, days or serial
         self.partition_days = partition_days  # UTC days walked at once by a partitioned walk
-        # The newest page, read to decide how to walk and then walked serially: the walk starts from it.
-        self.newest_page: dict | None = None
+        # Whether a serial walk may still go on by days (`partitions = "auto"`, and they have not fallen back),
+        # and whether the last one did.
+        self.may_switch = partitions == "auto"
+        self.switched = self.switched_all_new = False
         self.stats = RunStats(account=account)
         self.analyze_at = ANALYZE_FIRST if conn.dialect.name == "postgresql" else None
 
@@ -190,21 +195,24 @@ class _Run:
     def until_current(self, full: bool) -> None:
         """Finish an interrupted walk if there is one, then walk from the newest page down to the floor.
 
-        A first backfill or a full walk goes by day partitions when they pay (`days_pay`) and the account's
-        API has not been found to misread `created_on`; the plain run that follows catches what arrived."""
+        A first backfill or a full walk goes by day partitions (from the start with `partitions = "days"`;
+        with "auto" once its first pages show they pay, see `_switch`) unless the account's API has been found
+        to misread `created_on`; the plain run that follows catches what arrived."""
         positions, partitions_full = read_partitions(self.conn, self.account)
         fell_back = False  # a walk by days that fell back is not tried again in this run
         if positions:
             # An interrupted full walk, finished, is the reconcile asked for; one that fell back is still owed.
             fell_back = not self._partitioned(positions, partitions_full)
             full = (full or partitions_full) if fell_back else (full and not partitions_full)
+        refused = partitions_refused(self.conn, self.account) is not None
+        self.may_switch = self.may_switch and not fell_back and not refused
         cursor = read_cursor(self.conn, self.account)
         if cursor.walking:
             full = full and not cursor.walk_full
             self._walk(cursor)
             cursor = read_cursor(self.conn, self.account)
-        by_days = self.partitions != "serial" and not fell_back and not partitions_refused(self.conn, self.account)
-        if (full or cursor.high_water is None) and by_days and self.days_pay():
+            refused = partitions_refused(self.conn, self.account) is not None
+        if (full or cursor.high_water is None) and self.partitions == "days" and not fell_back and not refused:
             now = _utcnow()
             with interrupt.writing():
                 start_partitions(self.conn, self.account, partitions.days(now), full, now)
@@ -235,39 +243,24 @@ class _Run:
                 return
             self._walk(Cursor(high_water=cursor.high_water, walk_floor=_older(cursor.high_water, deepest)))
 
-    def days_pay(self) -> bool:
-        """Whether this first backfill or full walk goes by days. "auto" reads the newest page (the serial walk
-        starts from it, so it is not read twice): a full page whose plausible items span less than DENSE_SPAN
-        means about 90 pages or more in the window, which the ~93 day requests, walked in parallel, repay."""
-        if self.partitions == "days":
-            return True
-        body = self.client.list_transcripts(limit=PAGE_SIZE)
-        items = body.get("transcripts") if isinstance(body, dict) else None
-        if not isinstance(items, list) or len(items) < PAGE_SIZE:
-            self.newest_page = body
-            return False
-        ordered = Plausible(_utcnow()).boundaries([parse_item(raw, self.keep_presigned_credentials) for raw in items])
-        dense = len(ordered) >= PAGE_SIZE // 2 and ordered[0].created - ordered[-1].created < DENSE_SPAN
-        self.newest_page = None if dense else body
-        log.info("the newest page %s: walking the listing %s", "spans less than a day" if dense else "does not", "by days" if dense else "serially")
-        return dense
-
-    def _partitioned(self, positions: dict[date, DayPosition], full: bool) -> bool:
+    def _partitioned(self, positions: dict[date, DayPosition], full: bool, all_new: bool | None = None) -> bool:
         """Walk the days still to do, each page committed with its day's position; at the end, in one
         transaction, the high water mark (the newest transcript listed) and, for a full walk, what is no
         longer listed. False when `created_on` proved misread: said once, remembered, and the caller walks
         serially (the rows stored so far are list items as listed, so they stay)."""
         now = _utcnow()
-        # Into an account with no rows, no page holds a stored id: the days are disjoint.
-        all_new = not full and not has_rows(self.conn, self.account)
+        # Into an account with no rows, no page holds a stored id: the days are disjoint (and from a serial
+        # walk into one that went on by days, disjoint from what it stored: `all_new` says so).
+        if all_new is None:
+            all_new = not full and not has_rows(self.conn, self.account)
         todo = {day: position.before_id for day, position in positions.items() if not position.done}
         pages = partitions.walk_days(
             self.client, todo, workers=self.partition_days, now=now, keep_presigned_credentials=self.keep_presigned_credentials
         )
         try:
-            for page in pages:
+            for batch in pages:
                 with interrupt.writing():
-                    positions[page.day] = self._store_day(page, positions[page.day], all_new)
+                    self._store_days(batch, positions, all_new)
         except partitions.Unpartitionable as refused:
             pages.close()
             self.conn.rollback()
@@ -287,21 +280,31 @@ class _Run:
             self._end_partitions(positions, full)
         return True
 
-    def _store_day(self, page: partitions.DayPage, position: DayPosition, all_new: bool) -> DayPosition:
-        """One page of a day: its rows, the day's position and the run's counters, in one transaction."""
+    def _store_days(self, batch: list[partitions.DayPage], positions: dict[date, DayPosition], all_new: bool) -> None:
+        """Pages of one or more days, as they arrived: their rows (one upsert), their days' positions and the
+        run's counters, in one transaction. `positions` is brought up to date once it has committed."""
         now = _utcnow()
-        result = upsert_page(self.conn, self.account, page.items, now, all_new=all_new)
+        result = upsert_page(self.conn, self.account, [item for page in batch for item in page.items], now, all_new=all_new)
         stats = replace(self.stats)
         stats.add(result)
-        oldest = position.oldest
-        if page.oldest is not None and (oldest is None or (page.oldest.created, page.oldest.id) < (oldest.created, oldest.id)):
-            oldest = page.oldest
-        position = DayPosition(page.resume_before_id, page.resume_before_id is None, _newer(position.newest, page.newest), oldest)
-        save_partition(self.conn, self.account, page.day, position, now)
+        stats.pages += len(batch) - 1
+        moved: dict[date, DayPosition] = {}
+        for page in batch:
+            position = moved.get(page.day, positions[page.day])
+            oldest = position.oldest
+            if page.oldest is not None and (
+                oldest is None or (page.oldest.created, page.oldest.id) < (oldest.created, oldest.id)
+            ):
+                oldest = page.oldest
+            moved[page.day] = DayPosition(
+                page.resume_before_id, page.resume_before_id is None, _newer(position.newest, page.newest), oldest
+            )
+        for day, position in moved.items():
+            save_partition(self.conn, self.account, day, position, now)
         self._commit(stats)
+        positions.update(moved)
         _warn_bad_values(result)
         self._analyze_if_grown()
-        return position
 
     def _end_partitions(self, positions: dict[date, DayPosition], full: bool) -> None:
         now = _utcnow()
@@ -342,6 +345,17 @@ class _Run:
         return True
 
     def _walk(self, cursor: Cursor) -> None:
+        """Walk from the cursor; a walk that went on by days (`_switch`) finishes them, or, if they fell back,
+        walks again serially from the newest page."""
+        self._walk_serially(cursor)
+        if self.switched:
+            self.switched = False
+            full = cursor.walk_full
+            if not self._partitioned(*read_partitions(self.conn, self.account), all_new=self.switched_all_new):
+                self.may_switch = False
+                self._walk_serially(Cursor(high_water=read_cursor(self.conn, self.account).high_water, walk_full=full))
+
+    def _walk_serially(self, cursor: Cursor) -> None:
         try:
             # Into an account with no rows yet, every page of the walk is new: each is older than the last.
             self._pages(cursor, all_new=not cursor.walk_full and not has_rows(self.conn, self.account))
@@ -354,18 +368,53 @@ class _Run:
 
     def _pages(self, cursor: Cursor, all_new: bool) -> None:
         walk = _Walk(Plausible(_utcnow()))
-        # The newest page `days_pay` read starts a walk from the newest page; only the first one.
-        first, self.newest_page = (self.newest_page if cursor.walk_before_id is None else None), None
         if cursor.walk_before_id is not None:
             created = created_of(self.conn, self.account, cursor.walk_before_id)
             walk.oldest = Boundary(cursor.walk_before_id, created) if created else None
         pages = walk_back(
             self.client, before_id=cursor.walk_before_id, floor=cursor.walk_floor, now=walk.plausible.now,
-            keep_presigned_credentials=self.keep_presigned_credentials, first=first,
+            keep_presigned_credentials=self.keep_presigned_credentials,
         )
-        for page in pages:
-            with interrupt.writing():
-                cursor = self._store(page, cursor, walk, all_new)
+        try:
+            for page in pages:
+                with interrupt.writing():
+                    cursor = self._store(page, cursor, walk, all_new)
+                    if page.resume_before_id is not None and self._switch(page, cursor, walk, all_new):
+                        return
+        finally:
+            close = getattr(pages, "close", None)  # a walk left for days stops its download thread
+            if close is not None:
+                close()
+
+    def _switch(self, page: Page, cursor: Cursor, walk: _Walk, all_new: bool) -> bool:
+        """Go on by days if this first backfill or full walk shows they pay (SWITCH_PAGES full pages, each
+        spanning under DENSE_SPAN): in one transaction, the days still to walk (the oldest day reached from
+        where the walk stopped, within it) and the cursor without its walk. The walk's newest and oldest
+        go with that day, for the high water mark and the unlisted rows at the end."""
+        if not self.may_switch or cursor.walk_floor is not None or not (cursor.walk_full or cursor.high_water is None):
+            return False
+        if walk.pages < SWITCH_PAGES or walk.items < SWITCH_PAGES * PAGE_SIZE or walk.gap:
+            return False
+        if walk.newest is None or walk.oldest is None or walk.newest.created - walk.oldest.created >= walk.pages * DENSE_SPAN:
+            return False
+        if page.oldest is None or page.oldest.id != page.resume_before_id:
+            return False  # the walk goes on from an item whose day is not known
+        self.may_switch = False  # decided once a walk
+        now = _utcnow()
+        reached = page.oldest.created.date()
+        older = [day for day in partitions.days(now) if day <= reached]
+        start_partitions(self.conn, self.account, older, cursor.walk_full, now)
+        save_partition(
+            self.conn, self.account, reached, DayPosition(page.resume_before_id, False, _newer(walk.newest, cursor.walk_top), walk.oldest), now
+        )
+        save_cursor(self.conn, self.account, Cursor(high_water=cursor.high_water), now)
+        self.conn.commit()
+        log.info(
+            "%d pages of %s to %s UTC: many transcripts a day; walking the older days at once (partitions = auto)",
+            walk.pages, _minute(walk.oldest.created), _minute(walk.newest.created),
+        )
+        self.switched, self.switched_all_new = True, all_new
+        return True
 
     def _store(self, page: Page, cursor: Cursor, walk: _Walk, all_new: bool) -> Cursor:
         """One page: its rows, the cursor they imply and the run's counters, in one transaction."""
@@ -450,10 +499,15 @@ class _Walk:
     def __init__(self, plausible: Plausible) -> None:
         self.plausible = plausible
         self.oldest: Boundary | None = None
+        self.newest: Boundary | None = None
         self.odd_ids: set[str] = set()
         self.gap = False  # a page hid its transcripts
+        self.pages = self.items = 0
 
     def add(self, page: Page) -> None:
+        self.pages += 1
+        self.items += len(page.items)
+        self.newest = _newer(self.newest, page.newest)
         if page.oldest is not None and (self.oldest is None or page.oldest.created < self.oldest.created):
             self.oldest = page.oldest
         self.odd_ids |= page.odd_ids

@@ -8,19 +8,22 @@ import signal
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, select, text
 
 from conftest import API_KEY, assert_table_equals_api, cli_env, empty_database, spawn, stored, summary_json, sync, wait_until
 from etl.schema import sync_cursors, sync_partitions, sync_runs
 from etl.simulator import FakeAssemblyAI
+from etl.sync import SWITCH_PAGES
 
 PARTITIONS = {"AAI_ETL_PARTITIONS": "days", "AAI_ETL_PARTITION_DAYS": "8"}
 # The default: by days when the newest page spans less than a day, else serially.
 DEFAULT: dict[str, str] = {}
 
 
-def spread_fake(mode: str = "honoured", n: int = 2000, days: int = 5, **options) -> FakeAssemblyAI:
-    """A fake whose transcripts are spread over `days` UTC days ending a day ago: about n/days a day."""
+def spread_fake(mode: str = "honoured", n: int = 2000, days: int = 8, **options) -> FakeAssemblyAI:
+    """A fake whose transcripts are spread over `days` UTC days ending a day ago: about n/days a day (250:
+    the newest page spans under a day, and the listing reaches back more than a week, so the default walks
+    it by days)."""
     fake = FakeAssemblyAI(api_key=API_KEY, created_on_mode=mode, **options)
     fake.clock = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(days=days + 1)
     fake.add(n, spread=timedelta(days=days))
@@ -33,6 +36,17 @@ def rows_of(database_url: str, table) -> list:
         rows = conn.execute(select(table)).mappings().all()
     engine.dispose()
     return [dict(row) for row in rows]
+
+
+def lock_released(database_url: str) -> bool:
+    """PostgreSQL ends a killed run's session, and with it the run lock, once it notices: a moment later."""
+    if not database_url.startswith("postgresql"):
+        return True
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        held = conn.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")).scalar()
+    engine.dispose()
+    return held == 0
 
 
 def partitioned(fake, database_url, *args: str, settings: dict[str, str] = PARTITIONS):
@@ -61,36 +75,56 @@ def dated(requests) -> list[dict]:
     return [request["params"] for request in requests if "created_on" in request["params"]]
 
 
-def test_the_default_walks_by_days_on_a_dense_account_and_serially_on_a_sparse_one(database_url, tmp_path):
-    # Dense: 2,000 transcripts over 5 days, 400 a day; the newest page spans about half a day.
+def test_the_default_goes_on_by_days_on_a_dense_account_and_walks_a_sparse_one_serially(database_url, tmp_path):
+    # Dense: 2,000 transcripts over 8 days, 250 a day. The walk reads its first pages serially; they span
+    # under a day each, so it goes on by days from where it got to.
     with spread_fake() as fake:
         result = partitioned(fake, database_url, settings=DEFAULT)
         assert_table_equals_api(database_url, fake)
-        assert fake.requests[0]["params"] == {"limit": "200"}  # the newest page, read to decide
-        assert len({params["created_on"] for params in dated(fake.requests)}) >= 90
-        assert summary_json(result)["inserted"] == 2000
-        # A full walk of it goes by days too, and stays exact.
-        fake.delete(fake.listing()[700]["id"])
+        serial = [r["params"] for r in fake.requests if "created_on" not in r["params"]]
+        # SWITCH_PAGES pages, and the next one, downloaded while the last was stored.
+        assert len(serial) == SWITCH_PAGES + 1 and "before_id" not in serial[0]
+        days = dated(fake.requests)
+        # The day the serial walk reached goes on from where it stopped (no newer day is asked for).
+        reached = max(params["created_on"] for params in days)
+        assert all("before_id" in params for params in days if params["created_on"] == reached)
+        assert len({params["created_on"] for params in days}) >= 80
+        summary = summary_json(result)
+        assert summary["inserted"] == 2000 and summary.get("warning") is None
+        assert rows_of(database_url, sync_partitions) == []
+        # The high water mark is the newest transcript: the next run is one after_id request.
+        before = len(fake.requests)
+        assert sync(fake, database_url).exit_code == 0
+        assert [("after_id" in request["params"]) for request in fake.requests[before:]] == [True]
+        # A full walk of it goes on by days too, and stays exact.
+        fake.delete(fake.listing()[1700]["id"])
         fake.add(5)
         before = len(fake.requests)
-        assert summary_json(partitioned(fake, database_url, "--full", settings=DEFAULT))["deleted"] == 1
+        summary = summary_json(partitioned(fake, database_url, "--full", settings=DEFAULT))
+        assert summary["deleted"] == 1 and summary["inserted"] == 5
         assert dated(fake.requests[before:])
         assert_table_equals_api(database_url, fake)
 
-    # Sparse: 1,000 transcripts over 60 days, 17 a day; a page spans about 12 days. The serial walk starts
-    # from the newest page read to decide: no page is read twice, no day is asked for.
+    # Sparse: 1,000 transcripts over 60 days, 17 a day: the serial walk, no day asked for.
     sparse = empty_database("sqlite" if database_url.startswith("sqlite") else "postgresql", tmp_path)
     with spread_fake(n=1000, days=60) as fake:
         result = partitioned(fake, sparse, settings=DEFAULT)
         assert_table_equals_api(sparse, fake)
         assert not dated(fake.requests)
-        newest = [request for request in fake.requests if not {"before_id", "after_id"} & set(request["params"])]
-        assert len(newest) == 1
-        assert summary_json(result)["requests"] == len(fake.requests) == 5
         before = len(fake.requests)
         partitioned(fake, sparse, "--full", settings=DEFAULT)
         assert not dated(fake.requests[before:])
         assert_table_equals_api(sparse, fake)
+
+
+def test_the_default_walks_a_burst_of_a_few_pages_serially(database_url):
+    # 1,000 transcripts a few seconds apart: dense, but the walk ends before it decides anything.
+    with FakeAssemblyAI(api_key=API_KEY) as fake:
+        fake.add(1000)
+        result = partitioned(fake, database_url, settings=DEFAULT)
+        assert_table_equals_api(database_url, fake)
+        assert not dated(fake.requests)
+        assert summary_json(result)["requests"] == len(fake.requests) <= 6
 
 
 def test_partitions_serial_never_walks_by_days(database_url):
@@ -157,6 +191,7 @@ def test_a_killed_partitioned_backfill_resumes_every_day_where_it_stopped(databa
         process.send_signal(signal.SIGKILL)
         process.wait()
         release.set()
+        wait_until(lambda: lock_released(database_url))
         positions = {row["day"].isoformat(): row for row in rows_of(database_url, sync_partitions)}
         started = {day for day, row in positions.items() if row["done"] or row["before_id"]}
         kept = len(stored(database_url))

@@ -72,11 +72,12 @@ def test_kills_at_random_instants_of_walks_by_day_never_lose_or_duplicate(databa
     from conftest import API_KEY
     from etl.simulator import FakeAssemblyAI
 
-    # The default walks these 2,000 transcripts of 6 days by days too: the newest page spans under a day.
+    # The default walks these 2,000 transcripts of 8 days by days too: the newest page spans under a day,
+    # and the listing reaches back more than a week.
     rng = random.Random(11)
     with FakeAssemblyAI(api_key=API_KEY, latency=0.01, seed=5) as fake:
-        fake.clock = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(days=8)
-        fake.add(2000, status="processing", spread=timedelta(days=6))
+        fake.clock = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(days=9)
+        fake.add(2000, status="processing", spread=timedelta(days=8))
         # The schema first: a kill while a run creates the SQLite file is not what this test is about.
         assert run_cli(["db", "upgrade"], cli_env(fake, database_url)).exit_code == 0
         for number in range(6):
