@@ -108,9 +108,9 @@ postgresql+psycopg://etl:PASSWORD@db.internal/analytics   (pip install 'aai-etl[
     ),
     Setting(
         "partitions", str, "auto",
-        "How a first backfill or `sync --full` walks the listing: auto (by UTC days when the newest page shows many a day), days, or serial.",
+        "How a first backfill or `sync --full` walks the listing: auto (serially, on by UTC days once it sees many a day), days, or serial.",
         choices=("auto", "days", "serial"),
-        example="auto walks by days when the newest 200 transcripts span less than a day (about 90 pages or more in the window).",
+        example="auto goes on by days after 8 full pages that each span under a day: 200 or more transcripts a day.",
     ),
     Setting(
         "partition_days", int, 32,

@@ -32,7 +32,7 @@ from etl.load import (
     read_partitions,
     refuse_partitions,
     save_cursor,
-    save_partition,
+    save_partitions,
     start_partitions,
     upsert_page,
 )
@@ -299,8 +299,7 @@ class _Run:
             moved[page.day] = DayPosition(
                 page.resume_before_id, page.resume_before_id is None, _newer(position.newest, page.newest), oldest
             )
-        for day, position in moved.items():
-            save_partition(self.conn, self.account, day, position, now)
+        save_partitions(self.conn, self.account, moved, now)
         self._commit(stats)
         positions.update(moved)
         _warn_bad_values(result)
@@ -404,9 +403,8 @@ class _Run:
         reached = page.oldest.created.date()
         older = [day for day in partitions.days(now) if day <= reached]
         start_partitions(self.conn, self.account, older, cursor.walk_full, now)
-        save_partition(
-            self.conn, self.account, reached, DayPosition(page.resume_before_id, False, _newer(walk.newest, cursor.walk_top), walk.oldest), now
-        )
+        position = DayPosition(page.resume_before_id, False, _newer(walk.newest, cursor.walk_top), walk.oldest)
+        save_partitions(self.conn, self.account, {reached: position}, now)
         save_cursor(self.conn, self.account, Cursor(high_water=cursor.high_water), now)
         self.conn.commit()
         log.info(
