@@ -90,6 +90,7 @@ def listing(spawner: Spawner, args: argparse.Namespace, kind: str, latency: floa
             if rows != args.n:
                 raise RuntimeError(f"{tool} stored {rows} of {args.n} transcripts on {kind}")
             row[f"{tool}_s"], row[f"{tool}_requests"] = result["wall_s"], result["requests"]
+            row[f"{tool}_cpu_s"] = result["cpu_s"]  # the process's own CPU: less at the mercy of the machine's load
             row[f"{tool}_429"] = sum(1 for r in fake.requests[before:] if r["status"] == 429)
             if tool == "first":
                 row["by_days"] = any("created_on" in r["params"] for r in fake.requests[before:])
@@ -140,6 +141,36 @@ def hydration(spawner: Spawner, args: argparse.Namespace, kind: str, latency: fl
     }
 
 
+def cpu(row: dict, tool: str) -> str:
+    return f", CPU {row[tool + '_cpu_s']:.1f} s" if f"{tool}_cpu_s" in row else ""
+
+
+def table(rows: list[dict]) -> str:
+    """The README's table of these rows (markdown)."""
+    lines = [
+        "| db | per request | server limit | first sync (requests) | serial walk | dlt | serial floor | rate floor |"
+        " first / dlt (target <= 0.25) | idle run (<= 3) | straggler done (<= 5, exact) | hydration (budget floor) | load |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        limit = f"{r['rate_limit']:g}/s, budget {r['budget_per_min']:,.0f}/min" if r["rate_limit"] else "none"
+        met = "met" if r.get("met_quarter_of_dlt") else "missed"
+        hydrate = (
+            f"{r['hydrate_per_s']:.1f}/s ({r['hydrate_requests'] / r['hydrate_budget_floor_s']:.1f}/s), {r['hydrate_429']} x 429"
+            if "hydrate_s" in r else ""
+        )
+        rate_floor = f"{r['rate_floor_s']:.1f} s" if r.get("rate_floor_s") else "-"
+        lines.append(
+            f"| {r['db']} | {r['latency_s'] * 1000:g} ms | {limit} | {r['first_s']:.1f} s ({r['first_requests']}"
+            f"{', by days' if r['by_days'] else ''}{cpu(r, 'first')}) | {r.get('serial_s', 0):.1f} s{cpu(r, 'serial')} |"
+            f" {r.get('dlt_s', 0):.1f} s{cpu(r, 'dlt')} |"
+            f" {r['serial_floor_s']:g} s | {rate_floor} | {r.get('first_over_dlt', 0):.2f}: {met} |"
+            f" {r['idle_requests']} requests, {r['idle_s']:.1f} s | {r['straggler_requests']} requests,"
+            f" {'exact' if r['straggler_exact'] else 'NOT exact'} | {hydrate} | {r['load_1min'][0]:g}-{r['load_1min'][1]:g} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=20000)
@@ -155,7 +186,11 @@ def main() -> None:
     parser.add_argument("--suffix", default=f"{os.getpid()}_{int(time.time())}",
                         help="ends every throwaway database's name (default: pid and time: unique)")
     parser.add_argument("--out", type=Path, default=BENCH / "results" / "partitions.json")
+    parser.add_argument("--table", type=Path, help="print the README table of this results file, run nothing")
     args = parser.parse_args()
+    if args.table:
+        print(table(json.loads(args.table.read_text())["rows"]))
+        return
     if "dlt" not in args.skip:
         ensure_dlt_venv()
     spawner = Spawner()
