@@ -350,6 +350,8 @@ class _Run:
         if self.switched:
             self.switched = False
             full = cursor.walk_full
+            # Days have no one place in the listing to report: the progress says rows, not how far back.
+            self.stats.listed_back_to = self.stats.walking_down_to = None
             if not self._partitioned(*read_partitions(self.conn, self.account), all_new=self.switched_all_new):
                 self.may_switch = False
                 self._walk_serially(Cursor(high_water=read_cursor(self.conn, self.account).high_water, walk_full=full))
