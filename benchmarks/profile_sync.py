@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import AAI_ETL, API_KEY, BENCH, FakeAssemblyAI, drop_database, fresh_database  # noqa: E402
+from run import AAI_ETL, API_KEY, BENCH, DB_SUFFIX, FakeAssemblyAI, drop_database, fresh_database, set_db_suffix  # noqa: E402
 
 # (stage, predicate on one sampled stack), first match wins. Frames read "function (file:line)"; stages go
 # by function names, which survive edits, except the SELECT, found by its source line (see `select_lines`).
@@ -82,7 +82,9 @@ def main() -> None:
     parser.add_argument("--aai-etl", default=str(AAI_ETL))
     parser.add_argument("--py-spy", default=shutil.which("py-spy") or str(BENCH / ".venv-dlt" / "bin" / "py-spy"))
     parser.add_argument("--keep", type=Path, help="also save py-spy's raw samples (folded stacks) here")
+    parser.add_argument("--db-suffix", default=DB_SUFFIX, help="appended to the throwaway PostgreSQL database's name")
     args = parser.parse_args()
+    set_db_suffix(args.db_suffix)
 
     with tempfile.TemporaryDirectory(prefix="aai-profile-") as tmp, FakeAssemblyAI(api_key=API_KEY, seed=args.n) as fake:
         fake.add(args.n)

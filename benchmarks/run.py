@@ -34,6 +34,9 @@ DLT_PYTHON = DLT_VENV / "bin" / "python"
 UNPACED = "6000000"  # a request budget no run here comes near: the machinery's own speed is measured
 POSTGRES_ADMIN = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 API_KEY = "bench-key-0123456789"
+# Appended to every throwaway PostgreSQL database's name (--db-suffix, or BENCH_DB_SUFFIX for the other
+# scripts): two benchmarks on one server then never drop each other's databases.
+DB_SUFFIX = os.environ.get("BENCH_DB_SUFFIX", "")
 TOOLS = ("aai-etl", "aai-etl idle", "dlt", "bare")
 
 # Targets (README explains them).
@@ -54,12 +57,18 @@ def ensure_dlt_venv() -> None:
 
 # -- databases -----------------------------------------------------------------------------------
 
+def set_db_suffix(suffix: str) -> None:
+    global DB_SUFFIX
+    DB_SUFFIX = suffix
+
+
 def fresh_database(kind: str, name: str, workdir: Path) -> str:
     """The URL of a new, empty database called `name`."""
     if kind == "sqlite":
         for stale in workdir.glob(f"{name}*"):
             stale.unlink()
         return f"sqlite:///{workdir / name}.db"
+    name += DB_SUFFIX
     _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
     return POSTGRES_ADMIN.rsplit("/", 1)[0] + "/" + name
 
@@ -69,7 +78,7 @@ def drop_database(kind: str, name: str, workdir: Path) -> None:
         for path in workdir.glob(f"{name}*"):
             path.unlink()
     else:
-        _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _postgres_admin(f'DROP DATABASE IF EXISTS "{name}{DB_SUFFIX}" WITH (FORCE)')
 
 
 def count_rows(url: str, tool: str) -> int:
@@ -216,7 +225,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=BENCH / "results" / "latest.json")
     parser.add_argument("--aai-etl", default=str(AAI_ETL),
                         help="the aai-etl executable to measure, e.g. one installed from another checkout")
+    parser.add_argument("--db-suffix", default=DB_SUFFIX,
+                        help="appended to the throwaway PostgreSQL databases' names (bench_aai, ...)")
     args = parser.parse_args()
+    set_db_suffix(args.db_suffix)
 
     ensure_dlt_venv()
     results = []
