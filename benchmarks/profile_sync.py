@@ -44,6 +44,7 @@ def stages(select_lines: set[int], analyze_lines: set[int]) -> list:
         ("ANALYZE (PostgreSQL, long walks)", in_analyze),
         ("change counter UPDATE", lambda s: "next_change_seq (" in s),
         ("SELECT stored rows of the page's ids", lambda s: "upsert_page (" in s and in_select(s)),
+        ("bulk insert of a new page (COPY / INSERT)", lambda s: "_PageSql.insert (" in s),
         ("upsert: driver executemany", lambda s: "upsert_page (" in s and "do_execute" in s),
         ("upsert: SQLAlchemy bind processing", lambda s: "upsert_page (" in s and "_init_compiled" in s),
         ("upsert: other SQLAlchemy", lambda s: "upsert_page (" in s and "Connection.execute (" in s),

@@ -38,6 +38,7 @@ API_KEY = "bench-key-0123456789"
 # scripts): two benchmarks on one server then never drop each other's databases.
 DB_SUFFIX = os.environ.get("BENCH_DB_SUFFIX", "")
 TOOLS = ("aai-etl", "aai-etl idle", "dlt", "bare")
+BASELINE = "aai-etl baseline"  # --baseline: another aai-etl, measured in the same run
 
 # Targets (README explains them).
 DLT_OVER_AAI_MIN = 2.0
@@ -130,7 +131,9 @@ class Spawner:
         self.process.wait()
 
 
-def measure_all(spawner: Spawner, aai_etl: str, n: int, kind: str, repeat: int, workdir: Path) -> list[dict]:
+def measure_all(
+    spawner: Spawner, aai_etl: str, n: int, kind: str, repeat: int, workdir: Path, baseline: str | None = None
+) -> list[dict]:
     """Every tool against one fake holding n transcripts; with repeat > 1, the run with the median wall."""
     results = []
     with FakeAssemblyAI(api_key=API_KEY, seed=n) as fake:
@@ -143,10 +146,12 @@ def measure_all(spawner: Spawner, aai_etl: str, n: int, kind: str, repeat: int, 
             # The fake answers at once: the request budget (2,000 a minute) would be all this measured.
             "AAI_ETL_REQUESTS_PER_MINUTE": UNPACED,
         }
-        runs: dict[str, list[dict]] = {tool: [] for tool in TOOLS}
+        tools = (*TOOLS, BASELINE) if baseline else TOOLS
+        runs: dict[str, list[dict]] = {tool: [] for tool in tools}
         for _ in range(repeat):
             for tool, name, command in (
                 ("aai-etl", "bench_aai", [aai_etl, "sync", "--quiet", "--no-hydrate"]),
+                *([(BASELINE, "bench_aai_base", [baseline, "sync", "--quiet", "--no-hydrate"])] if baseline else []),
                 ("dlt", "bench_dlt", [str(DLT_PYTHON), str(BENCH / "dlt_pipeline.py")]),
                 ("bare", "bench_bare", [str(PROJECT_PYTHON), str(BENCH / "bare_loop.py")]),
             ):
@@ -158,7 +163,7 @@ def measure_all(spawner: Spawner, aai_etl: str, n: int, kind: str, repeat: int, 
                     runs["aai-etl idle"].append({**spawner.run(command, env, workdir, fake), "rows": count_rows(url, tool)})
                 drop_database(kind, name, workdir)
                 shutil.rmtree(pipelines)
-        for tool in TOOLS:
+        for tool in tools:
             for run in runs[tool]:
                 if run["rows"] != n:
                     raise RuntimeError(f"{tool} stored {run['rows']} of {n} transcripts on {kind}")
@@ -183,6 +188,8 @@ def summarize(results: list[dict]) -> list[dict]:
             "dlt_over_aai": wall["dlt"] / wall["aai-etl"],
             "aai_over_bare": wall["aai-etl"] / wall["bare"],
             "idle_wall_s": wall["aai-etl idle"],
+            **({"baseline_over_aai": by_key[n, kind, BASELINE]["wall_s"] / wall["aai-etl"]}
+               if (n, kind, BASELINE) in by_key else {}),
         })
     for kind in sorted({r["db"] for r in results}):
         for tool in TOOLS:
@@ -196,7 +203,7 @@ def summarize(results: list[dict]) -> list[dict]:
 def print_report(results: list[dict], checks: list[dict]) -> None:
     print(f"\n{'N':>7}  {'db':<10}  {'tool':<13}  {'wall s':>7}  {'transcripts/s':>13}  {'requests':>8}  "
           f"{'peak RSS MB':>11}  {'cpu s':>6}")
-    for r in sorted(results, key=lambda r: (r["db"], r["n"], TOOLS.index(r["tool"]))):
+    for r in sorted(results, key=lambda r: (r["db"], r["n"], (*TOOLS, BASELINE).index(r["tool"]))):
         rate = f"{r['transcripts_per_s']:,.0f}" if r["transcripts_per_s"] else "-"
         print(f"{r['n']:>7}  {r['db']:<10}  {r['tool']:<13}  {r['wall_s']:>7.2f}  {rate:>13}  {r['requests']:>8}  "
               f"{r['peak_rss_mb']:>11.1f}  {r['cpu_s']:>6.2f}")
@@ -209,7 +216,8 @@ def print_report(results: list[dict], checks: list[dict]) -> None:
         print(f"{c['n']:>7}  {c['db']:<10}  "
               f"{c['dlt_over_aai']:>9.2f} {verdict(c['dlt_over_aai'] >= DLT_OVER_AAI_MIN):>4}  "
               f"{c['aai_over_bare']:>12.2f} {verdict(c['aai_over_bare'] <= AAI_OVER_BARE_MAX):>4}  "
-              f"{c['idle_wall_s']:>7.2f} {verdict(c['idle_wall_s'] < IDLE_MAX_S):>4}")
+              f"{c['idle_wall_s']:>7.2f} {verdict(c['idle_wall_s'] < IDLE_MAX_S):>4}"
+              + (f"   baseline/aai {c['baseline_over_aai']:.2f}" if "baseline_over_aai" in c else ""))
     print(f"\npeak RSS MB across N (flat: largest N within {RSS_GROWTH_MAX}x of smallest)")
     for c in (c for c in checks if "rss_growth" in c):
         series = "  ".join(f"{n}: {mb:.1f}" for n, mb in sorted(c["peak_rss_mb_by_n"].items()))
@@ -225,6 +233,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=BENCH / "results" / "latest.json")
     parser.add_argument("--aai-etl", default=str(AAI_ETL),
                         help="the aai-etl executable to measure, e.g. one installed from another checkout")
+    parser.add_argument("--baseline", help="another aai-etl executable to measure in the same run (e.g. of the commit before)")
     parser.add_argument("--db-suffix", default=DB_SUFFIX,
                         help="appended to the throwaway PostgreSQL databases' names (bench_aai, ...)")
     args = parser.parse_args()
@@ -237,8 +246,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="aai-bench-") as tmp:
             for kind in args.db:
                 for n in args.n:
-                    print(f"N={n} {kind} ...", flush=True)
-                    results.extend(measure_all(spawner, args.aai_etl, n, kind, args.repeat, Path(tmp)))
+                    print(f"N={n} {kind} ... (load average {os.getloadavg()[0]:.1f})", flush=True)
+                    results.extend(measure_all(spawner, args.aai_etl, n, kind, args.repeat, Path(tmp), args.baseline))
     finally:
         spawner.close()
     checks = summarize(results)
@@ -253,6 +262,8 @@ def main() -> None:
                               capture_output=True, text=True).stdout.strip(),
         "repeat": args.repeat,
         "aai_etl": args.aai_etl,
+        "baseline": args.baseline,
+        "load_average": os.getloadavg(),
         "command": " ".join(sys.argv),
     }
     args.out.write_text(json.dumps({"meta": meta, "results": results, "checks": checks}, indent=2) + "\n")
