@@ -132,9 +132,12 @@ def _insert_new(conn: Connection, sql: _PageSql, account: str, items: list[Item]
     """Insert a page of transcripts not stored yet in one bulk statement; False, with nothing written, if the
     database refuses it."""
     writes = [(item, now if item.row["audio_url"] == DELETED_AUDIO_URL else None) for item in items]
+    # Before the savepoint, not in it: on SQLite this UPDATE is what begins the page's transaction, and a
+    # savepoint begun outside one is a transaction of its own, committed by its release.
+    seq = next_change_seq(conn)
     try:
         with conn.begin_nested():
-            sql.insert(conn, account, writes, now, next_change_seq(conn))
+            sql.insert(conn, account, writes, now, seq)
     except (DBAPIError, conn.dialect.loaded_dbapi.Error):  # the driver's own error, from COPY
         return False
     result.inserted = len(items)
