@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import AAI_ETL, API_KEY, BENCH, FakeAssemblyAI, drop_database, fresh_database  # noqa: E402
+from run import AAI_ETL, API_KEY, BENCH, DB_SUFFIX, FakeAssemblyAI, drop_database, fresh_database, set_db_suffix  # noqa: E402
 
 # (stage, predicate on one sampled stack), first match wins. Frames read "function (file:line)"; stages go
 # by function names, which survive edits, except the SELECT, found by its source line (see `select_lines`).
@@ -44,6 +44,7 @@ def stages(select_lines: set[int], analyze_lines: set[int]) -> list:
         ("ANALYZE (PostgreSQL, long walks)", in_analyze),
         ("change counter UPDATE", lambda s: "next_change_seq (" in s),
         ("SELECT stored rows of the page's ids", lambda s: "upsert_page (" in s and in_select(s)),
+        ("bulk insert of a new page (COPY / INSERT)", lambda s: "_PageSql.insert (" in s),
         ("upsert: driver executemany", lambda s: "upsert_page (" in s and "do_execute" in s),
         ("upsert: SQLAlchemy bind processing", lambda s: "upsert_page (" in s and "_init_compiled" in s),
         ("upsert: other SQLAlchemy", lambda s: "upsert_page (" in s and "Connection.execute (" in s),
@@ -82,7 +83,9 @@ def main() -> None:
     parser.add_argument("--aai-etl", default=str(AAI_ETL))
     parser.add_argument("--py-spy", default=shutil.which("py-spy") or str(BENCH / ".venv-dlt" / "bin" / "py-spy"))
     parser.add_argument("--keep", type=Path, help="also save py-spy's raw samples (folded stacks) here")
+    parser.add_argument("--db-suffix", default=DB_SUFFIX, help="appended to the throwaway PostgreSQL database's name")
     args = parser.parse_args()
+    set_db_suffix(args.db_suffix)
 
     with tempfile.TemporaryDirectory(prefix="aai-profile-") as tmp, FakeAssemblyAI(api_key=API_KEY, seed=args.n) as fake:
         fake.add(args.n)

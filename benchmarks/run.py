@@ -34,7 +34,11 @@ DLT_PYTHON = DLT_VENV / "bin" / "python"
 UNPACED = "6000000"  # a request budget no run here comes near: the machinery's own speed is measured
 POSTGRES_ADMIN = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 API_KEY = "bench-key-0123456789"
+# Appended to every throwaway PostgreSQL database's name (--db-suffix, or BENCH_DB_SUFFIX for the other
+# scripts): two benchmarks on one server then never drop each other's databases.
+DB_SUFFIX = os.environ.get("BENCH_DB_SUFFIX", "")
 TOOLS = ("aai-etl", "aai-etl idle", "dlt", "bare")
+BASELINE = "aai-etl baseline"  # --baseline: another aai-etl, measured in the same run
 
 # Targets (README explains them).
 DLT_OVER_AAI_MIN = 2.0
@@ -54,12 +58,18 @@ def ensure_dlt_venv() -> None:
 
 # -- databases -----------------------------------------------------------------------------------
 
+def set_db_suffix(suffix: str) -> None:
+    global DB_SUFFIX
+    DB_SUFFIX = suffix
+
+
 def fresh_database(kind: str, name: str, workdir: Path) -> str:
     """The URL of a new, empty database called `name`."""
     if kind == "sqlite":
         for stale in workdir.glob(f"{name}*"):
             stale.unlink()
         return f"sqlite:///{workdir / name}.db"
+    name += DB_SUFFIX
     _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
     return POSTGRES_ADMIN.rsplit("/", 1)[0] + "/" + name
 
@@ -69,7 +79,7 @@ def drop_database(kind: str, name: str, workdir: Path) -> None:
         for path in workdir.glob(f"{name}*"):
             path.unlink()
     else:
-        _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _postgres_admin(f'DROP DATABASE IF EXISTS "{name}{DB_SUFFIX}" WITH (FORCE)')
 
 
 def count_rows(url: str, tool: str) -> int:
@@ -121,7 +131,9 @@ class Spawner:
         self.process.wait()
 
 
-def measure_all(spawner: Spawner, aai_etl: str, n: int, kind: str, repeat: int, workdir: Path) -> list[dict]:
+def measure_all(
+    spawner: Spawner, aai_etl: str, n: int, kind: str, repeat: int, workdir: Path, baseline: str | None = None
+) -> list[dict]:
     """Every tool against one fake holding n transcripts; with repeat > 1, the run with the median wall."""
     results = []
     with FakeAssemblyAI(api_key=API_KEY, seed=n) as fake:
@@ -134,10 +146,12 @@ def measure_all(spawner: Spawner, aai_etl: str, n: int, kind: str, repeat: int, 
             # The fake answers at once: the request budget (2,000 a minute) would be all this measured.
             "AAI_ETL_REQUESTS_PER_MINUTE": UNPACED,
         }
-        runs: dict[str, list[dict]] = {tool: [] for tool in TOOLS}
+        tools = (*TOOLS, BASELINE) if baseline else TOOLS
+        runs: dict[str, list[dict]] = {tool: [] for tool in tools}
         for _ in range(repeat):
             for tool, name, command in (
                 ("aai-etl", "bench_aai", [aai_etl, "sync", "--quiet", "--no-hydrate"]),
+                *([(BASELINE, "bench_aai_base", [baseline, "sync", "--quiet", "--no-hydrate"])] if baseline else []),
                 ("dlt", "bench_dlt", [str(DLT_PYTHON), str(BENCH / "dlt_pipeline.py")]),
                 ("bare", "bench_bare", [str(PROJECT_PYTHON), str(BENCH / "bare_loop.py")]),
             ):
@@ -149,7 +163,7 @@ def measure_all(spawner: Spawner, aai_etl: str, n: int, kind: str, repeat: int, 
                     runs["aai-etl idle"].append({**spawner.run(command, env, workdir, fake), "rows": count_rows(url, tool)})
                 drop_database(kind, name, workdir)
                 shutil.rmtree(pipelines)
-        for tool in TOOLS:
+        for tool in tools:
             for run in runs[tool]:
                 if run["rows"] != n:
                     raise RuntimeError(f"{tool} stored {run['rows']} of {n} transcripts on {kind}")
@@ -174,6 +188,8 @@ def summarize(results: list[dict]) -> list[dict]:
             "dlt_over_aai": wall["dlt"] / wall["aai-etl"],
             "aai_over_bare": wall["aai-etl"] / wall["bare"],
             "idle_wall_s": wall["aai-etl idle"],
+            **({"baseline_over_aai": by_key[n, kind, BASELINE]["wall_s"] / wall["aai-etl"]}
+               if (n, kind, BASELINE) in by_key else {}),
         })
     for kind in sorted({r["db"] for r in results}):
         for tool in TOOLS:
@@ -187,7 +203,7 @@ def summarize(results: list[dict]) -> list[dict]:
 def print_report(results: list[dict], checks: list[dict]) -> None:
     print(f"\n{'N':>7}  {'db':<10}  {'tool':<13}  {'wall s':>7}  {'transcripts/s':>13}  {'requests':>8}  "
           f"{'peak RSS MB':>11}  {'cpu s':>6}")
-    for r in sorted(results, key=lambda r: (r["db"], r["n"], TOOLS.index(r["tool"]))):
+    for r in sorted(results, key=lambda r: (r["db"], r["n"], (*TOOLS, BASELINE).index(r["tool"]))):
         rate = f"{r['transcripts_per_s']:,.0f}" if r["transcripts_per_s"] else "-"
         print(f"{r['n']:>7}  {r['db']:<10}  {r['tool']:<13}  {r['wall_s']:>7.2f}  {rate:>13}  {r['requests']:>8}  "
               f"{r['peak_rss_mb']:>11.1f}  {r['cpu_s']:>6.2f}")
@@ -200,7 +216,8 @@ def print_report(results: list[dict], checks: list[dict]) -> None:
         print(f"{c['n']:>7}  {c['db']:<10}  "
               f"{c['dlt_over_aai']:>9.2f} {verdict(c['dlt_over_aai'] >= DLT_OVER_AAI_MIN):>4}  "
               f"{c['aai_over_bare']:>12.2f} {verdict(c['aai_over_bare'] <= AAI_OVER_BARE_MAX):>4}  "
-              f"{c['idle_wall_s']:>7.2f} {verdict(c['idle_wall_s'] < IDLE_MAX_S):>4}")
+              f"{c['idle_wall_s']:>7.2f} {verdict(c['idle_wall_s'] < IDLE_MAX_S):>4}"
+              + (f"   baseline/aai {c['baseline_over_aai']:.2f}" if "baseline_over_aai" in c else ""))
     print(f"\npeak RSS MB across N (flat: largest N within {RSS_GROWTH_MAX}x of smallest)")
     for c in (c for c in checks if "rss_growth" in c):
         series = "  ".join(f"{n}: {mb:.1f}" for n, mb in sorted(c["peak_rss_mb_by_n"].items()))
@@ -216,7 +233,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=BENCH / "results" / "latest.json")
     parser.add_argument("--aai-etl", default=str(AAI_ETL),
                         help="the aai-etl executable to measure, e.g. one installed from another checkout")
+    parser.add_argument("--baseline", help="another aai-etl executable to measure in the same run (e.g. of the commit before)")
+    parser.add_argument("--db-suffix", default=DB_SUFFIX,
+                        help="appended to the throwaway PostgreSQL databases' names (bench_aai, ...)")
     args = parser.parse_args()
+    set_db_suffix(args.db_suffix)
 
     ensure_dlt_venv()
     results = []
@@ -225,8 +246,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="aai-bench-") as tmp:
             for kind in args.db:
                 for n in args.n:
-                    print(f"N={n} {kind} ...", flush=True)
-                    results.extend(measure_all(spawner, args.aai_etl, n, kind, args.repeat, Path(tmp)))
+                    print(f"N={n} {kind} ... (load average {os.getloadavg()[0]:.1f})", flush=True)
+                    results.extend(measure_all(spawner, args.aai_etl, n, kind, args.repeat, Path(tmp), args.baseline))
     finally:
         spawner.close()
     checks = summarize(results)
@@ -241,6 +262,8 @@ def main() -> None:
                               capture_output=True, text=True).stdout.strip(),
         "repeat": args.repeat,
         "aai_etl": args.aai_etl,
+        "baseline": args.baseline,
+        "load_average": os.getloadavg(),
         "command": " ".join(sys.argv),
     }
     args.out.write_text(json.dumps({"meta": meta, "results": results, "checks": checks}, indent=2) + "\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -24,11 +25,13 @@ DELETED_AUDIO_URL = "http://deleted_by_user"
 
 @dataclass(frozen=True, slots=True)
 class Item:
-    """One list item: `row` holds the typed columns and `raw`, `bad_fields` what could not be read."""
+    """One list item: `row` holds the typed columns and `raw`, `bad_fields` what could not be read, `raw_json`
+    the stored `raw` as JSON text (empty for an item without a usable id: it is never stored)."""
 
     id: str | None
     row: dict[str, Any]
     bad_fields: tuple[str, ...]
+    raw_json: str = ""
 
 
 def parse_item(raw: Any, keep_presigned_credentials: bool = False) -> Item:
@@ -36,7 +39,16 @@ def parse_item(raw: Any, keep_presigned_credentials: bool = False) -> Item:
     `audio_url` redacted unless asked to keep them (etl.presigned), the typed columns read from it."""
     if not isinstance(raw, dict):
         return Item(None, {"raw": raw}, ("item",))
-    raw = escape_json(raw if keep_presigned_credentials else redact_audio_url(raw))
+    if not keep_presigned_credentials:
+        raw = redact_audio_url(raw)
+    # The JSON text is needed to store the item anyway, and it is ASCII: every character a database refuses
+    # is written as a \u escape in it. Without one (nearly every item) there is nothing to escape, and no
+    # need to look through the item's strings one by one.
+    raw_json = json.dumps(raw)
+    if "\\u" in raw_json:
+        escaped = escape_json(raw)
+        if escaped is not raw:
+            raw, raw_json = escaped, json.dumps(escaped)
     bad: list[str] = []
     transcript_id = raw.get("id")
     if not isinstance(transcript_id, str) or not transcript_id or len(transcript_id) > MAX_ID_LENGTH:
@@ -61,7 +73,7 @@ def parse_item(raw: Any, keep_presigned_credentials: bool = False) -> Item:
             bad.append(name)
             value = None
         row[name] = value
-    return Item(transcript_id, row, tuple(bad))
+    return Item(transcript_id, row, tuple(bad), raw_json)
 
 
 def parse_timestamp(value: Any) -> datetime | None:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 
-from sqlalchemy import Connection, Engine, insert, select, text, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, text, update
 
 from etl import derive, interrupt, lock, migrate, partitions, stragglers
 from etl.client import ApiClient
@@ -187,7 +187,7 @@ class _Run:
     def _commit(self, stats: RunStats) -> None:
         """Commit the transaction with the counters it brings the run to: they count only what committed."""
         _client_counters(stats, self.client)
-        self.conn.execute(update(sync_runs).where(sync_runs.c.id == stats.sync_run).values(**_counters(stats)))
+        self.conn.execute(_COUNT, {"run": stats.sync_run, **_counters(stats)})
         self.conn.commit()
         self.stats = stats
         self.on_event("progress", stats)
@@ -582,6 +582,8 @@ def _counters(stats: RunStats) -> dict[str, int]:
 _COUNTERS = (
     "pages", "requests", "inserted", "updated", "unchanged", "deleted", "unlisted", "hydrated", "hydrate_failures", "bad_values",
 )
+# Built once, run with every page: the counters come as parameters.
+_COUNT = update(sync_runs).where(sync_runs.c.id == bindparam("run"))
 
 
 def derive_from_bodies(
