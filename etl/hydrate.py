@@ -77,9 +77,10 @@ def hydrate(
 
     `on_batch` runs inside each batch's transaction, before its commit (or commits it itself)."""
     hydrated = failed = 0
-    fetchers = _Fetchers(client, options)
+    fetchers: _Fetchers | None = None  # started with the first chunk: an idle run starts no threads
     try:
         for chunk in _queue(conn, account):
+            fetchers = fetchers or _Fetchers(client, options)
             for batch in _batches(fetchers.fetch(chunk)):
                 with interrupt.writing():
                     written, failures = _write(conn, account, batch, options)
@@ -87,7 +88,8 @@ def hydrate(
                     on_batch(hydrated, failed)
                     conn.commit()
     finally:
-        fetchers.close()
+        if fetchers is not None:
+            fetchers.close()
     return hydrated, failed
 
 

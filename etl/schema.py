@@ -21,7 +21,6 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 
 # Named constraints let Alembic's batch mode on SQLite find and alter them by name.
 metadata = MetaData(
@@ -56,8 +55,27 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
-# JSONB on PostgreSQL: indexable and queryable with ->>; plain JSON text on SQLite.
-RawJSON = JSON().with_variant(JSONB(), "postgresql")
+class RawJSON(TypeDecorator):
+    """JSONB on PostgreSQL: indexable and queryable with ->>; plain JSON text on SQLite.
+
+    Not JSON().with_variant(JSONB(), ...): that needs PostgreSQL's dialect module at import, a tenth of a
+    second of every SQLite run's start-up. Here it is imported only for a PostgreSQL connection, whose engine
+    has loaded it already."""
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import JSONB
+
+            return dialect.type_descriptor(JSONB())
+        return dialect.type_descriptor(JSON())
+
+
+def is_json(kind: object) -> bool:
+    """Whether a column's type is JSON, RawJSON included."""
+    return isinstance(kind, JSON) or isinstance(getattr(kind, "impl", None), JSON)
 
 transcripts = Table(
     "transcripts",
