@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
 from etl.db import first_line
@@ -273,7 +274,7 @@ def save_cursor(conn: Connection, account: str, cursor: Cursor, now: datetime) -
         boundary: Boundary | None = getattr(cursor, prefix)
         values[f"{prefix}_id"] = boundary.id if boundary else None
         values[f"{prefix}_created"] = boundary.created if boundary else None
-    statement = _insert(conn, sync_cursors).values(values)
+    statement = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(sync_cursors).values(values)
     conn.execute(statement.on_conflict_do_update(index_elements=[sync_cursors.c.account], set_=values))
 
 
@@ -331,22 +332,10 @@ def partitions_refused(conn: Connection, account: str) -> str | None:
 
 def refuse_partitions(conn: Connection, account: str, reason: str, now: datetime) -> None:
     values = {"account": account, "partitions_refused": escape(reason), "walk_full": False, "updated_at": now}
-    statement = _insert(conn, sync_cursors).values(values)
+    statement = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(sync_cursors).values(values)
     conn.execute(statement.on_conflict_do_update(
         index_elements=[sync_cursors.c.account], set_={"partitions_refused": values["partitions_refused"]}
     ))
-
-
-def _insert(conn: Connection, table: Table) -> Any:
-    """An INSERT that can take ON CONFLICT, in the connection's dialect. Imported here: the connection's engine
-    has loaded its own dialect's module already, and a SQLite run never loads PostgreSQL's."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects import postgresql
-
-        return postgresql.insert(table)
-    from sqlalchemy.dialects import sqlite
-
-    return sqlite.insert(table)
 
 
 def mark_unlisted(

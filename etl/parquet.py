@@ -22,7 +22,7 @@ from sqlalchemy import JSON, BigInteger, Boolean, Connection, Float, Integer, Ta
 from sqlalchemy.sql.elements import ColumnElement
 
 from etl.errors import ConfigError
-from etl.schema import DERIVED_TABLES, UTCDateTime, is_json, transcript_status_changes, transcripts
+from etl.schema import DERIVED_TABLES, UTCDateTime, transcript_status_changes, transcripts
 
 if TYPE_CHECKING:
     import pyarrow
@@ -141,7 +141,7 @@ def _readable(column: Any, postgres: bool) -> ColumnElement[Any]:
         if postgres:
             return cast(func.extract("epoch", column) * 1_000_000, BigInteger).label(column.name)
         return type_coerce(column, Text).label(column.name)
-    if is_json(column.type):
+    if isinstance(column.type, JSON):
         return (cast(column, Text) if postgres else type_coerce(column, Text)).label(column.name)
     return column
 

@@ -25,6 +25,7 @@ from sqlalchemy import (
     literal_column,
     or_,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
 from etl.items import FINAL_STATUSES
 
@@ -61,27 +62,8 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
-class RawJSON(TypeDecorator):
-    """JSONB on PostgreSQL: indexable and queryable with ->>; plain JSON text on SQLite.
-
-    Not JSON().with_variant(JSONB(), ...): that needs PostgreSQL's dialect module at import, a tenth of a
-    second of every SQLite run's start-up. Here it is imported only for a PostgreSQL connection, whose engine
-    has loaded it already."""
-
-    impl = JSON
-    cache_ok = True
-
-    def load_dialect_impl(self, dialect):
-        if dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import JSONB
-
-            return dialect.type_descriptor(JSONB())
-        return dialect.type_descriptor(JSON())
-
-
-def is_json(kind: object) -> bool:
-    """Whether a column's type is JSON, RawJSON included."""
-    return isinstance(kind, JSON) or isinstance(getattr(kind, "impl", None), JSON)
+# JSONB on PostgreSQL: indexable and queryable with ->>; plain JSON text on SQLite.
+RawJSON = JSON().with_variant(JSONB(), "postgresql")
 
 transcripts = Table(
     "transcripts",
