@@ -13,7 +13,7 @@ transcripts (one in 30 `error`, the rest `completed`). The database is seeded di
 schema), then the fake's listing written with etl.load.upsert_page, the sync's own page write, 2,000
 items a transaction; the high water mark at the newest; every transcript marked hydrated but 10 whose
 detail fetch is failing and waits for a retry; 13,000 earlier runs in sync_runs (90 days of a run every
-10 minutes); on PostgreSQL an ANALYZE, as autovacuum would do after that many rows. Then one idle
+10 minutes); on PostgreSQL a VACUUM ANALYZE, as autovacuum would do after that many writes. Then one idle
 `aai-etl sync --quiet` (hydration on, the default) as a warm-up, and --repeat more, each a fresh
 process, each checked to make exactly one request (the `after_id` request) and write nothing new.
 Reported: the median wall and CPU, and the load average around each measurement (the machine may be shared).
@@ -89,9 +89,9 @@ def seed(fake: FakeAssemblyAI, n: int, url: str) -> None:
             for i in range(HISTORY, 0, -1)
         ])
         conn.commit()
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("ANALYZE"))
-            conn.commit()
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE"))  # what autovacuum does after so many writes
     engine.dispose()
 
 
