@@ -1,4 +1,8 @@
-"""click commands: parse, call one function, turn errors into messages."""
+"""click commands: parse, call one function, turn errors into messages.
+
+Each command imports the modules it uses when it runs: `--help` then loads neither SQLAlchemy nor requests,
+and a scheduled sync loads none of the other commands' modules (tests/test_light_start.py).
+"""
 
 from __future__ import annotations
 
@@ -9,22 +13,19 @@ import os
 import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import click
-from sqlalchemy import Connection
-from sqlalchemy.exc import DBAPIError
 
-from etl import __version__, check, derive, export, interrupt, metrics, migrate, parquet, stats, status
-from etl.client import ApiClient
+from etl import __version__, export, interrupt, stats
 from etl.config import CONFIG_VARIABLE, SETTINGS, Settings, load_settings
-from etl.db import connect, first_line, make_engine
 from etl.errors import AccountsFailed, ConfigError, EtlError, Unhealthy, UsageError
-from etl.hydrate import HydrateOptions
 from etl.report import Reporter
-from etl.sync import derive_from_bodies, run_sync
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+    from sqlalchemy.exc import DBAPIError
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +82,6 @@ class _Group(click.Group):
             source = f" ({exc.setting} from {settings.source(exc.setting)})" if exc.setting and settings else ""
             ctx.meta["aai_etl.reporter"].error(f"{exc}{source}")
             ctx.exit(exc.exit_code)
-        except DBAPIError as exc:
-            # A connection that worked and then failed mid-run (server restart, disk full).
-            ctx.meta["aai_etl.reporter"].error(f"database error: {first_line(exc)}; everything committed so far is kept")
-            ctx.exit(1)
         except KeyboardInterrupt:
             resumes = ", the next run resumes" if ctx.meta.get(_RESUMES) else ""
             ctx.meta["aai_etl.reporter"].error(f"interrupted; everything committed so far is kept{resumes}")
@@ -100,6 +97,20 @@ class _Group(click.Group):
             reason = exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
             ctx.meta["aai_etl.reporter"].error(f"cannot write{where}: {reason}; check the path and its permissions")
             ctx.exit(1)
+        except Exception as exc:
+            if not _database_error(exc):
+                raise
+            from etl.db import first_line
+
+            # A connection that worked and then failed mid-run (server restart, disk full).
+            ctx.meta["aai_etl.reporter"].error(f"database error: {first_line(exc)}; everything committed so far is kept")
+            ctx.exit(1)
+
+
+def _database_error(exc: Exception) -> TypeGuard[DBAPIError]:
+    """Whether SQLAlchemy raised it: a command that never imported SQLAlchemy cannot have."""
+    errors = sys.modules.get("sqlalchemy.exc")
+    return errors is not None and isinstance(exc, errors.DBAPIError)
 
 
 def _stdout_to_devnull() -> None:
@@ -157,6 +168,12 @@ def hydrate_command(account_name: str | None) -> None:
 
 
 def _run_accounts(settings: Settings, account_name: str | None, *, full: bool, listing: bool, hydrate: bool) -> None:
+    from etl import derive, metrics
+    from etl.client import ApiClient
+    from etl.db import make_engine
+    from etl.hydrate import HydrateOptions
+    from etl.sync import run_sync
+
     accounts = settings.select(account_name)
     engine = make_engine(settings.database_url, settings.private_files)
     click.get_current_context().meta[_RESUMES] = True
@@ -199,6 +216,9 @@ def _run_accounts(settings: Settings, account_name: str | None, *, full: bool, l
 @common_options
 def derive_command(account_name: str | None, again: bool, refetch: bool) -> None:
     """Fill the audio intelligence tables from stored bodies for transcripts fetched before: no API requests."""
+    from etl.db import make_engine
+    from etl.sync import derive_from_bodies
+
     settings = _settings()
     engine = make_engine(settings.database_url, settings.private_files)
     say = (lambda line: None) if settings.quiet else _reporter().echo
@@ -216,6 +236,8 @@ def derive_command(account_name: str | None, again: bool, refetch: bool) -> None
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> timedelta | None:
+    from etl import status
+
     try:
         return None if value is None else status.parse_duration(value)
     except ValueError as exc:
@@ -230,6 +252,8 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @common_options
 def status_command(account_name: str | None, as_json: bool, max_age: timedelta | None) -> None:
     """Show where the sync stands: cursor, pending transcripts, counts, last runs."""
+    from etl import status
+
     settings = _settings()
     names = [account.name for account in settings.select(account_name)]
     with _connect(settings, read_only=True) as conn:
@@ -243,6 +267,8 @@ def status_command(account_name: str | None, as_json: bool, max_age: timedelta |
 @common_options
 def check_command() -> None:
     """Check the settings, the database and each account's API key (one small request), without syncing."""
+    from etl import check
+
     ctx = click.get_current_context()
     try:
         settings = _settings()
@@ -292,6 +318,8 @@ def simulate(
 @common_options
 def stats_command(since: datetime | None, until: datetime | None, account_name: str | None, fmt: str, view_name: str) -> None:
     """Daily counts by status, audio hours, error rate and turnaround (median, p95); or --view an audio intelligence figure."""
+    from etl import migrate
+
     settings = _settings()
     last = until.date() if until else datetime.now(timezone.utc).date()
     first = since.date() if since else last - timedelta(days=30)
@@ -317,6 +345,8 @@ def stats_command(since: datetime | None, until: datetime | None, account_name: 
 @common_options
 def export_command(since: int | None, fmt: str, output: str | None, output_dir: Path | None, account_name: str | None) -> None:
     """Write the transcript rows changed after a watermark, then print the next watermark."""
+    from etl import migrate, parquet
+
     settings = _settings()
     account = settings.select(account_name)[0].name if account_name else None
     if (fmt == "parquet") != (output_dir is not None) or (fmt == "parquet" and output is not None):
@@ -365,6 +395,8 @@ def db() -> None:
 @common_options
 def upgrade(revision: str) -> None:
     """Upgrade the schema to REVISION (default: head)."""
+    from etl import migrate
+
     with _connect(_settings()) as conn:
         migrate.upgrade(conn, revision)
         _reporter().echo(f"schema at {migrate.current_revision(conn) or 'base'}")
@@ -375,6 +407,8 @@ def upgrade(revision: str) -> None:
 @common_options
 def downgrade(revision: str) -> None:
     """Downgrade the schema to REVISION (a revision id, -1, or base)."""
+    from etl import migrate
+
     with _connect(_settings()) as conn:
         migrate.downgrade(conn, revision)
         _reporter().echo(f"schema at {migrate.current_revision(conn) or 'base'}")
@@ -384,6 +418,8 @@ def downgrade(revision: str) -> None:
 @common_options
 def current() -> None:
     """Print the schema revision of the database."""
+    from etl import migrate
+
     with _connect(_settings(), read_only=True) as conn:
         revision, head = migrate.current_revision(conn), migrate.head_revision()
     _reporter().echo(f"{revision or 'none'}{' (head)' if revision == head else f' (head is {head})'}")
@@ -398,10 +434,14 @@ def config_group() -> None:
 @common_options
 def example() -> None:
     """Print the example config file: every setting at its default, with what it does."""
+    from importlib.resources import files
+
     click.echo((files("etl") / "config.example.toml").read_text(encoding="utf-8"), nl=False)
 
 
 def _connect(settings: Settings, read_only: bool = False) -> Connection:
+    from etl.db import connect, make_engine
+
     return connect(make_engine(settings.database_url, settings.private_files, read_only=read_only))
 
 

@@ -13,11 +13,10 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, select
-
-from etl.schema import transcripts
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 COLUMNS = (
     "account", "id", "status", "created", "completed", "audio_url", "resource_url", "error",
@@ -57,6 +56,11 @@ def replaced_atomically(path: str) -> Iterator[IO[str]]:
 
 
 def _changed(conn: Connection, since: int | None, account: str | None) -> Iterator[dict[str, Any]]:
+    # Imported here: the CLI reads FORMATS for every command's start-up, which need not load SQLAlchemy.
+    from sqlalchemy import select
+
+    from etl.schema import transcripts
+
     # One statement: one consistent snapshot, streamed so memory stays flat however many rows changed.
     query = select(*(transcripts.c[name] for name in COLUMNS)).order_by(transcripts.c.change_seq, transcripts.c.account, transcripts.c.id)
     if since is not None:

@@ -23,10 +23,10 @@ from etl import derive, interrupt
 from etl.client import ApiClient
 from etl.db import first_line
 from etl.errors import AuthError, EtlError
-from etl.items import DELETED_AUDIO_URL, FINAL_STATUSES
+from etl.items import DELETED_AUDIO_URL
 from etl.load import DETAIL_COLUMNS, next_change_seq
 from etl.presigned import redact_audio_url
-from etl.schema import transcript_bodies, transcript_words, transcripts
+from etl.schema import NEEDS_DETAILS, transcript_bodies, transcript_words, transcripts
 from etl.storable import escape, escape_json, unescape
 
 log = logging.getLogger(__name__)
@@ -36,10 +36,6 @@ BATCH = 50  # rows a transaction: small enough to lose little to a kill, large e
 CHUNK = 1000  # ids read from the queue at a time: memory stays flat however large the backlog
 RETRY_BASE = timedelta(minutes=5)
 RETRY_MAX = timedelta(days=1)
-# Final, not deleted, details not yet fetched: the transcripts hydration is for (status counts them too).
-NEEDS_DETAILS = and_(
-    transcripts.c.status.in_(FINAL_STATUSES), transcripts.c.hydrated_at.is_(None), transcripts.c.deleted_at.is_(None)
-)
 
 
 @dataclass
@@ -77,9 +73,10 @@ def hydrate(
 
     `on_batch` runs inside each batch's transaction, before its commit (or commits it itself)."""
     hydrated = failed = 0
-    fetchers = _Fetchers(client, options)
+    fetchers: _Fetchers | None = None  # started with the first chunk: an idle run starts no threads
     try:
         for chunk in _queue(conn, account):
+            fetchers = fetchers or _Fetchers(client, options)
             for batch in _batches(fetchers.fetch(chunk)):
                 with interrupt.writing():
                     written, failures = _write(conn, account, batch, options)
@@ -87,7 +84,8 @@ def hydrate(
                     on_batch(hydrated, failed)
                     conn.commit()
     finally:
-        fetchers.close()
+        if fetchers is not None:
+            fetchers.close()
     return hydrated, failed
 
 

@@ -114,11 +114,10 @@ def _states(engine: Engine, accounts: list[str]) -> dict[str, dict[str, Any]]:
     """Each account's state from the database, or nothing when the database cannot be read."""
     try:
         with connect(engine) as conn:
-            report = status.gather(conn, accounts, last_runs=0)
+            return status.health(conn, accounts)
     except Exception as exc:  # the database that failed the run may fail this too
         log.warning("metrics without the database's figures (last success, backlog): %s", str(exc).splitlines()[0])
         return {}
-    return {account["account"]: account for account in report.get("accounts", [])}
 
 
 _Sample = tuple[str, dict[str, str], float]
@@ -145,11 +144,10 @@ def _samples(outcome: _Outcome, state: dict[str, Any] | None) -> list[_Sample]:
     if state is not None:
         if state["last_success"] is not None:
             samples.append(("last_success_timestamp_seconds", {}, datetime.fromisoformat(state["last_success"]).timestamp()))
-        details = state["details"]
         samples += [
             ("pending_transcripts", {}, state["pending"]),
-            ("hydration_backlog", {}, details["waiting"] + details["failing"]),
-            ("hydration_failing", {}, details["failing"]),
+            ("hydration_backlog", {}, state["waiting"] + state["failing"]),
+            ("hydration_failing", {}, state["failing"]),
         ]
     return samples
 

@@ -1,16 +1,16 @@
 """Alembic run from code, with the migrations that ship inside the installed package.
 
-Alembic is imported only when there is migrating to do: a scheduled run on a current schema checks one
-row and moves on, which keeps an idle run's start-up short.
+Alembic is imported only when there is migrating to do: a scheduled run on a current schema reads one
+row of alembic_version, compares it with HEAD and moves on, which keeps an idle run's start-up short.
 """
 
 from __future__ import annotations
 
 import logging
-from importlib.resources import files
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, inspect, text
+from sqlalchemy.exc import DBAPIError
 
 from etl import lock
 from etl.errors import DatabaseError, SchemaTooNew, UsageError
@@ -22,10 +22,12 @@ log = logging.getLogger(__name__)
 
 # The newest migration's revision. tests/test_migrations.py checks it against the scripts: a new
 # migration changes it too.
-HEAD = "0005"
+HEAD = "0006"
 
 
 def alembic_config(conn: Connection | None = None) -> Config:
+    from importlib.resources import files
+
     from alembic.config import Config
 
     config = Config()
@@ -35,9 +37,16 @@ def alembic_config(conn: Connection | None = None) -> Config:
 
 
 def current_revision(conn: Connection) -> str | None:
-    if not inspect(conn).has_table("alembic_version"):
+    """The database's schema revision; None before the first migration. One query when the schema exists
+    (every run but the first); call it before any write of the transaction, which it ends when the
+    table is missing (a failed statement ends a PostgreSQL transaction anyway)."""
+    try:
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except DBAPIError:
+        conn.rollback()
+        if inspect(conn).has_table("alembic_version"):
+            raise  # the table is there: the failure is the database's own (gone, locked), not a new database
         return None
-    return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def head_revision() -> str:

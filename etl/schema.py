@@ -20,8 +20,14 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    ColumnElement,
+    and_,
+    literal_column,
+    or_,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+
+from etl.items import FINAL_STATUSES
 
 # Named constraints let Alembic's batch mode on SQLite find and alter them by name.
 metadata = MetaData(
@@ -112,6 +118,24 @@ transcripts = Table(
     Index(None, "created"),
     Index(None, "change_seq"),
     Index(None, "hydrated_at", "account"),  # hydrated_at first: an account-first index lured lookups by id
+)
+
+# The two sets an idle run asks about, each behind a partial index that holds only its rows, so asking costs
+# the same at any table size and no statistics can make a scan look cheaper. The statuses are written into
+# the SQL, not bound: a planner uses a partial index only when it can match the query's predicate to the
+# index's, which a value not yet bound cannot be (PostgreSQL's generic plans, SQLite's first prepare).
+_FINAL: list[ColumnElement[str]] = [literal_column(f"'{status}'") for status in FINAL_STATUSES]
+# Pending: queued, processing, or a status unknown or unreadable (etl/stragglers.py re-checks them).
+NOT_FINAL = or_(transcripts.c.status.is_(None), transcripts.c.status.not_in(_FINAL))
+# Final, not deleted, details not yet fetched: the hydration queue (etl/hydrate.py; status counts it too).
+NEEDS_DETAILS = and_(transcripts.c.status.in_(_FINAL), transcripts.c.hydrated_at.is_(None), transcripts.c.deleted_at.is_(None))
+Index(
+    "ix_transcripts_pending", transcripts.c.account, transcripts.c.created, transcripts.c.id,
+    sqlite_where=NOT_FINAL, postgresql_where=NOT_FINAL,
+)
+Index(
+    "ix_transcripts_hydration_queue", transcripts.c.account, transcripts.c.created,
+    sqlite_where=NEEDS_DETAILS, postgresql_where=NEEDS_DETAILS,
 )
 
 # One row, one number: every writing transaction takes the next value under the row's lock, so the
@@ -308,4 +332,7 @@ sync_runs = Table(
     Column("pid", Integer),
     Column("hostname", Text),
     Index(None, "account", "started_at"),
+    # A run looks up the account's runs still marked running, and the metrics its last success: neither reads
+    # the account's whole history, which grows by a row a run.
+    Index(None, "account", "outcome", "finished_at"),
 )

@@ -8,12 +8,13 @@ import io
 import json
 from datetime import date
 from decimal import Decimal
-from typing import Any
-
-from sqlalchemy import Connection, bindparam, text
+from typing import TYPE_CHECKING, Any
 
 from etl.items import FINAL_STATUSES, PENDING_STATUSES
 from etl.report import text_table
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 COLUMNS = (
     "day", "account", "transcripts", "completed", "error", "pending",
@@ -35,6 +36,9 @@ _FRACTIONS = ("error_rate", "share", "talk_ratio")
 
 def daily(conn: Connection, since: date, until: date, accounts: list[str]) -> list[dict[str, Any]]:
     """One row per account and UTC day of `created`, from `since` to `until` inclusive, newest first."""
+    # Imported here, as in view(): the CLI reads FORMATS and VIEWS for every command's start-up.
+    from sqlalchemy import bindparam, text
+
     rows: dict[tuple[str, str], dict[str, Any]] = {}
 
     def merge(sql: str, fill) -> None:
@@ -59,6 +63,8 @@ def daily(conn: Connection, since: date, until: date, accounts: list[str]) -> li
 def view(conn: Connection, name: str, since: date, until: date, accounts: list[str]) -> list[dict[str, Any]]:
     """The rows of one audio intelligence view (a key of VIEWS) from `since` to `until`: newest day first,
     then by account, then the largest first. Sorted here, not in SQL, where the databases order NULLs apart."""
+    from sqlalchemy import bindparam, text
+
     source, columns, rank = VIEWS[name]
     statement = text(
         f"SELECT {', '.join(columns)} FROM {source} WHERE day >= :since AND day <= :until AND account IN :accounts"

@@ -11,11 +11,10 @@ from sqlalchemy import Connection, func, select
 from etl import migrate
 from etl.db import masked
 from etl.progress import duration
-from etl.hydrate import NEEDS_DETAILS
 from etl.items import PENDING_STATUSES
 from etl.load import read_cursor
 from etl.report import plural
-from etl.schema import sync_runs, transcripts
+from etl.schema import NEEDS_DETAILS, NOT_FINAL, sync_runs, transcripts
 
 
 def gather(conn: Connection, accounts: list[str], last_runs: int = 5) -> dict[str, Any]:
@@ -29,19 +28,49 @@ def gather(conn: Connection, accounts: list[str], last_runs: int = 5) -> dict[st
     return report
 
 
+def health(conn: Connection, accounts: list[str]) -> dict[str, dict[str, Any]]:
+    """What the metrics publish of each account; empty when the schema is not at the code's head.
+
+    Every figure is read through an index over only the rows it counts (etl/schema.py), so the metrics of an
+    idle run cost the same at any table size: unlike gather(), nothing here counts the whole table."""
+    current = migrate.current_revision(conn)
+    if current != migrate.head_revision():
+        migrate.refuse_unknown(current)  # a newer schema: the error says to upgrade aai-etl
+        return {}
+    return {account: _health(conn, account) for account in accounts}
+
+
+def _health(conn: Connection, account: str) -> dict[str, Any]:
+    mine = transcripts.c.account == account
+    # Of the rows not final, those queued or processing: no GROUP BY, which an index on status would serve.
+    queued_or_processing = transcripts.c.status.in_(PENDING_STATUSES)
+    pending, oldest_pending = conn.execute(
+        select(func.count().filter(queued_or_processing), func.min(transcripts.c.created).filter(queued_or_processing)).where(mine, NOT_FINAL)
+    ).one()
+    waiting, failing = conn.execute(
+        select(
+            func.count().filter(transcripts.c.hydrate_attempts == 0), func.count().filter(transcripts.c.hydrate_attempts > 0)
+        ).where(mine, NEEDS_DETAILS)
+    ).one()
+    last_success = conn.execute(
+        select(func.max(sync_runs.c.finished_at)).where(sync_runs.c.account == account, sync_runs.c.outcome == "succeeded")
+    ).scalar()
+    return {
+        "pending": pending,
+        "oldest_pending_created": oldest_pending,
+        "waiting": waiting,
+        "failing": failing,
+        "last_success": _iso(last_success),
+    }
+
+
 def _account(conn: Connection, account: str, last_runs: int) -> dict[str, Any]:
     cursor = read_cursor(conn, account)
+    figures = _health(conn, account)
     mine = transcripts.c.account == account
     by_status: dict[Any, int] = dict(conn.execute(select(transcripts.c.status, func.count()).where(mine).group_by(transcripts.c.status)).all())
-    oldest_pending, deleted, unlisted, hydrated, waiting, failing = conn.execute(
-        select(
-            func.min(transcripts.c.created).filter(transcripts.c.status.in_(PENDING_STATUSES)),
-            func.count(transcripts.c.deleted_at),
-            func.count(transcripts.c.unlisted_at),
-            func.count(transcripts.c.hydrated_at),
-            func.count().filter(NEEDS_DETAILS & (transcripts.c.hydrate_attempts == 0)),
-            func.count().filter(NEEDS_DETAILS & (transcripts.c.hydrate_attempts > 0)),
-        ).where(mine)
+    deleted, unlisted, hydrated = conn.execute(
+        select(func.count(transcripts.c.deleted_at), func.count(transcripts.c.unlisted_at), func.count(transcripts.c.hydrated_at)).where(mine)
     ).one()
     last_failure = conn.execute(
         select(transcripts.c.id, transcripts.c.hydrate_attempts, transcripts.c.hydrate_after, transcripts.c.hydrate_error)
@@ -52,11 +81,9 @@ def _account(conn: Connection, account: str, last_runs: int) -> dict[str, Any]:
     runs = conn.execute(
         select(sync_runs).where(sync_runs.c.account == account).order_by(sync_runs.c.id.desc()).limit(last_runs)
     ).mappings()
-    mine_runs = sync_runs.c.account == account
-    last_success = conn.execute(select(func.max(sync_runs.c.finished_at)).where(mine_runs, sync_runs.c.outcome == "succeeded")).scalar()
     last_finished = conn.execute(
         select(sync_runs.c.id, sync_runs.c.outcome, sync_runs.c.finished_at, sync_runs.c.error)
-        .where(mine_runs, sync_runs.c.outcome != "running")
+        .where(sync_runs.c.account == account, sync_runs.c.outcome != "running")
         .order_by(sync_runs.c.id.desc())
         .limit(1)
     ).mappings().first()
@@ -67,18 +94,18 @@ def _account(conn: Connection, account: str, last_runs: int) -> dict[str, Any]:
         and {"before_id": cursor.walk_before_id, "floor": _boundary(cursor.walk_floor), "full": cursor.walk_full},
         "transcripts": sum(by_status.values()),
         "by_status": {str(status): count for status, count in sorted(by_status.items(), key=lambda kv: str(kv[0]))},
-        "pending": sum(by_status.get(status, 0) for status in PENDING_STATUSES),
-        "oldest_pending_created": _iso(oldest_pending),
+        "pending": figures["pending"],
+        "oldest_pending_created": _iso(figures["oldest_pending_created"]),
         "deleted": deleted,
         "unlisted": unlisted,
         "details": {
             "hydrated": hydrated,
-            "waiting": waiting,
-            "failing": failing,
+            "waiting": figures["waiting"],
+            "failing": figures["failing"],
             "last_failure": last_failure and {key: _iso(value) for key, value in last_failure.items()},
         },
         "last_runs": [{key: _iso(value) for key, value in run.items()} for run in runs],
-        "last_success": _iso(last_success),
+        "last_success": figures["last_success"],
         "last_finished": last_finished and {key: _iso(value) for key, value in last_finished.items()},
     }
 

@@ -25,20 +25,19 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import Connection, func, or_, select
+from sqlalchemy import Connection, func, select
 
 from etl.client import ApiClient
 from etl.errors import ApiError
 from etl.extract import PAGE_SIZE, Boundary, Plausible, reaches
-from etl.items import FINAL_STATUSES, PENDING_STATUSES, Item, parse_item
-from etl.schema import transcripts
+from etl.items import PENDING_STATUSES, Item, parse_item
+from etl.schema import NOT_FINAL, transcripts
 
 log = logging.getLogger(__name__)
 
 # Items asked for when re-reading one transcript below its neighbour: it is the first of them unless
 # transcripts created in the same instant sit between the two.
 REREAD_LIMIT = 20
-_NOT_FINAL = or_(transcripts.c.status.is_(None), transcripts.c.status.not_in(FINAL_STATUSES))
 
 
 @dataclass(frozen=True)
@@ -58,7 +57,7 @@ def recheck(
 ) -> Recheck:
     """The re-check of this account's stragglers: iterate it for the items to store, then read `walk_to`."""
     stragglers = _find(conn, account, high_water, listed_since)
-    top = _page_bottom(conn, account)
+    top = _page_bottom(conn, account) if stragglers else None  # an idle run has none: one query, through an index
     # Within a page of the newest stored transcript, the walk reaches a straggler for at most one more page:
     # no dearer than a filtered listing, so it is left to the walk.
     near = [s for s in stragglers if top is None or s.created >= top]
@@ -76,7 +75,7 @@ def _find(conn: Connection, account: str, high_water: Boundary | None, listed_si
         .where(
             transcripts.c.account == account,
             transcripts.c.unlisted_at.is_(None),
-            _NOT_FINAL,
+            NOT_FINAL,
             transcripts.c.created >= listed_since,
             transcripts.c.created <= high_water.created,
             transcripts.c.id != high_water.id,
@@ -90,7 +89,7 @@ def is_pending(conn: Connection, account: str, transcript_id: str) -> bool:
     """Whether this stored transcript is still pending: the high water mark's own row is re-read by the walk
     that meets it, not by `recheck`."""
     return conn.execute(
-        select(transcripts.c.id).where(transcripts.c.account == account, transcripts.c.id == transcript_id, _NOT_FINAL)
+        select(transcripts.c.id).where(transcripts.c.account == account, transcripts.c.id == transcript_id, NOT_FINAL)
     ).first() is not None
 
 
