@@ -1,0 +1,49 @@
+"""Parallel writers on PostgreSQL
+
+change_seq numbers come from the sequence change_sequence (PostgreSQL only), continuing from
+change_counter's value. A reader settles the bound it may export up to from the writers' registrations
+(etl.changes), so writers no longer queue on change_counter's row lock. sync_run_writers holds the
+counters of the pages each extra writer connection commits, one row per writer.
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-11-26
+"""
+
+from alembic import op
+import sqlalchemy as sa
+
+revision = "0006"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "sync_run_writers",
+        sa.Column("sync_run", sa.Integer(), nullable=False),
+        sa.Column("writer", sa.Integer(), nullable=False),
+        sa.Column("pages", sa.Integer(), nullable=False),
+        sa.Column("inserted", sa.Integer(), nullable=False),
+        sa.Column("updated", sa.Integer(), nullable=False),
+        sa.Column("unchanged", sa.Integer(), nullable=False),
+        sa.Column("deleted", sa.Integer(), nullable=False),
+        sa.Column("bad_values", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(["sync_run"], ["sync_runs.id"], name=op.f("fk_sync_run_writers_sync_run_sync_runs"), ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("sync_run", "writer", name=op.f("pk_sync_run_writers")),
+    )
+    if op.get_bind().dialect.name == "postgresql":
+        # CACHE 1: etl.changes relies on no session handing out a number it reserved earlier.
+        op.execute("CREATE SEQUENCE change_sequence AS bigint MINVALUE 1 CACHE 1")
+        op.execute("SELECT setval('change_sequence', value) FROM change_counter WHERE id = 1")
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(
+            "UPDATE change_counter SET value = (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END "
+            "FROM change_sequence) WHERE id = 1"
+        )
+        op.execute("DROP SEQUENCE change_sequence")
+    op.drop_table("sync_run_writers")
