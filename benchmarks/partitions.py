@@ -1,24 +1,33 @@
-"""First sync by day partitions (issue 9, part 3) beside the serial walk and dlt, and the idle run after it.
+"""First sync by day partitions (issue 9, part 3) beside the serial walk and dlt, and the idle run after it;
+on PostgreSQL, with each number of writer connections asked for (issue 13, parallel writers).
 
     .venv/bin/python benchmarks/partitions.py                   # defaults below
     .venv/bin/python benchmarks/partitions.py --n 20000 --days 60 --latency 0 0.1 0.3 --rate-limit 0 80 --db sqlite
+    .venv/bin/python benchmarks/partitions.py --db postgresql --latency 0 0.1 --writers 1 4 --tools by_days --repeat 3
 
 The fake (etl/simulator.py, in this process) holds N completed transcripts spread over `--days` UTC days,
 answering each request after `--latency` seconds, with a server rate limit of `--rate-limit` requests a
 second (0: none). At each latency and limit, one subprocess each, on a fresh database:
 - aai-etl serial: `aai-etl sync --quiet --no-hydrate` with `partition_days = 0` (the walk);
-- aai-etl by days: the same with `partition_days = --partition-days`;
+- aai-etl by days: the same with `partition_days = --partition-days`, on PostgreSQL once for each
+  `--writers` count (`partition_writers`; SQLite has one writer, so it runs once);
 - idle: the by-days command again, nothing new;
 - dlt: benchmarks/dlt_pipeline.py (the serial walk through dlt's rest_api source).
-Every run must store exactly N rows. Shown beside them: the serial-walk floor (pages x latency) and the
-rate-limit floor (requests / limit). Target: at 100 ms, the by-days first sync in at most a quarter of
+`--tools` picks some of serial, by_days, dlt. `--repeat K` runs each K times and keeps the median.
+Every run must store exactly N rows. Shown beside them: the serial-walk floor (pages x latency), the
+rate-limit floor (requests / limit), and the machine's 1-minute load average when the row was
+measured (the figures are only comparable on an idle machine). Target: at 100 ms, the by-days first sync in at most a quarter of
 dlt's time. aai-etl runs with `--budget` requests a minute (default: run.py's UNPACED).
+Throwaway PostgreSQL databases are named bench_part_<tool><--db-suffix> (default: _<pid>), so that
+runs on a shared server never drop each other's.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import sys
 import tempfile
 from datetime import datetime, timedelta, timezone
@@ -52,28 +61,43 @@ def measure(spawner: Spawner, args: argparse.Namespace, kind: str, latency: floa
         fake.add(args.n, spread=timedelta(days=args.days))
         fake.latency = latency
         row: dict = {"db": kind, "latency_s": latency, "rate_limit": limit or None}
-        for tool, extra, command in (
-            ("serial", {"AAI_ETL_PARTITION_DAYS": "0"}, [AAI_ETL, "sync", "--quiet", "--no-hydrate"]),
-            ("by_days", {"AAI_ETL_PARTITION_DAYS": str(args.partition_days)}, [AAI_ETL, "sync", "--quiet", "--no-hydrate"]),
-            ("dlt", {"RUNTIME__DLTHUB_TELEMETRY": "false"}, [str(DLT_PYTHON), str(BENCH / "dlt_pipeline.py")]),
-        ):
-            url = fresh_database(kind, f"bench_part_{tool}", workdir)
-            pipelines = tempfile.mkdtemp(prefix="dlt-pipelines-", dir=workdir)
-            env = {**child_env(fake, url, args.budget), **extra, "DLT_PIPELINES_DIR": pipelines}
-            result = spawner.run(command, env, workdir, fake)
-            rows = count_rows(url, "dlt" if tool == "dlt" else "aai-etl")
-            if rows != args.n:
-                raise RuntimeError(f"{tool} stored {rows} of {args.n} transcripts on {kind}")
-            row[f"{tool}_s"], row[f"{tool}_requests"] = result["wall_s"], result["requests"]
-            if tool == "by_days":
-                idle = spawner.run(command, env, workdir, fake)
-                row["idle_s"], row["idle_requests"] = idle["wall_s"], idle["requests"]
-            drop_database(kind, f"bench_part_{tool}", workdir)
-        pages = -(-args.n // PAGE)
-        row["serial_floor_s"] = pages * latency
-        row["rate_floor_s"] = row["by_days_requests"] / limit if limit else None
-        row["by_days_over_dlt"] = row["by_days_s"] / row["dlt_s"]
-        row["met"] = row["by_days_over_dlt"] <= TARGET_DLT_SHARE
+        sync = [AAI_ETL, "sync", "--quiet", "--no-hydrate"]
+        runs: list[tuple[str, dict[str, str], list[str]]] = []
+        if "serial" in args.tools:
+            runs.append(("serial", {"AAI_ETL_PARTITION_DAYS": "0"}, sync))
+        if "by_days" in args.tools:
+            for writers in args.writers if kind == "postgresql" else [1]:
+                extra = {"AAI_ETL_PARTITION_DAYS": str(args.partition_days), "AAI_ETL_PARTITION_WRITERS": str(writers)}
+                runs.append((f"by_days_w{writers}", extra, sync))
+        if "dlt" in args.tools:
+            runs.append(("dlt", {"RUNTIME__DLTHUB_TELEMETRY": "false"}, [str(DLT_PYTHON), str(BENCH / "dlt_pipeline.py")]))
+        for tool, extra, command in runs:
+            walls, idles = [], []
+            for _ in range(args.repeat):
+                name = f"bench_part_{tool}{args.db_suffix}"
+                url = fresh_database(kind, name, workdir)
+                pipelines = tempfile.mkdtemp(prefix="dlt-pipelines-", dir=workdir)
+                env = {**child_env(fake, url, args.budget), **extra, "DLT_PIPELINES_DIR": pipelines}
+                result = spawner.run(command, env, workdir, fake)
+                rows = count_rows(url, "dlt" if tool == "dlt" else "aai-etl")
+                if rows != args.n:
+                    raise RuntimeError(f"{tool} stored {rows} of {args.n} transcripts on {kind}")
+                walls.append(result["wall_s"])
+                row[f"{tool}_requests"] = result["requests"]
+                if tool.startswith("by_days"):
+                    idles.append(spawner.run(command, env, workdir, fake)["wall_s"])
+                drop_database(kind, name, workdir)
+            row[f"{tool}_s"] = statistics.median(walls)
+            if idles:
+                row[f"{tool}_idle_s"] = statistics.median(idles)
+        row["serial_floor_s"] = -(-args.n // PAGE) * latency
+        by_days = [key for key in row if key.startswith("by_days_w") and key.endswith("_s") and "idle" not in key]
+        if by_days and limit:
+            row["rate_floor_s"] = row[by_days[-1].removesuffix("_s") + "_requests"] / limit
+        if by_days and "dlt_s" in row:
+            row["by_days_over_dlt"] = row[by_days[-1]] / row["dlt_s"]
+            row["met"] = row["by_days_over_dlt"] <= TARGET_DLT_SHARE
+        row["load_1m"] = round(os.getloadavg()[0], 2)
         return row
 
 
@@ -86,9 +110,14 @@ def main() -> None:
     parser.add_argument("--partition-days", type=int, default=32)
     parser.add_argument("--budget", default=UNPACED, help="aai-etl's requests_per_minute")
     parser.add_argument("--db", nargs="+", choices=["sqlite", "postgresql"], default=["sqlite"])
+    parser.add_argument("--writers", type=int, nargs="+", default=[1, 4], help="partition_writers to measure (PostgreSQL)")
+    parser.add_argument("--tools", nargs="+", choices=["serial", "by_days", "dlt"], default=["serial", "by_days", "dlt"])
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each tool; the median is kept")
+    parser.add_argument("--db-suffix", default=f"_{os.getpid()}", help="appended to the throwaway databases' names")
     parser.add_argument("--out", type=Path, default=BENCH / "results" / "partitions.json")
     args = parser.parse_args()
-    ensure_dlt_venv()
+    if "dlt" in args.tools:
+        ensure_dlt_venv()
     spawner = Spawner()
     rows = []
     try:

@@ -115,3 +115,30 @@ def _pages(engine) -> int:
     """The pages the writer connections committed, by their own counters."""
     with engine.connect() as conn:
         return sum(conn.execute(select(sync_run_writers.c.pages)).scalars())
+
+
+def test_sigterm_during_a_walk_by_days_with_a_pool_counts_exactly_what_committed(database_url):
+    with FakeAssemblyAI(api_key=API_KEY, latency=0.005) as fake:
+        fake.clock = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(days=7)
+        fake.add(2000, spread=timedelta(days=6))
+        env = cli_env(fake, database_url, AAI_ETL_PARTITION_DAYS="4", AAI_ETL_PARTITION_WRITERS="4")
+        release = fake.hold(12)
+        process = spawn(["sync", "--no-hydrate"], env)
+        assert fake.held.wait(30), process.communicate()
+        process.send_signal(signal.SIGTERM)
+        release.set()
+        out, err = process.communicate(timeout=60)
+        assert process.returncode == 130, err
+        assert "Traceback" not in err
+        engine = create_engine(database_url)
+        with engine.connect() as conn:
+            (run,) = conn.execute(select(sync_runs)).all()
+            leftover = conn.execute(select(sync_run_writers)).all()
+        engine.dispose()
+        kept = len(stored(database_url))
+        assert kept < 2000  # stopped half way
+        assert (run.outcome, run.inserted, leftover) == ("failed", kept, [])
+        result = sync(fake, database_url, "--log-format", "json", AAI_ETL_PARTITION_DAYS="4", AAI_ETL_PARTITION_WRITERS="4")
+        assert result.exit_code == 0, result.output
+        assert summary_json(result)["inserted"] == 2000 - kept
+        assert_table_equals_api(database_url, fake)
