@@ -116,9 +116,8 @@ transcripts = Table(
 )
 
 # Where change_seq numbers come from (etl.changes). SQLite: one row, one number, the next value taken
-# under the database's write lock. PostgreSQL: the sequence, so that writers commit at once; the row
-# keeps the value it had when migration 0006 moved the numbers to the sequence, and a downgrade puts
-# the sequence's value back.
+# under the database's write lock. PostgreSQL: the sequence, so that writers commit at once. There the
+# table is empty: migration 0006 moved its value into the sequence (a downgrade puts it back).
 change_counter = Table(
     "change_counter",
     metadata,

@@ -1,7 +1,7 @@
 """Parallel writers on PostgreSQL
 
 change_seq numbers come from the sequence change_sequence (PostgreSQL only), continuing from
-change_counter's value. A reader settles the bound it may export up to from the writers' registrations
+change_counter's value, whose row goes. A reader settles the bound it may export up to from the writers' registrations
 (etl.changes), so writers no longer queue on change_counter's row lock. sync_run_writers holds the
 counters of the pages each extra writer connection commits, one row per writer.
 
@@ -36,14 +36,20 @@ def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         # CACHE 1: etl.changes relies on no session handing out a number it reserved earlier.
         op.execute("CREATE SEQUENCE change_sequence AS bigint MINVALUE 1 CACHE 1")
-        op.execute("SELECT setval('change_sequence', value) FROM change_counter WHERE id = 1")
+        # The row goes: a run of an older aai-etl still in flight then fails at its next page instead of
+        # taking a number no export can see. The DELETE waits for such a run's open transaction, so the
+        # sequence continues from the last number it took.
+        op.execute(
+            "WITH moved AS (DELETE FROM change_counter WHERE id = 1 RETURNING value) "
+            "SELECT setval('change_sequence', value) FROM moved"
+        )
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute(
-            "UPDATE change_counter SET value = (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END "
-            "FROM change_sequence) WHERE id = 1"
+            "INSERT INTO change_counter (id, value) "
+            "SELECT 1, CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM change_sequence"
         )
         op.execute("DROP SEQUENCE change_sequence")
     op.drop_table("sync_run_writers")
