@@ -13,7 +13,8 @@ second (0: none). At each latency and limit, one subprocess each, on a fresh dat
   `--writers` count (`partition_writers`; SQLite has one writer, so it runs once);
 - idle: the by-days command again, nothing new;
 - dlt: benchmarks/dlt_pipeline.py (the serial walk through dlt's rest_api source).
-`--tools` picks some of serial, by_days, dlt. `--repeat K` runs each K times and keeps the median.
+`--tools` picks some of serial, by_days, dlt. `--repeat K` runs them all K times in turn and keeps
+each one's median.
 Every run must store exactly N rows. Shown beside them: the serial-walk floor (pages x latency), the
 rate-limit floor (requests / limit), and the machine's 1-minute load average when the row was
 measured (the figures are only comparable on an idle machine). Target: at 100 ms, the by-days first sync in at most a quarter of
@@ -71,9 +72,10 @@ def measure(spawner: Spawner, args: argparse.Namespace, kind: str, latency: floa
                 runs.append((f"by_days_w{writers}", extra, sync))
         if "dlt" in args.tools:
             runs.append(("dlt", {"RUNTIME__DLTHUB_TELEMETRY": "false"}, [str(DLT_PYTHON), str(BENCH / "dlt_pipeline.py")]))
-        for tool, extra, command in runs:
-            walls, idles = [], []
-            for _ in range(args.repeat):
+        walls: dict[str, list[float]] = {tool: [] for tool, _, _ in runs}
+        idles: dict[str, list[float]] = {tool: [] for tool, _, _ in runs}
+        for _ in range(args.repeat):  # the tools in turn, so that a change in the machine's load hits each alike
+            for tool, extra, command in runs:
                 name = f"bench_part_{tool}{args.db_suffix}"
                 url = fresh_database(kind, name, workdir)
                 pipelines = tempfile.mkdtemp(prefix="dlt-pipelines-", dir=workdir)
@@ -82,14 +84,15 @@ def measure(spawner: Spawner, args: argparse.Namespace, kind: str, latency: floa
                 rows = count_rows(url, "dlt" if tool == "dlt" else "aai-etl")
                 if rows != args.n:
                     raise RuntimeError(f"{tool} stored {rows} of {args.n} transcripts on {kind}")
-                walls.append(result["wall_s"])
+                walls[tool].append(result["wall_s"])
                 row[f"{tool}_requests"] = result["requests"]
                 if tool.startswith("by_days"):
-                    idles.append(spawner.run(command, env, workdir, fake)["wall_s"])
+                    idles[tool].append(spawner.run(command, env, workdir, fake)["wall_s"])
                 drop_database(kind, name, workdir)
-            row[f"{tool}_s"] = statistics.median(walls)
-            if idles:
-                row[f"{tool}_idle_s"] = statistics.median(idles)
+        for tool in walls:
+            row[f"{tool}_s"] = round(statistics.median(walls[tool]), 2)
+            if idles[tool]:
+                row[f"{tool}_idle_s"] = round(statistics.median(idles[tool]), 2)
         row["serial_floor_s"] = -(-args.n // PAGE) * latency
         by_days = [key for key in row if key.startswith("by_days_w") and key.endswith("_s") and "idle" not in key]
         if by_days and limit:

@@ -295,7 +295,8 @@ class _Run:
                 [{"sync_run": self.stats.sync_run, "writer": writer, **dict.fromkeys(_WRITER_COUNTERS, 0)} for writer in range(1, count + 1)],
             )
             self.conn.commit()
-        pool = WriterPool(self.conn.engine, count, lambda conn, writer, job: self._write_day(conn, writer, job, all_new), self._day_written)
+        run = self.stats.sync_run
+        pool = WriterPool(self.conn.engine, count, lambda conn, writer, job: self._write_day(conn, run, writer, job, all_new), self._day_written)
         finished = False
         try:
             for page in pages:
@@ -310,13 +311,15 @@ class _Run:
             if error is not None:
                 log.debug("a writer failed too, while the run stopped", exc_info=error)
 
-    def _write_day(self, conn: Connection, writer: int, job: tuple[partitions.DayPage, DayPosition], all_new: bool) -> PageResult:
+    def _write_day(
+        self, conn: Connection, run: int, writer: int, job: tuple[partitions.DayPage, DayPosition], all_new: bool,
+    ) -> PageResult:
         """On a writer's connection, in its thread: one page, its day's position and the writer's counters."""
         page, position = job
         now = _utcnow()
         result = upsert_page(conn, self.account, page.items, now, all_new=all_new)
         save_partition(conn, self.account, page.day, position, now)
-        mine = (sync_run_writers.c.sync_run == self.stats.sync_run) & (sync_run_writers.c.writer == writer)
+        mine = (sync_run_writers.c.sync_run == run) & (sync_run_writers.c.writer == writer)
         conn.execute(update(sync_run_writers).where(mine).values(
             **{name: sync_run_writers.c[name] + value for name, value in _page_counters(result).items()}
         ))
