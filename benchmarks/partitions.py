@@ -66,6 +66,11 @@ def spread_fake(args: argparse.Namespace, n: int, limit: float) -> FakeAssemblyA
     return fake
 
 
+def writers(args: argparse.Namespace) -> dict[str, str]:
+    """The writer connections of a walk by days on PostgreSQL, when asked for (compare 1 with the default)."""
+    return {} if args.writers is None else {"AAI_ETL_PARTITION_WRITERS": str(args.writers)}
+
+
 def listing(spawner: Spawner, args: argparse.Namespace, kind: str, latency: float, limit: float, workdir: Path) -> dict:
     budget = args.limit_budget if limit else args.budget
     row: dict = {"db": kind, "latency_s": latency, "rate_limit": limit or None, "budget_per_min": float(budget)}
@@ -83,7 +88,7 @@ def listing(spawner: Spawner, args: argparse.Namespace, kind: str, latency: floa
                 continue
             url = fresh_database(kind, name, workdir)
             pipelines = tempfile.mkdtemp(prefix="dlt-pipelines-", dir=workdir)
-            env = {**child_env(fake, url, str(budget)), **extra, "DLT_PIPELINES_DIR": pipelines}
+            env = {**child_env(fake, url, str(budget)), **writers(args), **extra, "DLT_PIPELINES_DIR": pipelines}
             before = len(fake.requests)
             result = spawner.run(command, env, workdir, fake)
             rows = count_rows(url, "dlt" if tool == "dlt" else "aai-etl")
@@ -180,6 +185,7 @@ def main() -> None:
     parser.add_argument("--rate-limit", type=float, nargs="+", default=[0.0, 80.0], help="requests a second; 0: none")
     parser.add_argument("--budget", default=UNPACED, help="aai-etl's requests_per_minute for listing runs, no server limit")
     parser.add_argument("--limit-budget", default="4000", help="requests_per_minute under a server limit (below it)")
+    parser.add_argument("--writers", type=int, help="aai-etl's partition_writers (PostgreSQL); default: the setting's")
     parser.add_argument("--hydrate-n", type=int, default=600, help="transcripts hydrated per cell")
     parser.add_argument("--db", nargs="+", choices=["sqlite", "postgresql"], default=["sqlite", "postgresql"])
     parser.add_argument("--skip", nargs="+", choices=["first", "serial", "dlt", "hydrate"], default=[])

@@ -193,6 +193,7 @@ def _run_accounts(settings: Settings, account_name: str | None, *, full: bool, l
                         engine, client, account.name, on_event, full=full, listing=listing, hydration=hydration,
                         keep_presigned_credentials=settings.keep_presigned_credentials,
                         partitions=settings.partitions, partition_days=settings.partition_days,
+                        partition_writers=settings.partition_writers,
                     )
                 reporter.summary(account.name, stats, listing)
             except EtlError as exc:

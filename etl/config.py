@@ -118,6 +118,12 @@ postgresql+psycopg://etl:PASSWORD@db.internal/analytics   (pip install 'aai-etl[
         minimum=1, maximum=256,
         example="Each day costs a request even when empty (93 in all); the budget, not this, sets the pace below 1 s a request.",
     ),
+    Setting(
+        "partition_writers", int, 4,
+        "PostgreSQL connections that store the pages of a walk by days at once (SQLite has one writer: the run's own).",
+        minimum=1, maximum=8,
+        example="Each day's pages go to one of them, in order, each page one transaction; 1 stores them on the run's connection.",
+    ),
     Setting("store_words", bool, False, "Every word with its timing and speaker, in transcript_words (large).",),
     Setting("store_bodies", bool, True, "The full JSON body of each transcript, in transcript_bodies."),
     Setting(

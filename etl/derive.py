@@ -18,7 +18,8 @@ from typing import Any
 from sqlalchemy import JSON, ColumnElement, Connection, Float, Integer, Table, Text, and_, bindparam, func, select, update
 
 from etl import interrupt
-from etl.load import FEATURE_COLUMNS, FEATURE_FLAGS, next_change_seq
+from etl.changes import next_change_seq
+from etl.load import FEATURE_COLUMNS, FEATURE_FLAGS
 from etl.schema import DERIVED_TABLES, transcript_bodies, transcripts
 
 log = logging.getLogger(__name__)

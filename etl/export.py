@@ -1,8 +1,9 @@
 """The change feed: every transcript row written after a watermark, and the watermark to ask from next.
 
-The watermark is a change sequence, not a time: each writing transaction takes the next number under a
-row lock held until it commits, so numbers are in commit order and a row committed while an export
-runs is above that export's watermark, never below it.
+The watermark is a change sequence, not a time. An export reads only up to the bound etl.changes
+settles: every transaction that holds a number up to it has ended. So a row that commits while an
+export runs, or after it, is above that export's watermark, never below it, however many writers
+commit at once.
 """
 
 from __future__ import annotations
@@ -30,8 +31,13 @@ FORMATS = ("jsonl", "csv")
 def export(conn: Connection, since: int | None, fmt: str, out: IO[str], account: str | None = None) -> tuple[int, int]:
     """Write the rows changed after `since` (all rows if None) to `out`; return (rows, next watermark)."""
     watermark, count = since or 0, 0
+    from etl.changes import settled  # here, not at the top: see _changed
+
     writer = _writer(fmt, out)
-    for row in _changed(conn, since, account):
+    bound = settled(conn)
+    if bound is None or bound <= watermark:
+        return count, watermark
+    for row in _changed(conn, since, bound, account):
         writer(row)
         count += 1
         watermark = row["change_seq"]
@@ -55,14 +61,17 @@ def replaced_atomically(path: str) -> Iterator[IO[str]]:
         raise
 
 
-def _changed(conn: Connection, since: int | None, account: str | None) -> Iterator[dict[str, Any]]:
+def _changed(conn: Connection, since: int | None, bound: int, account: str | None) -> Iterator[dict[str, Any]]:
     # Imported here: the CLI reads FORMATS for every command's start-up, which need not load SQLAlchemy.
     from sqlalchemy import select
 
     from etl.schema import transcripts
 
     # One statement: one consistent snapshot, streamed so memory stays flat however many rows changed.
-    query = select(*(transcripts.c[name] for name in COLUMNS)).order_by(transcripts.c.change_seq, transcripts.c.account, transcripts.c.id)
+    query = (
+        select(*(transcripts.c[name] for name in COLUMNS)).where(transcripts.c.change_seq <= bound)
+        .order_by(transcripts.c.change_seq, transcripts.c.account, transcripts.c.id)
+    )
     if since is not None:
         query = query.where(transcripts.c.change_seq > since)
     if account is not None:

@@ -20,11 +20,12 @@ from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select
 from sqlalchemy.exc import DBAPIError
 
 from etl import derive, interrupt
+from etl.changes import next_change_seq
 from etl.client import ApiClient
 from etl.db import first_line
 from etl.errors import AuthError, EtlError
 from etl.items import DELETED_AUDIO_URL
-from etl.load import DETAIL_COLUMNS, next_change_seq
+from etl.load import DETAIL_COLUMNS
 from etl.presigned import redact_audio_url
 from etl.schema import NEEDS_DETAILS, transcript_bodies, transcript_words, transcripts
 from etl.storable import escape, escape_json, unescape

@@ -11,12 +11,12 @@ from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
+from etl.changes import next_change_seq
 from etl.db import first_line
 from etl.extract import Boundary
 from etl.items import DELETED_AUDIO_URL, Item
 from etl.schema import (
     DERIVED_TABLES,
-    change_counter,
     sync_cursors,
     sync_partitions,
     transcript_bodies,
@@ -103,7 +103,8 @@ def upsert_page(conn: Connection, account: str, items: list[Item], now: datetime
         writes.append((item, deleted and (previous.deleted_at if previous and previous.deleted else now)))
     if not writes:
         return result
-    # Taken last, just before the writes: the counter's row lock is then held only until the commit.
+    # Taken last, just before the writes: on SQLite the write lock, on PostgreSQL the number's registration
+    # (etl.changes), is then held only until the commit.
     written = _write(conn, sql, account, writes, now, next_change_seq(conn), result)
     status_changes, newly_deleted = [], []
     for item in written:
@@ -274,17 +275,6 @@ class _PageSql:
         if value.tzinfo is not timezone.utc:
             value = value.astimezone(timezone.utc)
         return value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-
-
-def next_change_seq(conn: Connection) -> int:
-    """The next change sequence number, for every row the current transaction writes.
-
-    The UPDATE locks the counter's row until commit, so a later transaction gets a higher number only
-    after this one has committed: sequence order is commit order, and a reader never sees a gap fill."""
-    return conn.execute(
-        update(change_counter).where(change_counter.c.id == 1).values(value=change_counter.c.value + 1)
-        .returning(change_counter.c.value)
-    ).scalar_one()
 
 
 def purge_content(conn: Connection, account: str, transcript_ids: list[str]) -> None:

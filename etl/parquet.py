@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import JSON, BigInteger, Boolean, Connection, Float, Integer, Table, Text, cast, func, select, type_coerce
 from sqlalchemy.sql.elements import ColumnElement
 
+from etl.changes import settled
 from etl.errors import ConfigError
 from etl.schema import DERIVED_TABLES, UTCDateTime, transcript_status_changes, transcripts
 
@@ -49,8 +50,11 @@ def export(conn: Connection, since: int | None, directory: Path, account: str | 
     return (rows per table written, the next watermark). Every file appears whole or not at all."""
     import pyarrow.parquet as pq
 
+    bound = settled(conn)  # taken before the snapshot begins: see etl.changes
+    if bound is None or bound <= (since or 0):
+        return {}, since or 0
     _snapshot(conn)  # every table read as of one instant: a transcript and its rows always agree
-    changed = transcripts.c.change_seq > (since or 0)
+    changed = (transcripts.c.change_seq > (since or 0)) & (transcripts.c.change_seq <= bound)
     if account is not None:
         changed = changed & (transcripts.c.account == account)
     watermark = conn.execute(select(func.max(transcripts.c.change_seq)).where(changed)).scalar()

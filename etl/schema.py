@@ -17,6 +17,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     PrimaryKeyConstraint,
+    Sequence,
     Table,
     Text,
     TypeDecorator,
@@ -138,14 +139,16 @@ Index(
     sqlite_where=NEEDS_DETAILS, postgresql_where=NEEDS_DETAILS,
 )
 
-# One row, one number: every writing transaction takes the next value under the row's lock, so the
-# sequence orders commits and an export reading up to a watermark never misses a concurrent write.
+# Where change_seq numbers come from (etl.changes). SQLite: one row, one number, the next value taken
+# under the database's write lock. PostgreSQL: the sequence, so that writers commit at once. There the
+# table is empty: migration 0007 moved its value into the sequence (a downgrade puts it back).
 change_counter = Table(
     "change_counter",
     metadata,
     Column("id", Integer, primary_key=True),
     Column("value", BigInteger, nullable=False),
 )
+change_sequence = Sequence("change_sequence", metadata=metadata, minvalue=1, cache=1)  # PostgreSQL only; CACHE 1
 
 transcript_status_changes = Table(
     "transcript_status_changes",
@@ -335,4 +338,23 @@ sync_runs = Table(
     # A run looks up the account's runs still marked running, and the metrics its last success: neither reads
     # the account's whole history, which grows by a row a run.
     Index(None, "account", "outcome", "finished_at"),
+)
+
+# The counters of the pages that a run's extra writer connections committed (a walk by days on
+# PostgreSQL). Each writer has its own row, so writers do not queue on one row lock. Each page's
+# transaction updates its writer's row. The run's own connection adds the rows into sync_runs and
+# deletes them in one transaction: when the walk ends, when the run ends, or, for a killed run, when the
+# next run marks it abandoned.
+sync_run_writers = Table(
+    "sync_run_writers",
+    metadata,
+    Column("sync_run", Integer, primary_key=True),
+    Column("writer", Integer, primary_key=True),
+    Column("pages", Integer, nullable=False),
+    Column("inserted", Integer, nullable=False),
+    Column("updated", Integer, nullable=False),
+    Column("unchanged", Integer, nullable=False),
+    Column("deleted", Integer, nullable=False),
+    Column("bad_values", Integer, nullable=False),
+    ForeignKeyConstraint(["sync_run"], ["sync_runs.id"], ondelete="CASCADE"),
 )

@@ -14,7 +14,7 @@ from etl.progress import duration
 from etl.items import PENDING_STATUSES
 from etl.load import read_cursor
 from etl.report import plural
-from etl.schema import NEEDS_DETAILS, NOT_FINAL, sync_runs, transcripts
+from etl.schema import NEEDS_DETAILS, NOT_FINAL, sync_run_writers, sync_runs, transcripts
 
 
 def gather(conn: Connection, accounts: list[str], last_runs: int = 5) -> dict[str, Any]:
@@ -78,9 +78,9 @@ def _account(conn: Connection, account: str, last_runs: int) -> dict[str, Any]:
         .order_by(transcripts.c.hydrate_after.desc())
         .limit(1)
     ).mappings().first()
-    runs = conn.execute(
+    runs = _with_writers(conn, [dict(run) for run in conn.execute(
         select(sync_runs).where(sync_runs.c.account == account).order_by(sync_runs.c.id.desc()).limit(last_runs)
-    ).mappings()
+    ).mappings()])
     last_finished = conn.execute(
         select(sync_runs.c.id, sync_runs.c.outcome, sync_runs.c.finished_at, sync_runs.c.error)
         .where(sync_runs.c.account == account, sync_runs.c.outcome != "running")
@@ -108,6 +108,26 @@ def _account(conn: Connection, account: str, last_runs: int) -> dict[str, Any]:
         "last_success": figures["last_success"],
         "last_finished": last_finished and {key: _iso(value) for key, value in last_finished.items()},
     }
+
+
+def _with_writers(conn: Connection, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A run still marked running counts the pages its writer connections committed, which reach its row
+    in sync_runs only when its walk by days ends (or the next run finds it abandoned)."""
+    running = [run["id"] for run in runs if run["outcome"] == "running"]
+    if not running:
+        return runs
+    names = [column.name for column in sync_run_writers.columns if column.name not in ("sync_run", "writer")]
+    sums = {
+        row[0]: row[1:]
+        for row in conn.execute(
+            select(sync_run_writers.c.sync_run, *(func.sum(sync_run_writers.c[name]) for name in names))
+            .where(sync_run_writers.c.sync_run.in_(running)).group_by(sync_run_writers.c.sync_run)
+        )
+    }
+    for run in runs:
+        for name, value in zip(names, sums.get(run["id"], ()), strict=False):
+            run[name] += int(value)
+    return runs
 
 
 def render(report: dict[str, Any]) -> str:

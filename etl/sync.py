@@ -6,11 +6,11 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 
-from sqlalchemy import Connection, Engine, bindparam, insert, select, text, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, text, update
 
 from etl import derive, interrupt, lock, migrate, partitions, stragglers
 from etl.client import ApiClient
@@ -36,8 +36,9 @@ from etl.load import (
     start_partitions,
     upsert_page,
 )
-from etl.schema import sync_runs
+from etl.schema import sync_run_writers, sync_runs
 from etl.storable import escape
+from etl.writers import WriterPool
 
 log = logging.getLogger(__name__)
 
@@ -106,13 +107,15 @@ def run_sync(
     keep_presigned_credentials: bool = False,
     partitions: str = "auto",
     partition_days: int = 32,
+    partition_writers: int = 1,
 ) -> RunStats:
     """Bring the account's transcripts up to date; raise SyncAlreadyRunning if another run holds its lock.
 
     `listing` syncs the list (`full`: the whole of it, which catches deletions of older transcripts and
     marks rows that have left the 90-day window); `hydration` then fetches the details of final ones.
     `partitions` says how a first backfill or full walk goes: "auto" (serially, then by days once its
-    pages show they pay: see SWITCH_PAGES), "days" or "serial"; `partition_days` days at once.
+    pages show they pay: see SWITCH_PAGES), "days" or "serial"; `partition_days` days at once;
+    `partition_writers`: connections that store a walk by days at once (PostgreSQL; SQLite has one writer).
     """
     started = time.monotonic()
     with connect(engine) as conn:
@@ -122,7 +125,7 @@ def run_sync(
             with lock.hold(conn, f"sync-{account}", wait=False):
                 run = _Run(
                     conn, client, account, on_event or (lambda event, stats: None), keep_presigned_credentials, partitions,
-                    partition_days,
+                    partition_days, partition_writers,
                 )
                 run.record(started, lambda: run.work(listing, full, hydration))
         except lock.LockBusy:
@@ -135,12 +138,14 @@ class _Run:
 
     def __init__(
         self, conn: Connection, client: ApiClient, account: str, on_event: EventCallback, keep_presigned_credentials: bool,
-        partitions: str, partition_days: int,
+        partitions: str, partition_days: int, partition_writers: int = 1,
     ) -> None:
         self.conn, self.client, self.account, self.on_event = conn, client, account, on_event
         self.keep_presigned_credentials = keep_presigned_credentials
         self.partitions = partitions  # how a first backfill or full walk goes: auto, days or serial
         self.partition_days = partition_days  # UTC days walked at once by a partitioned walk
+        # Connections storing those days' pages at once. SQLite has one writer at a time: the run's own.
+        self.partition_writers = partition_writers if conn.dialect.name == "postgresql" else 1
         # Whether a serial walk may still go on by days (`partitions = "auto"`, and they have not fallen back),
         # and whether the last one did.
         self.may_switch = partitions == "auto"
@@ -184,10 +189,13 @@ class _Run:
         """After each hydration batch, in its transaction: the run's counters, then the commit."""
         self._commit(replace(self.stats, hydrated=hydrated, hydrate_failures=failed))
 
-    def _commit(self, stats: RunStats) -> None:
-        """Commit the transaction with the counters it brings the run to: they count only what committed."""
+    def _commit(self, stats: RunStats, *, fold: bool = False) -> None:
+        """Commit the transaction with the counters it brings the run to: they count only what committed.
+        `fold`: the stats hold the pages of the writer connections, whose own rows go in the same commit."""
         _client_counters(stats, self.client)
         self.conn.execute(_COUNT, {"run": stats.sync_run, **_counters(stats)})
+        if fold:
+            self.conn.execute(delete(sync_run_writers).where(sync_run_writers.c.sync_run == stats.sync_run))
         self.conn.commit()
         self.stats = stats
         self.on_event("progress", stats)
@@ -258,9 +266,12 @@ class _Run:
             self.client, todo, workers=self.partition_days, now=now, keep_presigned_credentials=self.keep_presigned_credentials
         )
         try:
-            for batch in pages:
-                with interrupt.writing():
-                    self._store_days(batch, positions, all_new)
+            if self.partition_writers > 1:
+                self._store_days_at_once(pages, positions, all_new)
+            else:
+                for batch in pages:
+                    with interrupt.writing():
+                        self._store_days(batch, positions, all_new)
         except partitions.Unpartitionable as refused:
             pages.close()
             self.conn.rollback()
@@ -274,7 +285,7 @@ class _Run:
                 end_partitions(self.conn, self.account)
                 if refused.misread:
                     refuse_partitions(self.conn, self.account, str(refused), now)
-                self._commit(replace(self.stats))
+                self._commit(replace(self.stats), fold=True)
             return False
         with interrupt.writing():
             self._end_partitions(positions, full)
@@ -290,18 +301,63 @@ class _Run:
         stats.pages += len(batch) - 1
         moved: dict[date, DayPosition] = {}
         for page in batch:
-            position = moved.get(page.day, positions[page.day])
-            oldest = position.oldest
-            if page.oldest is not None and (
-                oldest is None or (page.oldest.created, page.oldest.id) < (oldest.created, oldest.id)
-            ):
-                oldest = page.oldest
-            moved[page.day] = DayPosition(
-                page.resume_before_id, page.resume_before_id is None, _newer(position.newest, page.newest), oldest
-            )
+            moved[page.day] = _advance(moved.get(page.day, positions[page.day]), page)
         save_partitions(self.conn, self.account, moved, now)
         self._commit(stats)
         positions.update(moved)
+        _warn_bad_values(result)
+        self._analyze_if_grown()
+
+    def _store_days_at_once(self, pages: Iterator[list[partitions.DayPage]], positions: dict[date, DayPosition], all_new: bool) -> None:
+        """Store the pages on `partition_writers` connections at once: each day's pages on one of them, in
+        order, each page one transaction with its day's position and its writer's counters (rows of their
+        own in sync_run_writers, so that writers do not queue on the run's row)."""
+        count = self.partition_writers
+        with interrupt.writing():
+            self.conn.execute(
+                insert(sync_run_writers),
+                [{"sync_run": self.stats.sync_run, "writer": writer, **dict.fromkeys(_WRITER_COUNTERS, 0)} for writer in range(1, count + 1)],
+            )
+            self.conn.commit()
+        run = self.stats.sync_run
+        pool = WriterPool(self.conn.engine, count, lambda conn, writer, job: self._write_day(conn, run, writer, job, all_new), self._day_written)
+        finished = False
+        try:
+            for batch in pages:
+                for page in batch:
+                    positions[page.day] = _advance(positions[page.day], page)
+                    pool.submit(page.day.toordinal(), (page, positions[page.day]))
+            finished = True
+        finally:
+            with interrupt.writing():
+                error = pool.close(finish=finished)  # every page a writer committed is counted in self.stats
+            if error is not None and finished:
+                raise error
+            if error is not None:
+                log.debug("a writer failed too, while the run stopped", exc_info=error)
+
+    def _write_day(
+        self, conn: Connection, run: int, writer: int, job: tuple[partitions.DayPage, DayPosition], all_new: bool,
+    ) -> PageResult:
+        """On a writer's connection, in its thread: one page, its day's position and the writer's counters."""
+        page, position = job
+        now = _utcnow()
+        result = upsert_page(conn, self.account, page.items, now, all_new=all_new)
+        save_partitions(conn, self.account, {page.day: position}, now)
+        mine = (sync_run_writers.c.sync_run == run) & (sync_run_writers.c.writer == writer)
+        conn.execute(update(sync_run_writers).where(mine).values(
+            **{name: sync_run_writers.c[name] + value for name, value in _page_counters(result).items()}
+        ))
+        conn.commit()
+        return result
+
+    def _day_written(self, result: PageResult) -> None:
+        """In the run's thread, for each page a writer committed: the run's counters, then the progress."""
+        stats = replace(self.stats)
+        stats.add(result)
+        _client_counters(stats, self.client)
+        self.stats = stats
+        self.on_event("progress", stats)
         _warn_bad_values(result)
         self._analyze_if_grown()
 
@@ -323,7 +379,7 @@ class _Run:
                 self.conn, self.account, oldest.created if oldest else None, latest, set(), now, unplaced=False
             )
         end_partitions(self.conn, self.account)
-        self._commit(stats)
+        self._commit(stats, fold=True)
 
     def _newer_than(self, high_water: Boundary) -> bool:
         """Store what is newer than the high water mark from one `after_id` request, if that is exact; the
@@ -486,6 +542,8 @@ class _Run:
                     warning=self.stats.warning and escape(self.stats.warning), **_counters(self.stats),
                 )
             )
+            # self.stats holds every page the writer connections committed: their rows are folded in.
+            self.conn.execute(delete(sync_run_writers).where(sync_run_writers.c.sync_run == self.stats.sync_run))
             self.conn.commit()
         except Exception:
             # The database itself may be what failed; the original error is the one to report.
@@ -512,6 +570,14 @@ class _Walk:
             self.oldest = page.oldest
         self.odd_ids |= page.odd_ids
         self.gap = self.gap or page.gap
+
+
+def _advance(position: DayPosition, page: partitions.DayPage) -> DayPosition:
+    """A day's position once this page of it is stored."""
+    oldest = position.oldest
+    if page.oldest is not None and (oldest is None or (page.oldest.created, page.oldest.id) < (oldest.created, oldest.id)):
+        oldest = page.oldest
+    return DayPosition(page.resume_before_id, page.resume_before_id is None, _newer(position.newest, page.newest), oldest)
 
 
 def _newer(top: Boundary | None, newest: Boundary | None) -> Boundary | None:
@@ -560,12 +626,20 @@ def _warn_bad_values(result: PageResult) -> None:
 
 def _start_run(conn: Connection, account: str) -> int:
     now = _utcnow()
-    # We hold the account's lock, so any run still marked running died without finishing.
+    # We hold the account's lock, so any run still marked running died without finishing. The pages its
+    # writer connections committed are added to its counters.
+    mine = sync_runs.c.account == account
     conn.execute(
         update(sync_runs)
-        .where(sync_runs.c.account == account, sync_runs.c.outcome == "running")
-        .values(outcome="abandoned", finished_at=now)
+        .where(mine, sync_runs.c.outcome == "running")
+        .values(outcome="abandoned", finished_at=now, **{
+            name: sync_runs.c[name] + func.coalesce(
+                select(func.sum(sync_run_writers.c[name])).where(sync_run_writers.c.sync_run == sync_runs.c.id).scalar_subquery(), 0
+            )
+            for name in _WRITER_COUNTERS
+        })
     )
+    conn.execute(delete(sync_run_writers).where(sync_run_writers.c.sync_run.in_(select(sync_runs.c.id).where(mine))))
     run_id = conn.execute(
         insert(sync_runs).values(
             account=account, started_at=now, outcome="running", pid=os.getpid(), hostname=socket.gethostname()
@@ -584,6 +658,14 @@ _COUNTERS = (
 )
 # Built once, run with every page: the counters come as parameters.
 _COUNT = update(sync_runs).where(sync_runs.c.id == bindparam("run"))
+# What a writer connection counts of the pages it commits (sync_run_writers).
+_WRITER_COUNTERS = ("pages", "inserted", "updated", "unchanged", "deleted", "bad_values")
+
+
+def _page_counters(page: PageResult) -> dict[str, int]:
+    stats = RunStats()
+    stats.add(page)
+    return {name: getattr(stats, name) for name in _WRITER_COUNTERS}
 
 
 def derive_from_bodies(

@@ -84,3 +84,26 @@ def test_a_migration_that_fails_halfway_leaves_nothing_behind(sqlite_url):
         migrate.ensure_schema(conn)
         assert migrate.current_revision(conn) == migrate.HEAD
     engine.dispose()
+
+
+def test_change_numbers_continue_across_0007_both_ways(database_url):
+    """PostgreSQL's numbers move from change_counter's row to the sequence and back; none is handed out twice."""
+    from etl.changes import next_change_seq
+
+    engine = make_engine(database_url)
+    with engine.connect() as conn:
+        migrate.upgrade(conn, "0006")
+        conn.execute(text("UPDATE change_counter SET value = 41"))
+        conn.commit()
+        migrate.upgrade(conn, "head")
+        assert next_change_seq(conn) == 42
+        conn.commit()
+        postgres = conn.dialect.name == "postgresql"
+        # On PostgreSQL the row is gone: an older aai-etl still running fails rather than take a number.
+        assert conn.execute(text("SELECT count(*) FROM change_counter")).scalar() == (0 if postgres else 1)
+        migrate.downgrade(conn, "0006")
+        assert conn.execute(text("SELECT value FROM change_counter")).scalar() == 42
+        migrate.upgrade(conn, "head")
+        assert next_change_seq(conn) == 43
+        conn.commit()
+    engine.dispose()
