@@ -628,18 +628,20 @@ def _start_run(conn: Connection, account: str) -> int:
     now = _utcnow()
     # We hold the account's lock, so any run still marked running died without finishing. The pages its
     # writer connections committed are added to its counters.
-    mine = sync_runs.c.account == account
-    conn.execute(
-        update(sync_runs)
-        .where(mine, sync_runs.c.outcome == "running")
-        .values(outcome="abandoned", finished_at=now, **{
-            name: sync_runs.c[name] + func.coalesce(
-                select(func.sum(sync_run_writers.c[name])).where(sync_run_writers.c.sync_run == sync_runs.c.id).scalar_subquery(), 0
-            )
-            for name in _WRITER_COUNTERS
-        })
-    )
-    conn.execute(delete(sync_run_writers).where(sync_run_writers.c.sync_run.in_(select(sync_runs.c.id).where(mine))))
+    # Through the (account, outcome, finished_at) index: an idle run does not read the account's history.
+    dead = conn.execute(select(sync_runs.c.id).where(sync_runs.c.account == account, sync_runs.c.outcome == "running")).scalars().all()
+    if dead:
+        conn.execute(
+            update(sync_runs)
+            .where(sync_runs.c.id.in_(dead))
+            .values(outcome="abandoned", finished_at=now, **{
+                name: sync_runs.c[name] + func.coalesce(
+                    select(func.sum(sync_run_writers.c[name])).where(sync_run_writers.c.sync_run == sync_runs.c.id).scalar_subquery(), 0
+                )
+                for name in _WRITER_COUNTERS
+            })
+        )
+        conn.execute(delete(sync_run_writers).where(sync_run_writers.c.sync_run.in_(dead)))
     run_id = conn.execute(
         insert(sync_runs).values(
             account=account, started_at=now, outcome="running", pid=os.getpid(), hostname=socket.gethostname()

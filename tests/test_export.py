@@ -60,10 +60,10 @@ def test_csv_to_a_file_prints_the_watermark_on_stdout(database_url, fake, tmp_pa
 @pytest.mark.parametrize("walk", ["serial", "by_days"])
 def test_nothing_is_skipped_while_a_sync_writes_concurrently(database_url, walk):
     with FakeAssemblyAI(api_key=API_KEY, latency=0.01) as fake:
-        extra: dict[str, str] = {}
+        extra = {"AAI_ETL_PARTITIONS": "serial"}
         if walk == "by_days":  # on PostgreSQL, four writer connections commit at once
             fake.clock = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(days=7)
-            extra = {"AAI_ETL_PARTITION_DAYS": "8", "AAI_ETL_PARTITION_WRITERS": "4"}
+            extra = {"AAI_ETL_PARTITIONS": "days", "AAI_ETL_PARTITION_DAYS": "8", "AAI_ETL_PARTITION_WRITERS": "4"}
         fake.add(3000, status="processing", spread=timedelta(days=6) if walk == "by_days" else None)
         process = spawn(["sync", "--no-hydrate"], cli_env(fake, database_url, **extra))
         while not fake.requests:  # the schema exists once the sync asks for its first page

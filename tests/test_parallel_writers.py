@@ -51,7 +51,7 @@ def test_a_walk_by_days_stores_every_page_while_the_runs_row_is_locked_and_count
     with FakeAssemblyAI(api_key=API_KEY, latency=0.005) as fake:
         fake.clock = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(days=7)
         fake.add(2000, spread=timedelta(days=6))
-        env = cli_env(fake, url, AAI_ETL_PARTITION_DAYS="8", AAI_ETL_PARTITION_WRITERS="3")
+        env = cli_env(fake, url, AAI_ETL_PARTITIONS="days", AAI_ETL_PARTITION_DAYS="8", AAI_ETL_PARTITION_WRITERS="3")
         assert run_cli(["db", "upgrade"], env).exit_code == 0
         engine = create_engine(url)
         with engine.connect() as gate, engine.connect() as runs_row:
@@ -77,7 +77,7 @@ def test_a_walk_by_days_stores_every_page_while_the_runs_row_is_locked_and_count
         (run,) = json.loads(run_cli(["status", "--json"], env).stdout)["accounts"][0]["last_runs"]
         assert (run["outcome"], run["inserted"], run["pages"]) == ("running", 2000, _pages(engine))
 
-        result = sync(fake, url, "--log-format", "json", AAI_ETL_PARTITION_DAYS="8", AAI_ETL_PARTITION_WRITERS="3")
+        result = sync(fake, url, "--log-format", "json", AAI_ETL_PARTITIONS="days", AAI_ETL_PARTITION_DAYS="8", AAI_ETL_PARTITION_WRITERS="3")
         assert result.exit_code == 0, result.output
         assert summary_json(result)["inserted"] == 0
         assert_table_equals_api(url, fake)
@@ -93,7 +93,7 @@ def test_a_walk_by_days_with_a_pool_counts_exactly_and_leaves_no_writer_rows(dat
     with FakeAssemblyAI(api_key=API_KEY) as fake:
         fake.clock = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(days=7)
         fake.add(1500, spread=timedelta(days=6))
-        result = sync(fake, database_url, "--log-format", "json", AAI_ETL_PARTITION_DAYS="8", AAI_ETL_PARTITION_WRITERS="4")
+        result = sync(fake, database_url, "--log-format", "json", AAI_ETL_PARTITIONS="days", AAI_ETL_PARTITION_DAYS="8", AAI_ETL_PARTITION_WRITERS="4")
         assert result.exit_code == 0, result.output
         assert_table_equals_api(database_url, fake)
         engine = create_engine(database_url)
@@ -121,7 +121,7 @@ def test_sigterm_during_a_walk_by_days_with_a_pool_counts_exactly_what_committed
     with FakeAssemblyAI(api_key=API_KEY, latency=0.005) as fake:
         fake.clock = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(days=7)
         fake.add(2000, spread=timedelta(days=6))
-        env = cli_env(fake, database_url, AAI_ETL_PARTITION_DAYS="4", AAI_ETL_PARTITION_WRITERS="4")
+        env = cli_env(fake, database_url, AAI_ETL_PARTITIONS="days", AAI_ETL_PARTITION_DAYS="4", AAI_ETL_PARTITION_WRITERS="4")
         release = fake.hold(12)
         process = spawn(["sync", "--no-hydrate"], env)
         assert fake.held.wait(30), process.communicate()
@@ -138,7 +138,7 @@ def test_sigterm_during_a_walk_by_days_with_a_pool_counts_exactly_what_committed
         kept = len(stored(database_url))
         assert kept < 2000  # stopped half way
         assert (run.outcome, run.inserted, leftover) == ("failed", kept, [])
-        result = sync(fake, database_url, "--log-format", "json", AAI_ETL_PARTITION_DAYS="4", AAI_ETL_PARTITION_WRITERS="4")
+        result = sync(fake, database_url, "--log-format", "json", AAI_ETL_PARTITIONS="days", AAI_ETL_PARTITION_DAYS="4", AAI_ETL_PARTITION_WRITERS="4")
         assert result.exit_code == 0, result.output
         assert summary_json(result)["inserted"] == 2000 - kept
         assert_table_equals_api(database_url, fake)
