@@ -119,8 +119,9 @@ postgresql+psycopg://etl:PASSWORD@db.internal/analytics   (pip install 'aai-etl[
         example="Each day costs a request even when empty (93 in all); the budget, not this, sets the pace below 1 s a request.",
     ),
     Setting(
-        "partition_writers", int, 4,
-        "PostgreSQL connections that store the pages of a walk by days at once (SQLite has one writer: the run's own).",
+        "partition_writers", int, 1,
+        "PostgreSQL connections that store the pages of a walk by days at once (SQLite has one writer: the run's own); "
+        "more pay only when the server has cores the client does not use.",
         minimum=1, maximum=8,
         example="Each day's pages go to one of them, in order, each page one transaction; 1 stores them on the run's connection.",
     ),
