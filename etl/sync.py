@@ -466,7 +466,7 @@ class _Run:
         save_cursor(self.conn, self.account, Cursor(high_water=cursor.high_water), now)
         self.conn.commit()
         log.info(
-            "%d pages of %s to %s UTC: many transcripts a day; walking the older days at once (partitions = auto)",
+            "%d pages of %s to %s: many transcripts a day; walking the older days at once (partitions = auto)",
             walk.pages, _minute(walk.oldest.created), _minute(walk.newest.created),
         )
         self.switched, self.switched_all_new = True, all_new
