@@ -399,7 +399,10 @@ def upgrade(revision: str) -> None:
     from etl import migrate
 
     with _connect(_settings()) as conn:
-        migrate.upgrade(conn, revision)
+        if revision == "head":  # as a sync does: under the schema lock, a new database created without Alembic
+            migrate.ensure_schema(conn)
+        else:
+            migrate.upgrade(conn, revision)
         _reporter().echo(f"schema at {migrate.current_revision(conn) or 'base'}")
 
 

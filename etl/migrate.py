@@ -63,7 +63,54 @@ def ensure_schema(conn: Connection) -> None:
             return
         refuse_unknown(current)
         log.info("upgrading the database schema from %s to %s", current or "empty", head)
-        upgrade(conn, "head")
+        if current is None and is_new(conn):
+            create_head(conn)
+        else:
+            upgrade(conn, "head")
+
+
+def is_new(conn: Connection) -> bool:
+    """Whether the database holds none of aai-etl's tables, nor Alembic's (one that was downgraded to base
+    has that): then create_head may make the schema, with nothing to migrate."""
+    from etl.schema import metadata
+
+    return not {*metadata.tables, "alembic_version"} & set(inspect(conn).get_table_names())
+
+
+def create_head(conn: Connection) -> None:
+    """Create the schema at HEAD in a new database, in one transaction, without Alembic: importing it and
+    running every migration cost a first run about as much CPU as the rest of its start-up. It makes what
+    the migrations make (tests/test_fresh_schema.py compares them): the tables, their columns in the same
+    order, the views, the change counter at 1 (0003), on PostgreSQL moved into change_sequence (0007), and
+    alembic_version at HEAD."""
+    from sqlalchemy.schema import CreateIndex, CreateSequence, CreateTable, SetColumnComment
+
+    from etl import schema, views
+
+    _begin_ddl(conn)
+    postgres = conn.dialect.name == "postgresql"
+    for table in schema.metadata.sorted_tables:  # metadata.create_all, with the upgraded column order
+        create = CreateTable(table)
+        order = schema.UPGRADED_COLUMN_ORDER.get(table.name, [])
+        create.columns.sort(key=lambda column: order.index(column.element.name) if column.element.name in order else len(order))
+        conn.execute(create)
+        for index in table.indexes:
+            conn.execute(CreateIndex(index))
+        for column in table.columns if postgres else ():  # SQLite keeps no comments
+            if column.comment is not None:
+                conn.execute(SetColumnComment(column))
+    views.create(conn)
+    if postgres:
+        conn.execute(CreateSequence(schema.change_sequence))
+        conn.execute(text("SELECT setval('change_sequence', 1)"))
+    else:
+        conn.execute(schema.change_counter.insert().values(id=1, value=1))
+    # As Alembic makes it.
+    conn.execute(text(
+        "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+    ))
+    conn.execute(text("INSERT INTO alembic_version (version_num) VALUES (:head)"), {"head": HEAD})
+    conn.commit()
 
 
 def require_current(conn: Connection) -> None:

@@ -358,3 +358,23 @@ sync_run_writers = Table(
     Column("bad_values", Integer, nullable=False),
     ForeignKeyConstraint(["sync_run"], ["sync_runs.id"], ondelete="CASCADE"),
 )
+
+# Where a database upgraded by the migrations has its columns in another order than the tables above
+# (a migration adds a column at the end): etl.migrate.create_head gives a new database the same order, so
+# every database's `SELECT *` and dump look alike. A column not named here comes after those that are.
+UPGRADED_COLUMN_ORDER = {
+    "transcripts": [
+        "id", "status", "created", "completed", "audio_url", "resource_url", "error", "raw", "first_seen_at",
+        "changed_at", "account",
+    ],
+    "transcript_words": ["account", "transcript_id"],
+    "transcript_bodies": ["account", "transcript_id"],
+    "sync_cursors": [
+        "account", "high_water_id", "high_water_created", "walk_top_id", "walk_top_created", "walk_before_id",
+        "walk_floor_id", "walk_floor_created", "updated_at",
+    ],
+    "sync_runs": [
+        "id", "account", "started_at", "finished_at", "outcome", "pages", "requests", "inserted", "updated",
+        "unchanged", "bad_values", "error", "pid", "hostname", "deleted", "unlisted", "warning",
+    ],
+}
