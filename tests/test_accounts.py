@@ -102,9 +102,13 @@ def test_accounts_sync_in_parallel_processes(database_url, two_accounts):
     assert us.held.wait(30) and eu.held.wait(30)
     release_us.set()
     release_eu.set()
+    errors = []
     for process in (first, second):
         out, err = process.communicate(timeout=60)
         assert process.returncode == 0, err
+        errors.append(err)
+    # Both started on an empty database: one created the schema, the other waited for it.
+    assert sum("upgrading the database schema from empty" in err for err in errors) == 1
     assert {a: len(ids) for a, ids in by_account(database_url).items()} == {"us": 600, "eu": 600}
     engine = create_engine(database_url)
     with engine.connect() as conn:

@@ -11,7 +11,7 @@ import sys
 import pytest
 from sqlalchemy import event
 
-from conftest import cli_env, sync
+from conftest import cli_env, stored, sync
 from etl import migrate
 from etl.db import make_engine
 
@@ -46,6 +46,29 @@ def test_an_idle_sync_imports_only_what_it_needs(database_url, fake, tmp_path):
     loaded = modules_after(["sync"], env, tmp_path)
     assert "etl.sync" in loaded
     assert sorted(loaded & set(NOT_FOR_AN_IDLE_SYNC)) == []
+
+
+@pytest.mark.parametrize("args", [["sync"], ["db", "upgrade"]])
+def test_a_new_database_gets_its_schema_without_alembic(database_url, fake, tmp_path, args):
+    """The first run on an empty database creates the schema at head directly (etl.migrate.create_head)."""
+    fake.add(30)
+    loaded = modules_after(args, cli_env(fake, database_url), tmp_path)
+    assert "etl.migrate" in loaded and "alembic" not in loaded
+    engine = make_engine(database_url)
+    with engine.connect() as conn:
+        assert migrate.current_revision(conn) == migrate.HEAD
+    engine.dispose()
+    assert args != ["sync"] or len(stored(database_url)) == 30
+
+
+def test_a_database_at_an_older_revision_is_migrated_by_alembic(database_url, fake, tmp_path):
+    """The check above can see Alembic: it is imported where there is migrating to do."""
+    engine = make_engine(database_url)
+    with engine.connect() as conn:
+        migrate.upgrade(conn, "0006")
+    engine.dispose()
+    loaded = modules_after(["db", "upgrade"], cli_env(fake, database_url), tmp_path)
+    assert "alembic" in loaded
 
 
 def test_metrics_import_their_library_when_asked_for(sqlite_url, fake, tmp_path):
