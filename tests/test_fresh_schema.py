@@ -15,6 +15,11 @@ from etl import migrate, views
 from etl.db import make_engine
 
 
+def words(sql: str) -> str:
+    """SQL with its spacing and quotes aside (SQLite quotes the name of a table a migration rebuilt)."""
+    return " ".join(re.sub(r"([(),])", r" \1 ", sql.replace('"', "")).split())
+
+
 def describe(conn: Connection) -> dict[str, object]:
     """Everything a schema is made of, as the database itself reports it, in comparable form."""
     inspector = inspect(conn)
@@ -36,9 +41,9 @@ def describe(conn: Connection) -> dict[str, object]:
         }
     described["views"] = sorted(inspector.get_view_names())
     if conn.dialect.name == "sqlite":
-        # The statements SQLite keeps: index predicates and view bodies word for word (whitespace aside).
-        for kind, name, sql in conn.execute(text("SELECT type, name, sql FROM sqlite_master WHERE type IN ('index', 'view')")):
-            described[f"{kind} {name}"] = re.sub(r"\s+", " ", sql or "").strip()
+        # The statements SQLite keeps, word for word: columns and their types, index predicates, view bodies.
+        for kind, name, sql in conn.execute(text("SELECT type, name, sql FROM sqlite_master")):
+            described[f"{kind} {name}"] = words(sql or "")
     else:
         queries = {
             "index": "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'",
