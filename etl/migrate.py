@@ -1,7 +1,8 @@
 """Alembic run from code, with the migrations that ship inside the installed package.
 
 Alembic is imported only when there is migrating to do: a scheduled run on a current schema reads one
-row of alembic_version, compares it with HEAD and moves on, which keeps an idle run's start-up short.
+row of alembic_version, compares it with HEAD and moves on, which keeps an idle run's start-up short. A new,
+empty database needs no migrating either: create_head makes its schema at HEAD directly.
 """
 
 from __future__ import annotations
@@ -100,6 +101,7 @@ def create_head(conn: Connection) -> None:
             if column.comment is not None:
                 conn.execute(SetColumnComment(column))
     views.create(conn)
+    # The change counter as 0003 leaves it (at 1); on PostgreSQL as 0007 leaves it, moved into the sequence.
     if postgres:
         conn.execute(CreateSequence(schema.change_sequence))
         conn.execute(text("SELECT setval('change_sequence', 1)"))
