@@ -81,9 +81,9 @@ def is_new(conn: Connection) -> bool:
 def create_head(conn: Connection) -> None:
     """Create the schema at HEAD in a new database, in one transaction, without Alembic: importing it and
     running every migration cost a first run about as much CPU as the rest of its start-up. It makes what
-    the migrations make (tests/test_fresh_schema.py compares them): the tables, their columns in the same
-    order, the views, the change counter at 1 (0003), on PostgreSQL moved into change_sequence (0007), and
-    alembic_version at HEAD."""
+    the migrations make (tests/test_fresh_schema.py compares them): the tables, their columns and indexes in
+    the same order, the views, the change counter at 1 (0003), on PostgreSQL moved into change_sequence
+    (0007), and alembic_version at HEAD."""
     from sqlalchemy.schema import CreateIndex, CreateSequence, CreateTable, SetColumnComment
 
     from etl import schema, views
@@ -92,10 +92,9 @@ def create_head(conn: Connection) -> None:
     postgres = conn.dialect.name == "postgresql"
     for table in schema.metadata.sorted_tables:  # metadata.create_all, with the upgraded column order
         create = CreateTable(table)
-        order = schema.UPGRADED_COLUMN_ORDER.get(table.name, [])
-        create.columns.sort(key=lambda column: order.index(column.element.name) if column.element.name in order else len(order))
+        create.columns.sort(key=lambda column: _place(column.element.name, schema.UPGRADED_COLUMN_ORDER.get(table.name, [])))
         conn.execute(create)
-        for index in table.indexes:
+        for index in sorted(table.indexes, key=lambda index: _place(index.name, schema.UPGRADED_INDEX_ORDER)):
             conn.execute(CreateIndex(index))
         for column in table.columns if postgres else ():  # SQLite keeps no comments
             if column.comment is not None:
@@ -113,6 +112,12 @@ def create_head(conn: Connection) -> None:
     ))
     conn.execute(text("INSERT INTO alembic_version (version_num) VALUES (:head)"), {"head": HEAD})
     conn.commit()
+
+
+def _place(name, order: list[str]) -> int:
+    """Where `name` goes in an order that may not name it: after every name it does (a stable sort keeps
+    the tables' own order among those)."""
+    return order.index(name) if name in order else len(order)
 
 
 def require_current(conn: Connection) -> None:

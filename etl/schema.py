@@ -378,3 +378,14 @@ UPGRADED_COLUMN_ORDER = {
         "unchanged", "bad_values", "error", "pid", "hostname", "deleted", "unlisted", "warning",
     ],
 }
+
+# The indexes in the order the migrations create them: planners break ties between equally good indexes by
+# their order (SQLite's tries the newest first), so a new database gets this order and the same plans as an
+# upgraded one. (The first four of transcripts come in any order there: Alembic's rebuilds of the table
+# recreate them from a set.) An index not named here comes after those that are.
+UPGRADED_INDEX_ORDER = [
+    "ix_transcripts_created", "ix_transcripts_status_created", "ix_transcripts_hydrated_at_account", "ix_transcripts_change_seq",
+    "ix_transcripts_pending", "ix_transcripts_hydration_queue",
+    "ix_sync_runs_account_started_at", "ix_sync_runs_account_outcome_finished_at",
+    "ix_transcript_status_changes_transcript_id_account", "ix_transcript_status_changes_observed_at",
+]

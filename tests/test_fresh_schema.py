@@ -15,6 +15,10 @@ from etl import migrate, views
 from etl.db import make_engine
 
 
+# Indexes that Alembic's rebuilds of transcripts (0002, 0003) recreate in an order of their own, not the same twice.
+REBUILT = {"ix_transcripts_created", "ix_transcripts_status_created", "ix_transcripts_hydrated_at_account", "ix_transcripts_change_seq"}
+
+
 def words(sql: str) -> str:
     """SQL with its spacing and quotes aside (SQLite quotes the name of a table a migration rebuilt)."""
     return " ".join(re.sub(r"([(),])", r" \1 ", sql.replace('"', "")).split())
@@ -40,6 +44,14 @@ def describe(conn: Connection) -> dict[str, object]:
             "unique constraints": sorted(map(repr, inspector.get_unique_constraints(table))),
         }
     described["views"] = sorted(inspector.get_view_names())
+    # Each table's indexes in the order they were made: a planner's tie-break (etl.schema.UPGRADED_INDEX_ORDER).
+    made = (
+        "SELECT tbl_name, name FROM sqlite_master WHERE type = 'index' ORDER BY rowid" if conn.dialect.name == "sqlite" else
+        "SELECT indrelid::regclass::text, indexrelid::regclass::text FROM pg_index "
+        "WHERE indrelid::regclass::text NOT LIKE 'pg_%' ORDER BY indexrelid::oid"
+    )
+    for table, index in conn.execute(text(made)):
+        described.setdefault(f"index order {table}", []).append("(rebuilt by a migration)" if index in REBUILT else index)
     if conn.dialect.name == "sqlite":
         # The statements SQLite keeps, word for word: columns and their types, index predicates, view bodies.
         for kind, name, sql in conn.execute(text("SELECT type, name, sql FROM sqlite_master")):
