@@ -5,7 +5,8 @@ and whether that grows with the table.
 
 Start-up: `aai-etl --help` and an idle `aai-etl sync` on a small SQLite database, each a fresh process:
 wall and CPU seconds (median of --repeat), and the modules each imports (PYTHONPROFILEIMPORTTIME), with
-the heavy optional ones named if they are among them.
+the heavy optional ones named if they are among them; and the floor under both, the same interpreter
+importing SQLAlchemy, requests and click (and psycopg, which a PostgreSQL run also needs) and nothing else.
 
 Idle runs: for each N and database, a fake API (etl/simulator.py, in this process, zero latency) holds N
 transcripts (one in 30 `error`, the rest `completed`). The database is seeded directly, not by a sync (a
@@ -136,7 +137,15 @@ def start_up(spawner: Spawner, aai_etl: str, repeat: int, workdir: Path) -> list
         env = child_env(fake, url)
         spawner.run([aai_etl, "sync", "--quiet"], env, workdir, fake)
         results = []
-        for label, command in (("--help", [aai_etl, "--help"]), ("idle sync, 1,000 rows", [aai_etl, "sync", "--quiet"])):
+        interpreter = Path(aai_etl).read_text().splitlines()[0].removeprefix("#!").strip()
+        commands = (
+            ("--help", [aai_etl, "--help"]),
+            ("idle sync, 1,000 rows", [aai_etl, "sync", "--quiet"]),
+            # The floor under any idle run of a tool built on these libraries: importing them and nothing else.
+            ("import sqlalchemy, requests, click", [interpreter, "-c", "import sqlalchemy, requests, click"]),
+            ("the same and psycopg", [interpreter, "-c", "import sqlalchemy, requests, click, psycopg"]),
+        )
+        for label, command in commands:
             spawner.run(command, env, workdir, fake)  # warm-up
             load_before = load()
             runs = [spawner.run(command, env, workdir, fake) for _ in range(repeat)]
@@ -180,9 +189,9 @@ def main() -> None:
         spawner.close()
 
     if start:
-        print(f"\n{'command':<24}  {'wall s':>7}  {'cpu s':>6}  {'modules':>7}  heavy modules imported   load average (1, 5, 15 min)")
+        print(f"\n{'command':<36}  {'wall s':>7}  {'cpu s':>6}  {'modules':>7}  heavy modules imported   load average (1, 5, 15 min)")
         for r in start:
-            print(f"{r['command']:<24}  {r['wall_s']:>7.3f}  {r['cpu_s']:>6.3f}  {r['modules']:>7}  "
+            print(f"{r['command']:<36}  {r['wall_s']:>7.3f}  {r['cpu_s']:>6.3f}  {r['modules']:>7}  "
                   f"{', '.join(r['heavy']) or '-':<23}  {r['load_before']} -> {r['load_after']}")
     if idle:
         print(f"\n{'N':>8}  {'db':<10}  {'idle wall s':>11}  {'cpu s':>6}  {'target':<9}  load average (1, 5, 15 min)")

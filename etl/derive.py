@@ -20,7 +20,7 @@ from sqlalchemy import JSON, ColumnElement, Connection, Float, Integer, Table, T
 from etl import interrupt
 from etl.changes import next_change_seq
 from etl.load import FEATURE_COLUMNS, FEATURE_FLAGS
-from etl.schema import DERIVED_TABLES, transcript_bodies, transcripts
+from etl.schema import DERIVED_TABLES, RawJSON, transcript_bodies, transcripts
 
 log = logging.getLogger(__name__)
 
@@ -287,7 +287,7 @@ class _RowSql:
 
 
 def _values(table: Table, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    encoded = {column.name for column in table.columns if isinstance(column.type, JSON)}
+    encoded = {column.name for column in table.columns if isinstance(column.type, RawJSON)}
     names = [column.name for column in table.columns]
     return [
         tuple(json.dumps(row[name]) if name in encoded and row[name] is not None else row[name] for name in names)

@@ -23,7 +23,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from etl.changes import settled
 from etl.errors import ConfigError
-from etl.schema import DERIVED_TABLES, UTCDateTime, transcript_status_changes, transcripts
+from etl.schema import DERIVED_TABLES, RawJSON, UTCDateTime, transcript_status_changes, transcripts
 
 if TYPE_CHECKING:
     import pyarrow
@@ -145,7 +145,7 @@ def _readable(column: Any, postgres: bool) -> ColumnElement[Any]:
         if postgres:
             return cast(func.extract("epoch", column) * 1_000_000, BigInteger).label(column.name)
         return type_coerce(column, Text).label(column.name)
-    if isinstance(column.type, JSON):
+    if isinstance(column.type, RawJSON):
         return (cast(column, Text) if postgres else type_coerce(column, Text)).label(column.name)
     return column
 

@@ -11,11 +11,11 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from sqlalchemy import JSON, create_engine, select
+from sqlalchemy import create_engine, select
 
 from conftest import cli_env, run_cli
 from etl.parquet import TABLES, arrow_schema
-from etl.schema import transcripts
+from etl.schema import RawJSON, transcripts
 
 
 def export(fake, database_url, directory: Path, *args) -> int:
@@ -52,7 +52,7 @@ def duckdb_rows(con, files: list[Path] | str, name: str) -> list[dict]:
 
 
 def normalised(name: str, rows: list[dict]) -> list[dict]:
-    json_columns = [column.name for column in TABLES[name].columns if isinstance(column.type, JSON)]
+    json_columns = [column.name for column in TABLES[name].columns if isinstance(column.type, RawJSON)]
     for row in rows:
         for column in json_columns:
             row[column] = None if row[column] is None else json.loads(row[column])
