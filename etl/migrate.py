@@ -117,7 +117,7 @@ def create_head(conn: Connection) -> None:
     conn.commit()
 
 
-def _place(name, order: list[str]) -> int:
+def _place(name: str | None, order: list[str]) -> int:
     """Where `name` goes in an order that may not name it: after every name it does (a stable sort keeps
     the tables' own order among those)."""
     return order.index(name) if name in order else len(order)
