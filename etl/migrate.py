@@ -90,9 +90,8 @@ def create_head(conn: Connection) -> None:
 
     _begin_ddl(conn)
     postgres = conn.dialect.name == "postgresql"
+    schema.give_partial_indexes_their_predicate(conn.dialect.name)
     for table in schema.metadata.sorted_tables:  # metadata.create_all, with the upgraded order
-        # The table's own create events, as create_all fires them (the partial indexes' PostgreSQL predicate).
-        table.dispatch.before_create(table, conn, checkfirst=False, _ddl_runner=None)
         create = CreateTable(table)
         create.columns.sort(key=lambda column: _place(column.element.name, schema.UPGRADED_COLUMN_ORDER.get(table.name, [])))
         conn.execute(create)
@@ -101,7 +100,6 @@ def create_head(conn: Connection) -> None:
         for column in table.columns if postgres else ():  # SQLite keeps no comments
             if column.comment is not None:
                 conn.execute(SetColumnComment(column))
-        table.dispatch.after_create(table, conn, checkfirst=False, _ddl_runner=None)
     views.create(conn)
     # The change counter as 0003 leaves it (at 1); on PostgreSQL as 0007 leaves it, moved into the sequence.
     if postgres:
