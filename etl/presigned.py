@@ -27,7 +27,7 @@ def redact_audio_url(value: dict) -> dict:
     """A list item or transcript body with the credentials in its `audio_url` redacted; the same object
     when there are none."""
     url = value.get("audio_url")
-    if not isinstance(url, str):
+    if not isinstance(url, str) or ("?" not in url and "&" not in url):  # no parameters: nothing to redact
         return value
     redacted = redact_url(url)
     return value if redacted == url else {**value, "audio_url": redacted}

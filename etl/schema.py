@@ -27,6 +27,7 @@ from sqlalchemy import (
     literal_column,
     or_,
 )
+
 from etl.items import FINAL_STATUSES
 
 # Named constraints let Alembic's batch mode on SQLite find and alter them by name.
@@ -77,6 +78,7 @@ class RawJSON(TypeDecorator):
 
             return dialect.type_descriptor(JSONB())
         return dialect.type_descriptor(JSON())
+
 
 transcripts = Table(
     "transcripts",

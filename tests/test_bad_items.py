@@ -42,3 +42,18 @@ def test_timestamp_with_an_offset_is_converted_to_utc(database_url, fake):
     (item,) = fake.add(1, created="2024-03-11T23:29:59.936851+02:00")
     sync(fake, database_url)
     assert stored(database_url)[item["id"]]["created"].isoformat() == "2024-03-11T21:29:59.936851+00:00"
+
+
+def test_a_timestamp_whose_offset_takes_it_out_of_range_is_a_bad_value(database_url, fake):
+    """Year 9999 five hours behind UTC is past the last representable instant: converting it to UTC used to
+    raise OverflowError out of the item's parsing and end the run with a traceback."""
+    (late,) = fake.add(1, status="error", completed="9999-12-31T23:59:59-05:00")
+    (early,) = fake.add(1, status="error", completed="0001-01-01T00:00:00+05:00")
+    fake.add(2)
+    result = sync(fake, database_url)
+    assert result.exit_code == 0, result.output
+    rows = stored(database_url)
+    assert len(rows) == 4
+    for item in (late, early):
+        assert rows[item["id"]]["completed"] is None and rows[item["id"]]["raw"]["completed"] == item["completed"]
+        assert f"transcript {item['id']}: unreadable completed '{item['completed']}'" in result.stderr
