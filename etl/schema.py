@@ -23,7 +23,6 @@ from sqlalchemy import (
     TypeDecorator,
     ColumnElement,
     and_,
-    event,
     literal_column,
     or_,
 )
@@ -151,18 +150,14 @@ _PARTIAL_INDEXES = (
 
 
 def give_partial_indexes_their_predicate(dialect: str) -> None:
-    """Give the partial indexes their predicate on PostgreSQL, before their DDL is compiled there.
+    """Give the partial indexes their predicate on PostgreSQL, before their DDL is compiled there
+    (etl.migrate.create_head; the migrations spell theirs out).
 
     Not as postgresql_where= above: SQLAlchemy loads a dialect to check its keyword arguments, and that
     would import the PostgreSQL dialect into every SQLite run. The predicate is the same on both."""
     if dialect == "postgresql":
         for index in _PARTIAL_INDEXES:
             index.dialect_options["postgresql"]["where"] = index.dialect_options["sqlite"]["where"]
-
-
-@event.listens_for(transcripts, "before_create")
-def _before_create(table: Table, connection, **kw) -> None:
-    give_partial_indexes_their_predicate(connection.dialect.name)  # metadata.create_all, table.create
 
 
 # Where change_seq numbers come from (etl.changes). SQLite: one row, one number, the next value taken

@@ -77,8 +77,8 @@ def describe(conn: Connection) -> dict[str, object]:
     return described
 
 
-# A first run's fast path, in an interpreter of its own: etl.schema gives the partial indexes their PostgreSQL
-# predicate when transcripts is first created there, which an earlier test in this process may have done.
+# A first run's fast path, in an interpreter of its own: create_head gives the partial indexes their PostgreSQL
+# predicate (etl.schema keeps it once given), which an earlier test in this process may have done.
 CREATE_HEAD = """
 import sys
 from etl import migrate
