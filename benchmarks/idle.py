@@ -40,7 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hydrate import child_env  # noqa: E402
-from run import AAI_ETL, API_KEY, BENCH, FakeAssemblyAI, Spawner, drop_database, fresh_database  # noqa: E402
+from run import AAI_ETL, API_KEY, BENCH, FakeAssemblyAI, Spawner, drop_database, fresh_database, interpreter_of  # noqa: E402
 
 from sqlalchemy import insert, text, update  # noqa: E402
 
@@ -137,7 +137,7 @@ def start_up(spawner: Spawner, aai_etl: str, repeat: int, workdir: Path) -> list
         env = child_env(fake, url)
         spawner.run([aai_etl, "sync", "--quiet"], env, workdir, fake)
         results = []
-        interpreter = Path(aai_etl).read_text().splitlines()[0].removeprefix("#!").strip()
+        interpreter = interpreter_of(aai_etl)
         commands = (
             ("--help", [aai_etl, "--help"]),
             ("idle sync, 1,000 rows", [aai_etl, "sync", "--quiet"]),

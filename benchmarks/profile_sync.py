@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import AAI_ETL, API_KEY, BENCH, DB_SUFFIX, FakeAssemblyAI, drop_database, fresh_database, set_db_suffix  # noqa: E402
+from run import AAI_ETL, API_KEY, BENCH, DB_SUFFIX, FakeAssemblyAI, drop_database, fresh_database, interpreter_of, set_db_suffix  # noqa: E402
 
 # (stage, predicate on one sampled stack), first match wins. Frames read "function (file:line)"; stages go
 # by function names, which survive edits, except the SELECT, found by its source line (see `select_lines`).
@@ -57,7 +57,7 @@ def stages(select_lines: set[int], analyze_lines: set[int]) -> list:
 
 def select_lines(aai_etl: str) -> set[int]:
     """The lines of the statement in etl/load.py that reads the page's stored rows (`stored = ...`)."""
-    python = Path(aai_etl).read_text().splitlines()[0].removeprefix("#!")  # the console script's interpreter
+    python = interpreter_of(aai_etl)
     # cwd="/": `python -c` puts the current directory first on sys.path, which may hold another etl/.
     path = subprocess.run([python, "-c", "import etl.load; print(etl.load.__file__)"],
                           capture_output=True, text=True, check=True, cwd="/").stdout.strip()
@@ -70,7 +70,7 @@ def select_lines(aai_etl: str) -> set[int]:
 
 def analyze_lines(aai_etl: str) -> set[int]:
     """The lines of etl/sync.py that run ANALYZE (none in versions without it)."""
-    python = Path(aai_etl).read_text().splitlines()[0].removeprefix("#!")
+    python = interpreter_of(aai_etl)
     path = subprocess.run([python, "-c", "import etl.sync; print(etl.sync.__file__)"],
                           capture_output=True, text=True, check=True, cwd="/").stdout.strip()
     return {number for number, text in enumerate(Path(path).read_text().splitlines(), 1) if '"ANALYZE' in text}

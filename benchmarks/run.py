@@ -109,15 +109,19 @@ def _postgres_admin(*statements: str) -> None:
 
 # -- one measurement -----------------------------------------------------------------------------
 
+def interpreter_of(aai_etl: str) -> str:
+    """The Python that runs an installed `aai-etl` script: the one its #! line names."""
+    return Path(aai_etl).read_text().splitlines()[0].removeprefix("#!").strip()
+
+
 def compile_bytecode(aai_etl: str) -> None:
     """Compile the measured aai-etl's own modules, its migrations included, as installing its wheel does.
 
     An editable install leaves them as source, and with PYTHONDONTWRITEBYTECODE set (some shells and
     containers set it) every run compiled some 40 modules again: a tenth of a second that no installed
     aai-etl pays, while dlt and the drivers come from site-packages that pip compiled."""
-    interpreter = Path(aai_etl).read_text().splitlines()[0].removeprefix("#!").strip()
     program = "import compileall, etl, etl.migrations.versions as v; [compileall.compile_dir(p, quiet=1) for p in (*etl.__path__, *v.__path__)]"
-    subprocess.run([interpreter, "-c", program], check=True)
+    subprocess.run([interpreter_of(aai_etl), "-c", program], check=True)
 
 
 class Spawner:
