@@ -124,6 +124,17 @@ def wait_until(condition, timeout: float = 30.0) -> None:
         time.sleep(0.02)
 
 
+def lock_released(database_url: str) -> bool:
+    """PostgreSQL ends a killed run's session, and with it the run lock, once it notices: a moment later."""
+    if not database_url.startswith("postgresql"):
+        return True
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        held = conn.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")).scalar()
+    engine.dispose()
+    return held == 0
+
+
 def walk_position(database_url: str) -> str | None:
     engine = create_engine(database_url)
     with engine.connect() as conn:

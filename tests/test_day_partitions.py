@@ -8,9 +8,9 @@ import signal
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, select
 
-from conftest import API_KEY, assert_table_equals_api, cli_env, empty_database, spawn, stored, summary_json, sync, wait_until
+from conftest import API_KEY, assert_table_equals_api, cli_env, empty_database, lock_released, spawn, stored, summary_json, sync, wait_until
 from etl.schema import sync_cursors, sync_partitions, sync_runs
 from etl.simulator import FakeAssemblyAI
 from etl.sync import SWITCH_PAGES
@@ -36,17 +36,6 @@ def rows_of(database_url: str, table) -> list:
         rows = conn.execute(select(table)).mappings().all()
     engine.dispose()
     return [dict(row) for row in rows]
-
-
-def lock_released(database_url: str) -> bool:
-    """PostgreSQL ends a killed run's session, and with it the run lock, once it notices: a moment later."""
-    if not database_url.startswith("postgresql"):
-        return True
-    engine = create_engine(database_url)
-    with engine.connect() as conn:
-        held = conn.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")).scalar()
-    engine.dispose()
-    return held == 0
 
 
 def partitioned(fake, database_url, *args: str, settings: dict[str, str] = PARTITIONS):

@@ -9,7 +9,7 @@ import time
 import pytest
 from sqlalchemy import create_engine, select
 
-from conftest import assert_table_equals_api, cli_env, run_cli, spawn, stored, summary_json, sync, wait_until
+from conftest import assert_table_equals_api, cli_env, lock_released, run_cli, spawn, stored, summary_json, sync, wait_until
 from etl.errors import EXIT_ALREADY_RUNNING
 from etl.schema import sync_runs
 
@@ -56,6 +56,7 @@ def test_kills_at_random_instants_never_lose_or_duplicate(database_url):
             time.sleep(rng.uniform(0.2, 0.9))
             process.send_signal(signal.SIGKILL)
             process.wait()
+            wait_until(lambda: lock_released(database_url))  # killed mid-statement, its session ends a moment later
             listed = fake.listing()
             for item in rng.sample(listed, 20):
                 fake.set_status(item["id"], rng.choice(["completed", "error"]))
@@ -86,6 +87,7 @@ def test_kills_at_random_instants_of_walks_by_day_never_lose_or_duplicate(databa
             time.sleep(rng.uniform(0.2, 0.9))
             process.send_signal(signal.SIGKILL)
             process.wait()
+            wait_until(lambda: lock_released(database_url))  # killed mid-statement, its session ends a moment later
             # Pending ones finish, as the API's do: a final status is final (a change from one final status to
             # another is for `sync --full` to catch, and the last run here is a plain one).
             pending = [item for item in fake.listing() if item["status"] in ("queued", "processing")]
