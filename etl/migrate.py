@@ -41,13 +41,16 @@ def current_revision(conn: Connection) -> str | None:
     """The database's schema revision; None before the first migration. One query when the schema exists
     (every run but the first); call it before any write of the transaction, which it ends when the
     table is missing (a failed statement ends a PostgreSQL transaction anyway)."""
+    read = text("SELECT version_num FROM alembic_version")
     try:
-        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        return conn.execute(read).scalar()
     except DBAPIError:
         conn.rollback()
-        if inspect(conn).has_table("alembic_version"):
-            raise  # the table is there: the failure is the database's own (gone, locked), not a new database
-        return None
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        # The table is there now. Either another run's first upgrade committed it after the read failed (read
+        # it again), or the failure was the database's own (gone, locked), which the second read raises.
+        return conn.execute(read).scalar()
 
 
 def head_revision() -> str:

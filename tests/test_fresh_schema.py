@@ -157,3 +157,24 @@ def test_racing_first_upgrades_create_the_schema_once(database_url, fake):
     assert [process.returncode for process in processes] == [0, 0], outputs
     assert [out.strip() for out, err in outputs] == [f"schema at {migrate.HEAD}"] * 2
     assert sum("upgrading the database schema from empty" in err for out, err in outputs) == 1
+
+
+def test_a_version_table_another_run_commits_while_the_read_fails_is_read(database_url):
+    """The instant the racing test above hit in CI, made certain: this run's read of alembic_version fails
+    (no table yet), and before it looks for the table, another run's first upgrade commits the schema. The
+    run reads the version (HEAD) rather than taking the table it now finds for a broken database."""
+    from sqlalchemy import event
+
+    engine, other = make_engine(database_url), make_engine(database_url)
+
+    def another_run_upgrades_meanwhile(context) -> None:
+        if "alembic_version" in str(context.statement) and not inspect(other).has_table("alembic_version"):
+            with other.connect() as conn:
+                migrate.ensure_schema(conn)
+
+    event.listen(engine, "handle_error", another_run_upgrades_meanwhile)
+    with engine.connect() as conn:
+        assert migrate.current_revision(conn) == migrate.HEAD
+        migrate.ensure_schema(conn)  # and finds nothing to do
+    engine.dispose()
+    other.dispose()
