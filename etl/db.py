@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import sqlite3
 import time
@@ -57,8 +58,7 @@ def make_engine(database_url: str, private_files: bool = True, *, read_only: boo
                 return create_engine(url, creator=_sqlite_reader(_sqlite_file(url)))
             engine = create_engine(url)
             event.listen(engine, "connect", _sqlite_pragmas)
-            if private_files:
-                event.listen(engine, "do_connect", _owner_only)
+            event.listen(engine, "do_connect", _sqlite_connector(url, private_files))
             return engine
         if read_only:
             return create_engine(url, pool_pre_ping=True, execution_options={"postgresql_readonly": True})
@@ -149,14 +149,69 @@ def _refuse_non_sqlite(path: str) -> None:
         )
 
 
-def _owner_only(dialect, _record, cargs, cparams):
-    # SQLite creates the file (and later its -wal and -shm files, with the same permissions) with the
-    # process's umask: under the usual 022 that makes transcript text world-readable.
-    previous = os.umask(0o077)
+def _sqlite_connector(url: URL, private_files: bool):
+    """SQLAlchemy's do_connect for a SQLite file: a new file is created whole (see _create_whole), and with
+    `private_files` readable by its owner only. SQLite creates the file (and later its -wal and -shm files,
+    with the same permissions) with the process's umask: under the usual 022 that makes transcript text
+    world-readable."""
+    path = _sqlite_file(url)
+    uri = bool(url.query.get("uri"))  # a file: URI with options of its own: left to SQLite
+
+    def do_connect(dialect, _record, cargs, cparams):
+        previous = os.umask(0o077) if private_files else None
+        try:
+            if os.path.exists(path):
+                sweep_side_files(path)
+            elif not uri:
+                _create_whole(path)
+            return dialect.connect(*cargs, **cparams)
+        finally:
+            if previous is not None:
+                os.umask(previous)
+
+    return do_connect
+
+
+def _create_whole(path: str) -> None:
+    """Make a new database file appear at `path` already a SQLite database, never as an empty file.
+
+    SQLite creates the file empty and writes its header only when the connection first writes (the WAL
+    pragma): a first run killed between the two (a cron timeout, the OOM killer) left an empty file, which
+    every later run refuses (_refuse_non_sqlite). So the file is made beside it under a name of its own,
+    given its header, and hard-linked into place, which fails rather than replace a file another run
+    created meanwhile. A run killed before the link leaves only that side file, which sweep_side_files
+    removes later. Where the file system has no hard links, SQLite creates the file itself, as before."""
+    side = f"{path}{_SIDE_FILE}{os.getpid()}"
     try:
-        return dialect.connect(*cargs, **cparams)
+        connection = sqlite3.connect(side)
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")  # writes the header, with WAL mode in it
+        finally:
+            connection.close()  # the last connection: SQLite folds and removes the side file's -wal and -shm
+    except sqlite3.Error:
+        return  # cannot create files there: SQLite's own attempt at `path` says why
+    try:
+        os.link(side, path)
+    except FileExistsError:
+        pass  # another run created the database first: it is the one to use
+    except OSError:
+        pass  # no hard links here
     finally:
-        os.umask(previous)
+        os.unlink(side)
+
+
+_SIDE_FILE = "-creating-"  # beside the database, as SQLite's -wal and -shm and aai-etl's lock files are
+_SIDE_FILE_AGE = 60  # seconds: older than any creation takes
+
+
+def sweep_side_files(path: str) -> None:
+    """Remove what _create_whole left of a run killed while it created the database (a small file per kill)."""
+    for side in glob.glob(f"{glob.escape(path)}{_SIDE_FILE}*"):
+        try:
+            if time.time() - os.path.getmtime(side) > _SIDE_FILE_AGE:
+                os.unlink(side)
+        except OSError:
+            pass  # gone already, or not ours to remove
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import time
@@ -140,3 +141,43 @@ def test_sigterm_stops_cleanly_and_records_the_run(database_url, fake):
     engine.dispose()
     assert sync(fake, database_url).exit_code == 0
     assert_table_equals_api(database_url, fake)
+
+
+def kill_when_it_appears(process, path) -> None:
+    """SIGKILL the run the instant `path` exists (polled as fast as Python can)."""
+    while not path.exists() and process.poll() is None:
+        pass
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+
+def test_a_first_run_killed_as_its_database_file_appears_leaves_a_database(sqlite_url, tmp_path, fake):
+    """SQLite created the file empty and wrote its header a moment later: a first run killed in between left
+    an empty file, which every later run refused. The file now appears already a database."""
+    fake.add(300)
+    database = tmp_path / "transcripts.db"
+    for _ in range(3):
+        for leftover in tmp_path.glob("transcripts.db*"):
+            leftover.unlink()
+        kill_when_it_appears(spawn(["sync", "--no-hydrate"], cli_env(fake, sqlite_url)), database)
+        assert database.read_bytes()[:16] == b"SQLite format 3\x00"
+        result = sync(fake, sqlite_url, "--no-hydrate")
+        assert result.exit_code == 0, result.output
+        assert_table_equals_api(sqlite_url, fake)
+
+
+def test_what_a_run_killed_while_creating_the_database_leaves_beside_it_is_swept(sqlite_url, tmp_path, fake):
+    """The file is made under a name of its own and linked into place: a kill before the link leaves that
+    side file, which a later run removes once it is older than any creation takes."""
+    fake.add(10)
+    process = spawn(["sync", "--no-hydrate"], cli_env(fake, sqlite_url))
+    kill_when_it_appears(process, tmp_path / f"transcripts.db-creating-{process.pid}")
+    sides = list(tmp_path.glob("transcripts.db-creating-*"))
+    assert len(sides) == 1, sorted(tmp_path.iterdir())
+    result = sync(fake, sqlite_url, "--no-hydrate")
+    assert result.exit_code == 0, result.output
+    assert_table_equals_api(sqlite_url, fake)
+    assert sides[0].exists()  # young: it could be another run's creation in progress
+    os.utime(sides[0], (time.time() - 120, time.time() - 120))
+    assert sync(fake, sqlite_url, "--no-hydrate").exit_code == 0
+    assert not sides[0].exists()
