@@ -53,10 +53,18 @@ def replaced_atomically(path: str) -> Iterator[IO[str]]:
     except OSError as exc:
         raise OSError(exc.errno, exc.strerror, path) from None  # the file asked for, not our temporary name
     try:
-        with out:
+        try:
             yield out
+        except BaseException:
+            # Closed unflushed: what is still buffered belongs to an export that is thrown away, and flushing
+            # it into a pipe nobody drains would block the exit forever. Closing the file descriptor first
+            # makes the buffered layers' close a no-op.
+            out.buffer.raw.close()  # type: ignore[attr-defined]
+            raise
+        out.close()  # flushes: a full disk fails here, before the file takes the path
         os.replace(temporary, path)
     except BaseException:  # an error or an interrupt: no half export left behind
+        out.close()
         os.unlink(temporary)
         raise
 

@@ -83,3 +83,32 @@ def test_nothing_is_skipped_while_a_sync_writes_concurrently(database_url, walk)
         seen.update({row["id"]: row["change_seq"] for row in rows})
         assert rounds > 2  # the exports really did run while the sync was writing
         assert seen == {tid: row["change_seq"] for tid, row in stored(database_url).items()}
+
+
+def test_an_export_interrupted_with_output_still_buffered_exits_without_flushing_it(tmp_path):
+    """An interrupt while the export reads rows, with the output pipe full and lines still buffered in the
+    process: closing the file flushed them into the pipe, which nobody drains, and the export never exited
+    (CI hung on it once). The interrupted export is thrown away unflushed; the process exits at once."""
+    import fcntl
+    import os
+    import subprocess
+    import sys
+
+    target = tmp_path / "changes.jsonl"
+    os.mkfifo(f"{target}.partial")
+    reader = os.open(f"{target}.partial", os.O_RDONLY | os.O_NONBLOCK)
+    room = fcntl.fcntl(reader, fcntl.F_SETPIPE_SZ, 4096)  # one page: the test fills it exactly
+    code = f"""
+from etl.export import replaced_atomically
+with replaced_atomically({str(target)!r}) as out:
+    out.write("x" * {room})
+    out.flush()  # the pipe is full
+    out.write("row still buffered")
+    raise KeyboardInterrupt  # arriving while the export reads its next rows
+"""
+    try:
+        finished = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20)
+    finally:
+        os.close(reader)
+    assert "KeyboardInterrupt" in finished.stderr and finished.returncode != 0
+    assert not os.path.exists(f"{target}.partial") and not target.exists()
