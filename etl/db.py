@@ -127,6 +127,24 @@ def first_line(exc: DBAPIError) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+# PostgreSQL's classes of errors about a value given (data exception, integrity constraint violation, a size
+# limit such as an index row or a jsonb too large): the same value fails again on every run.
+_VALUE_ERROR_CLASSES = ("22", "23", "54")
+
+
+def refuses_value(conn: Connection, exc: DBAPIError) -> bool:
+    """Whether the database refused a value it was given, which may cost only the item that holds it, rather
+    than failed itself: a lock or statement timeout, a deadlock, a full disk, a lost connection. Those must end
+    the run with the page uncommitted: skipping the page's items instead moved the cursor past transcripts
+    that no later run lists again."""
+    error = exc.orig
+    sqlstate = getattr(error, "sqlstate", None)
+    if sqlstate:
+        return sqlstate[:2] in _VALUE_ERROR_CLASSES
+    dbapi = conn.dialect.loaded_dbapi  # SQLite's, and PostgreSQL errors raised in the driver before sending
+    return isinstance(error, (dbapi.DataError, dbapi.IntegrityError))
+
+
 def _refuse_non_sqlite(path: str) -> None:
     """Refuse a file that exists but is no SQLite database: an empty one would otherwise be silently taken
     for a new database. A file another run is creating this very moment is empty for a moment: wait it out."""

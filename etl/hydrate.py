@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from etl import derive, interrupt
 from etl.changes import next_change_seq
 from etl.client import ApiClient
-from etl.db import first_line
+from etl.db import first_line, refuses_value
 from etl.errors import AuthError, EtlError
 from etl.items import DELETED_AUDIO_URL
 from etl.load import DETAIL_COLUMNS
@@ -218,14 +218,17 @@ def _store_each(
         with conn.begin_nested():
             _store(conn, account, done, options, now, seq)
         return []
-    except DBAPIError:
-        pass
+    except DBAPIError as exc:
+        if not refuses_value(conn, exc):
+            raise
     refused = []
     for fetched in done:
         try:
             with conn.begin_nested():
                 _store(conn, account, [fetched], options, now, seq)
         except DBAPIError as exc:
+            if not refuses_value(conn, exc):
+                raise
             refused.append(replace(fetched, body=None, error=f"the database refused its details: {first_line(exc)}"))
     return refused
 

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
 from etl.changes import next_change_seq
-from etl.db import first_line
+from etl.db import first_line, refuses_value
 from etl.extract import Boundary
 from etl.items import DELETED_AUDIO_URL, Item
 from etl.schema import (
@@ -138,7 +138,9 @@ def _insert_new(conn: Connection, sql: _PageSql, account: str, items: list[Item]
     try:
         with conn.begin_nested():
             sql.insert(conn, account, writes, now, seq)
-    except (DBAPIError, conn.dialect.loaded_dbapi.Error):  # the driver's own error, from COPY
+    except DBAPIError as exc:
+        if not refuses_value(conn, exc):
+            raise
         return False
     result.inserted = len(items)
     for item in items:
@@ -159,8 +161,9 @@ def _write(
         with conn.begin_nested():
             sql.upsert(conn, account, writes, now, seq)
         return [item for item, _ in writes]
-    except DBAPIError:
-        pass
+    except DBAPIError as exc:
+        if not refuses_value(conn, exc):
+            raise
     written = []
     for write in writes:
         try:
@@ -168,6 +171,8 @@ def _write(
                 sql.upsert(conn, account, [write], now, seq)
             written.append(write[0])
         except DBAPIError as exc:
+            if not refuses_value(conn, exc):
+                raise
             result.refused.append((cast(str, write[0].id), first_line(exc)))
     return written
 
@@ -250,6 +255,13 @@ class _PageSql:
                         copy.write_row(row)
             else:
                 cursor.executemany(self.insert_sql, rows)
+        except conn.dialect.loaded_dbapi.Error as exc:
+            # Wrapped as SQLAlchemy wraps every other statement's error: what handles database errors (a refused
+            # value, a failed run's one line) then sees one kind.
+            raise DBAPIError.instance(
+                self.copy_sql if self.postgres else self.insert_sql, None, exc, conn.dialect.loaded_dbapi.Error,
+                hide_parameters=True, dialect=conn.dialect,
+            ) from None
         finally:
             cursor.close()
 

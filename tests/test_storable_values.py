@@ -111,3 +111,35 @@ def test_details_the_database_refuses_cost_only_their_own_transcript(database_ur
     if database_url.startswith("postgresql"):
         assert rows[odd["id"]]["hydrated_at"] is None
         assert rows[odd["id"]]["hydrate_error"].startswith("the database refused its details")
+
+
+def test_a_failing_database_ends_the_run_and_costs_no_transcript(fake, tmp_path):
+    """Only a value the database refuses costs its item. A failure of the database itself (here a lock timeout,
+    while an analyst's CREATE INDEX holds SHARE on transcripts; equally a statement timeout, a deadlock, a full
+    disk) refused every item of the page alike: the run skipped them all with warnings, exited 0 and moved its
+    cursor past them, and no later plain run listed them again. Now the run ends, one line, nothing of the
+    page committed, and the next run stores them: on the first backfill's bulk path, a later run's upsert and
+    the details' update alike."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    from conftest import assert_table_equals_api, empty_database
+
+    url = empty_database("postgresql", tmp_path)
+    impatient = make_url(url).update_query_dict({"options": "-c lock_timeout=300"}).render_as_string(hide_password=False)
+    plain = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    assert sync(fake, impatient, "--no-hydrate").exit_code == 0  # the schema, before the analyst's lock
+    for command, arriving in ((["sync", "--no-hydrate"], 5), (["sync", "--no-hydrate"], 5), (["hydrate"], 0)):
+        fake.add(arriving)
+        with psycopg.connect(plain) as analyst:
+            analyst.execute("LOCK TABLE transcripts IN SHARE MODE")  # what CREATE INDEX (not CONCURRENTLY) holds
+            during = run_cli(command, cli_env(fake, impatient))
+        assert during.exit_code == 1, during.output
+        assert during.stderr.strip().splitlines()[-1] == (
+            "aai-etl: error: database error: canceling statement due to lock timeout; everything committed so far is kept"
+        )
+        assert "not stored" not in during.stderr and "refused its details" not in during.stderr
+        assert run_cli(command, cli_env(fake, impatient)).exit_code == 0
+    assert_table_equals_api(url, fake)
+    rows = stored(url)
+    assert all(row["hydrated_at"] is not None and row["hydrate_attempts"] == 0 for row in rows.values())
