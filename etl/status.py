@@ -170,7 +170,7 @@ def _render_account(report: dict[str, Any]) -> list[str]:
         )
     lines.append("last runs" if report["last_runs"] else "last runs    none")
     for run in report["last_runs"]:
-        notes = "; ".join(note for note in (run["error"], run["warning"]) if note)
+        notes = "; ".join(_first_line(note) for note in (run["error"], run["warning"]) if note)
         lines.append(
             f"  #{run['id']} {_when(run['started_at'])} {run['outcome']}: {run['inserted']:,} new, {run['updated']:,} updated, "
             f"{run['unchanged']:,} unchanged, {run['deleted']:,} deleted, {run['hydrated']:,} details, "
@@ -206,6 +206,12 @@ _DURATION_PART = re.compile(r"(\d+)([smhd])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
+def _first_line(note: str) -> str:
+    """A stored note as one line: aai-etl 0.1.0 stored a database error with SQLAlchemy's statement and link
+    on lines of their own, and the probe's line and each run's line must stay one line."""
+    return note.strip().split("\n", 1)[0]
+
+
 def problems(report: dict[str, Any], max_age: timedelta, now: datetime) -> list[str]:
     """Why a probe should fail: a last run that failed, or no success within max_age (each account)."""
     if report["schema"] != report["schema_head"]:
@@ -214,7 +220,7 @@ def problems(report: dict[str, Any], max_age: timedelta, now: datetime) -> list[
     for account in report["accounts"]:
         name, last, success = account["account"], account["last_finished"], account["last_success"]
         if last and last["outcome"] != "succeeded":
-            why = f": {last['error']}" if last["error"] else ""
+            why = f": {_first_line(last['error'])}" if last["error"] else ""
             found.append(f"account '{name}': the last run (#{last['id']}, {last['finished_at']}) {last['outcome']}{why}")
         if success is None:
             found.append(f"account '{name}': no sync has succeeded yet")

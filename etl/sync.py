@@ -11,10 +11,11 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 
 from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, text, update
+from sqlalchemy.exc import DBAPIError
 
 from etl import derive, interrupt, lock, migrate, partitions, stragglers
 from etl.client import ApiClient
-from etl.db import connect
+from etl.db import connect, first_line
 from etl.errors import CursorRejected, EtlError, SyncAlreadyRunning
 from etl.extract import LISTING_WINDOW, PAGE_SIZE, Boundary, Page, Plausible, newer_than, reaches, walk_back
 from etl.hydrate import HydrateOptions, hydrate, hydration_backlog
@@ -601,7 +602,12 @@ def _describe(exc: BaseException) -> str:
         return str(exc)
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted by Ctrl-C or SIGTERM"
-    return f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, DBAPIError):
+        # The driver's one line, as the command's error line says it: SQLAlchemy's text adds the statement, its
+        # parameters (transcript values) and a link, on lines of their own, which `status` would then print.
+        return f"database error: {first_line(exc)}"
+    said = str(exc).strip()
+    return f"{type(exc).__name__}: {said.splitlines()[0]}" if said else type(exc).__name__
 
 
 def _older(high_water: Boundary | None, pending: Boundary | None) -> Boundary | None:

@@ -52,3 +52,44 @@ def test_a_huge_error_message_is_capped_everywhere(database_url, fake):
     assert result.exit_code == 0
     assert len(result.stderr) < 2_000
     assert len(stored(database_url)[item["id"]]["hydrate_error"]) < 1_000
+
+
+def test_a_database_error_is_stored_and_probed_as_one_line(database_url, fake):
+    """A run ended by a database error stored SQLAlchemy's whole text: the driver's message, then the statement,
+    its parameters (transcript values) and a link, each on a line of its own, which `status` and the
+    `status --max-age` probe printed. It is stored as the command's error line says it."""
+    from sqlalchemy import text
+
+    added = fake.add(5, status="processing")
+    assert sync(fake, database_url).exit_code == 0
+    fake.set_status(added[0]["id"], "completed")
+    engine = create_engine(database_url)
+    with engine.begin() as conn:  # the status change's record fails inside the database, as a full disk would
+        if database_url.startswith("sqlite"):
+            conn.execute(text(
+                "CREATE TRIGGER fail BEFORE INSERT ON transcript_status_changes BEGIN SELECT RAISE(ABORT, 'disk is full'); END"
+            ))
+        else:
+            conn.execute(text(
+                "CREATE FUNCTION fail() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'disk is full'; END $$;"
+                "CREATE TRIGGER fail BEFORE INSERT ON transcript_status_changes FOR EACH ROW EXECUTE FUNCTION fail()"
+            ))
+    engine.dispose()
+    result = sync(fake, database_url)
+    assert result.exit_code == 1, result.output
+    assert run_errors(database_url) == ["database error: disk is full"]
+    probe = run_cli(["status", "--max-age", "2h"], cli_env(fake, database_url))
+    assert probe.exit_code == 1
+    assert len(probe.stderr.strip().splitlines()) == 1 and "database error: disk is full" in probe.stderr, probe.stderr
+
+    # A run recorded by aai-etl 0.1.0, with SQLAlchemy's whole text: the probe and `status` still say one line of it.
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(sync_runs.update().values(
+            error="OperationalError: (sqlite3.OperationalError) disk is full\n[SQL: INSERT ...]\n(Background on this error at: https://sqlalche.me/e/20/e3q8)"
+        ))
+    engine.dispose()
+    probe = run_cli(["status", "--max-age", "2h"], cli_env(fake, database_url))
+    assert len(probe.stderr.strip().splitlines()) == 1 and probe.stderr.strip().endswith("(sqlite3.OperationalError) disk is full")
+    shown = run_cli(["status"], cli_env(fake, database_url)).stdout
+    assert "[SQL" not in shown and "Background" not in shown and "disk is full" in shown
