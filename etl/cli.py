@@ -354,6 +354,8 @@ def export_command(since: int | None, fmt: str, output: str | None, output_dir: 
         raise UsageError("--format parquet writes to --output-dir DIR (and only it); jsonl and csv to --output or stdout")
     if fmt == "parquet":
         parquet.require_pyarrow()
+    elif output is None and sys.stdout is None:  # started with stdout closed (`>&-`): the rows would go nowhere
+        raise UsageError("standard output is closed: give --output FILE, or run export with stdout open")
     with _connect(settings, read_only=True) as conn:
         migrate.require_current(conn)
         if output_dir is not None:
@@ -450,5 +452,21 @@ def _connect(settings: Settings, read_only: bool = False) -> Connection:
 
 
 def main() -> None:
+    _fill_closed_descriptors()
     interrupt.install()
     cli(prog_name="aai-etl")
+
+
+def _fill_closed_descriptors() -> None:
+    """A scheduler or supervisor may start aai-etl with a standard stream closed (`2>&-`). Python then has no
+    sys.stderr, and logging to it failed every command at once; and the next file opened would take the free
+    descriptor, where a stray write to the stream would land in it. Each closed descriptor is opened on
+    /dev/null: a closed stderr drops the log, as asked; a closed stdout stays None in Python, so that export
+    refuses to write its rows nowhere."""
+    for descriptor in (0, 1, 2):
+        try:
+            os.fstat(descriptor)
+        except OSError:
+            os.open(os.devnull, os.O_RDWR)  # the lowest free descriptor: this one
+    if sys.stderr is None:
+        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115 - stays open for the process's life

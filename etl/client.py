@@ -222,7 +222,7 @@ def _retry_after(value: str | None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # isdigit alone takes "²", which float() does not
         return float(value)
     try:
         when = parsedate_to_datetime(value)

@@ -68,6 +68,16 @@ def test_retry_after_as_an_http_date_is_honoured(sqlite_url, fake, fast_retries)
     assert_table_equals_api(sqlite_url, fake)
 
 
+@pytest.mark.parametrize("odd", ["\u00b2", "\u0661", "-5", "1.5", "garbage", ""])
+def test_a_retry_after_that_is_no_number_of_seconds_is_a_plain_retry(sqlite_url, fake, fast_retries, odd):
+    """"²".isdigit() is true, but float() refuses it: the run ended on a ValueError."""
+    fake.add(5)
+    fake.fail_next(Fault.status(429, headers={"Retry-After": odd}))
+    result = sync(fake, sqlite_url, fast_retries)
+    assert result.exit_code == 0, result.output
+    assert_table_equals_api(sqlite_url, fake)
+
+
 def test_rejected_key_is_not_retried(sqlite_url, fake, fast_retries):
     fake.add(5)
     result = sync(fake, sqlite_url, fast_retries, ASSEMBLYAI_API_KEY="wrong-key-0123456789")

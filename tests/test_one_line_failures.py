@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cli_env, run_cli, spawn, sync, wait_until
+from conftest import cli_env, run_cli, spawn, stored, sync, wait_until
 from etl import migrate
 
 
@@ -138,3 +138,39 @@ def test_without_fcntl_help_works_and_a_sqlite_sync_says_posix_only(tmp_path, fa
     assert (synced.returncode, synced.stderr) == (
         1, "aai-etl: error: aai-etl needs a POSIX system (Linux, macOS; on Windows, WSL) to lock a SQLite database\n"
     )
+
+
+def _closing(descriptor: int, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    """The installed aai-etl started with one standard descriptor closed, as `2>&-` or a supervisor leaves it."""
+    script = Path(sys.executable).with_name("aai-etl")
+    full = {name: value for name, value in os.environ.items() if not name.startswith(("ASSEMBLYAI_", "AAI_ETL_"))}
+    return subprocess.run(
+        [str(script), *args], env={**full, **env}, capture_output=True, text=True, timeout=120,
+        preexec_fn=lambda: os.close(descriptor),
+    )
+
+
+def test_started_with_stderr_closed_a_sync_still_syncs(database_url, fake):
+    """Python has no sys.stderr then, and setting up the log on it failed every command at once, silently."""
+    fake.add(5)
+    done = _closing(2, ["sync", "--no-hydrate"], cli_env(fake, database_url))
+    assert done.returncode == 0
+    assert len(stored(database_url)) == 5
+
+
+def test_started_with_stdin_closed_a_sync_still_syncs(database_url, fake):
+    fake.add(5)
+    assert _closing(0, ["sync", "--no-hydrate"], cli_env(fake, database_url)).returncode == 0
+    assert len(stored(database_url)) == 5
+
+
+def test_an_export_to_a_closed_stdout_is_one_line(database_url, fake, tmp_path):
+    fake.add(3)
+    assert sync(fake, database_url).exit_code == 0
+    done = _closing(1, ["export"], cli_env(fake, database_url))
+    assert (done.returncode, done.stderr) == (
+        2, "aai-etl: error: standard output is closed: give --output FILE, or run export with stdout open\n"
+    )
+    into_file = _closing(1, ["export", "--output", str(tmp_path / "rows.jsonl")], cli_env(fake, database_url))
+    assert into_file.returncode == 0, into_file.stderr
+    assert len((tmp_path / "rows.jsonl").read_text().splitlines()) == 3
