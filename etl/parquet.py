@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,6 +65,7 @@ def export(conn: Connection, since: int | None, directory: Path, account: str | 
     window = changed & (transcripts.c.change_seq <= watermark)
     name = f"{(since or 0) + 1:020d}-{watermark:020d}.parquet"  # zero-padded: file names sort in change order
     directory.mkdir(parents=True, exist_ok=True)
+    _sweep_staging(directory)
     staging = directory / f".staging-{os.getpid()}"
     staging.mkdir(exist_ok=True)
     written: dict[str, int] = {}
@@ -86,6 +88,21 @@ def export(conn: Connection, since: int | None, directory: Path, account: str | 
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return written, watermark
+
+
+_STAGING_ABANDONED = 3600  # seconds unwritten: an export at work writes its staging files batch by batch
+
+
+def _sweep_staging(directory: Path) -> None:
+    """Remove the staging directories of exports killed before their `finally` (kill -9, the OOM killer): each
+    holds a partial copy of its export. One written within the hour may be another export's, still at work."""
+    for staging in directory.glob(".staging-*"):
+        try:
+            written = max([staging.stat().st_mtime, *(part.stat().st_mtime for part in staging.iterdir())])
+        except OSError:
+            continue  # gone meanwhile: its export finished
+        if time.time() - written > _STAGING_ABANDONED:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def _snapshot(conn: Connection) -> None:

@@ -153,3 +153,35 @@ def test_without_pyarrow_one_line_says_what_to_install(fake, sqlite_url, tmp_pat
 def test_parquet_needs_a_directory(fake, sqlite_url, tmp_path):
     result = run_cli(["export", "--format", "parquet"], cli_env(fake, sqlite_url))
     assert result.exit_code == 2 and "--output-dir" in result.stderr
+
+
+def test_what_a_killed_export_leaves_is_swept_by_a_later_one(database_url, fake, tmp_path):
+    """An export killed before its `finally` (kill -9, the OOM killer) left DIR/.staging-<pid>, a partial copy of
+    the export, for good. A later export removes it once it is an hour unwritten; a younger one may be another
+    export's, still at work, and stays."""
+    import os
+    import signal
+    import time
+
+    from conftest import spawn, sync
+
+    fake.add(3000)
+    assert sync(fake, database_url, "--no-hydrate").exit_code == 0
+    out = tmp_path / "feed"
+    for _ in range(10):  # the staging directory lives a moment: a loaded machine may not poll in time
+        process = spawn(["export", "--format", "parquet", "--output-dir", str(out)], cli_env(fake, database_url))
+        staging = out / f".staging-{process.pid}"
+        while not (staging.exists() and any(staging.iterdir())) and process.poll() is None:
+            pass
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        if staging.exists():
+            break
+    assert staging.exists()
+    export(fake, database_url, out)
+    assert staging.exists()
+    hour_ago = time.time() - 3700
+    for path in [staging, *staging.iterdir()]:
+        os.utime(path, (hour_ago, hour_ago))
+    export(fake, database_url, out)
+    assert not staging.exists()
