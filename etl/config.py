@@ -130,7 +130,7 @@ postgresql+psycopg://etl:PASSWORD@db.internal/analytics   (pip install 'aai-etl[
     Setting(
         "derived_tables", tuple, DERIVED_TABLE_NAMES,
         "The audio intelligence tables filled from each transcript's body (transcript_<name>); [] for none.",
-        choices=DERIVED_TABLE_NAMES, example="In the environment: names separated by commas.",
+        choices=DERIVED_TABLE_NAMES, example="In the environment: names separated by commas, or [] for none.",
     ),
     Setting(
         "private_files", bool, True, "Create the SQLite database and its lock files readable by their owner only (0600).",
@@ -286,7 +286,9 @@ def parse(setting: Setting, value: Any, where: str, text: bool = False) -> Any:
 
 def _typed(kind: type, value: Any, where: str, text: bool) -> Any:
     if kind is tuple:
-        if text and isinstance(value, str):  # the environment: names separated by commas
+        if text and isinstance(value, str):  # the environment: names separated by commas, or [] for none
+            if value.strip() == "[]":  # an empty value means unset (the default): none is spelled as in the file
+                return ()
             return tuple(name.strip() for name in value.split(",") if name.strip())
         if isinstance(value, list) and all(isinstance(name, str) for name in value):
             return tuple(value)

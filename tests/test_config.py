@@ -99,3 +99,12 @@ def test_example_config_documents_every_key_and_loads():
         assert f"\n{name} = " in body or f"\n# {name} = " in body or f"\n# [[{name}]]" in body, key
     settings = load_settings(example, {})
     assert settings.base_url == REGIONS["us"] and settings.max_retries == 6
+
+
+def test_a_list_setting_is_none_from_the_environment_as_in_the_file():
+    """README: `[]` for none. From the environment an empty value means unset (all seven tables), and `[]`
+    was an unknown table name: there was no way to turn the derived tables off there."""
+    assert load_settings(None, {"AAI_ETL_DERIVED_TABLES": "[]"}).derived_tables == ()
+    assert load_settings(None, {"AAI_ETL_DERIVED_TABLES": " [] "}).derived_tables == ()
+    assert load_settings(None, {"AAI_ETL_DERIVED_TABLES": "topics, utterances"}).derived_tables == ("topics", "utterances")
+    assert len(load_settings(None, {"AAI_ETL_DERIVED_TABLES": ""}).derived_tables) == 7
