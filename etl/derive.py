@@ -21,6 +21,7 @@ from etl import interrupt
 from etl.changes import next_change_seq
 from etl.load import FEATURE_COLUMNS, FEATURE_FLAGS
 from etl.schema import DERIVED_TABLES, RawJSON, transcript_bodies, transcripts
+from etl.storable import storable_integer, storable_number
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +48,10 @@ class _Values:
         return None if value is None else str(value)
 
     def number(self, value: Any) -> float | None:
-        value = self._check(value, _is_number)
-        return None if value is None else float(value)
+        return self._read(value, storable_number)
 
     def integer(self, value: Any) -> int | None:
-        value = self._check(value, lambda v: _is_number(v) and float(v).is_integer())
-        return None if value is None else int(value)
+        return self._read(value, storable_integer)
 
     def unreadable(self, value: Any) -> None:
         """A value that is present but of no usable shape: counted (it is stored as NULL)."""
@@ -64,9 +63,12 @@ class _Values:
         self.bad += 1
         return None
 
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    def _read(self, value: Any, storable: Callable[[Any], Any]) -> Any:
+        """`value` as `storable` reads it; one present that it cannot read is counted (and stored as NULL)."""
+        read = storable(value)
+        if read is None and value is not None:
+            self.bad += 1
+        return read
 
 
 def _elements(part: Any) -> list[dict[str, Any]]:

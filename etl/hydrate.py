@@ -9,6 +9,7 @@ the others.
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -28,7 +29,7 @@ from etl.items import DELETED_AUDIO_URL
 from etl.load import DETAIL_COLUMNS
 from etl.presigned import redact_audio_url
 from etl.schema import NEEDS_DETAILS, transcript_bodies, transcript_words, transcripts
-from etl.storable import escape, escape_json, unescape
+from etl.storable import escape, escape_json, storable_integer, storable_number, unescape
 
 log = logging.getLogger(__name__)
 
@@ -260,8 +261,8 @@ def _details(body: dict[str, Any]) -> dict[str, Any]:
         return {name: None for name in DETAIL_COLUMNS} | {"hydrate_error": None}
     return {
         "text": _typed(body, "text", str),
-        "audio_duration": _number(body.get("audio_duration")),
-        "confidence": _number(body.get("confidence")),
+        "audio_duration": storable_number(body.get("audio_duration")),
+        "confidence": storable_number(body.get("confidence")),
         "language_code": _typed(body, "language_code", str),
         "speech_model": _typed(body, "speech_model", str),
         "speech_models": _typed(body, "speech_models", list),
@@ -282,7 +283,7 @@ def _words(account: str, fetched: _Fetched) -> list[dict[str, Any]]:
             "text": _typed(word, "text", str),
             "start_ms": _integer(word.get("start")),
             "end_ms": _integer(word.get("end")),
-            "confidence": _number(word.get("confidence")),
+            "confidence": storable_number(word.get("confidence")),
             "speaker": None if word.get("speaker") is None else str(word["speaker"]),
             "channel": None if word.get("channel") is None else str(word["channel"]),
         }
@@ -310,13 +311,11 @@ def _typed(body: dict[str, Any], name: str, kind: type) -> Any:
     return value if isinstance(value, kind) else None
 
 
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
 def _integer(value: Any) -> int | None:
-    number = _number(value)
-    return int(number) if number is not None else None
+    """Milliseconds: a fraction is cut off; what is no number, or more than an INTEGER column holds, is None."""
+    if isinstance(value, float) and math.isfinite(value):
+        value = int(value)
+    return storable_integer(value)
 
 
 def _utcnow() -> datetime:

@@ -143,3 +143,56 @@ def test_a_failing_database_ends_the_run_and_costs_no_transcript(fake, tmp_path)
     assert_table_equals_api(url, fake)
     rows = stored(url)
     assert all(row["hydrated_at"] is not None and row["hydrate_attempts"] == 0 for row in rows.values())
+
+
+def test_numbers_no_column_holds_are_null_and_cost_nothing_else(database_url, fake):
+    """JSON allows any number. A word's start of 10**30 made SQLite's driver raise OverflowError, which is no
+    database error: the sync ended in a traceback, and every later run fetched the same body first and ended
+    the same way, so the account's details never got past it (PostgreSQL refused it, costing the transcript).
+    Past 32 bits PostgreSQL refused the details. Infinity and NaN as milliseconds, or an integer of 400 digits
+    as a number, raised in Python itself. Each such value is now NULL, and counted."""
+    from etl.schema import DERIVED_TABLES, transcript_words
+
+    items = fake.add(5)
+
+    def huge(body):
+        body["audio_duration"] = 10**400
+        body["words"][0].update(start=10**30, end=2**31, confidence=10**400)
+        body.update(speaker_labels=True, utterances=[
+            {"speaker": "A", "channel": None, "start": 1e30, "end": 2**31 - 1, "confidence": 10**400, "text": "odd", "words": []}
+        ])
+        return body
+
+    def not_finite(body):
+        body["words"][0].update(start=float("inf"), end=float("nan"))
+        return body
+
+    fake.break_transcript(items[2]["id"], Fault.mangled(huge))
+    fake.break_transcript(items[3]["id"], Fault.mangled(not_finite))
+    for _ in range(2):
+        result = run_cli(["sync"], cli_env(fake, database_url, AAI_ETL_STORE_WORDS="true"))
+        assert result.exit_code == 0, result.output
+    rows = stored(database_url)
+    if database_url.startswith("postgresql"):  # jsonb has no Infinity or NaN: the body itself is refused, as documented
+        assert rows.pop(items[3]["id"])["hydrate_error"] == "the database refused its details: invalid input syntax for type json"
+    assert all(row["hydrated_at"] is not None for row in rows.values()), [row["hydrate_error"] for row in rows.values()]
+    assert rows[items[2]["id"]]["audio_duration"] is None
+
+    def first_words(transcript_id):
+        engine = create_engine(database_url)
+        with engine.connect() as conn:
+            words = conn.execute(
+                select(transcript_words).where(transcript_words.c.transcript_id == transcript_id).order_by(transcript_words.c.position)
+            ).mappings().all()
+        engine.dispose()
+        return [(w["start_ms"], w["end_ms"]) for w in words[:1]]
+
+    assert first_words(items[2]["id"]) == [(None, None)]
+    if database_url.startswith("sqlite"):
+        assert first_words(items[3]["id"]) == [(None, None)]
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        utterances = DERIVED_TABLES["utterances"]
+        found = conn.execute(select(utterances).where(utterances.c.transcript_id == items[2]["id"])).mappings().all()
+    engine.dispose()
+    assert [(u["start_ms"], u["end_ms"], u["confidence"]) for u in found] == [(None, 2**31 - 1, None)]  # the largest kept
