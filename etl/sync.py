@@ -168,8 +168,15 @@ class _Run:
                 self._finish(started, "failed", error)
             self.on_event("run_failed", self.stats)
             raise
-        with interrupt.writing():
-            self._finish(started, "succeeded", None)
+        try:
+            with interrupt.writing():
+                self._finish(started, "succeeded", None)
+        except Exception as exc:  # the end of the run could not be recorded: it did not succeed
+            with interrupt.writing():
+                self.conn.rollback()
+                self._finish(started, "failed", self.client.redact(_describe(exc)))
+            self.on_event("run_failed", self.stats)
+            raise
         self.on_event("run_finished", self.stats)
 
     def work(self, listing: bool, full: bool, hydration: HydrateOptions | None) -> None:
@@ -547,6 +554,8 @@ class _Run:
             self.conn.execute(delete(sync_run_writers).where(sync_run_writers.c.sync_run == self.stats.sync_run))
             self.conn.commit()
         except Exception:
+            if outcome == "succeeded":
+                raise  # no other error to report: a run whose end cannot be recorded did not succeed
             # The database itself may be what failed; the original error is the one to report.
             log.debug("could not record the end of run %s", self.stats.sync_run, exc_info=True)
 

@@ -64,3 +64,42 @@ def test_postgresql_statistics_are_refreshed_after_a_large_hydration(tmp_path, f
 
     wait_until(analyzed_since, timeout=15)
     engine.dispose()
+
+
+def test_a_run_whose_end_cannot_be_recorded_did_not_succeed(database_url, fake):
+    """A database error on the run's last write (its outcome, warning and writers' counts) was logged at debug
+    level, and the command printed its summary and exited 0. Here the database refuses only the write of the
+    outcome `succeeded` (a trigger, standing in for a lock timeout or a full disk at that instant)."""
+    from sqlalchemy import create_engine, func, select, text
+
+    from conftest import cli_env, run_cli, stored
+    from etl.schema import sync_runs
+
+    fake.add(10)
+    assert run_cli(["sync", "--no-hydrate"], cli_env(fake, database_url)).exit_code == 0
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        if database_url.startswith("sqlite"):
+            conn.execute(text(
+                "CREATE TRIGGER refuse_success BEFORE UPDATE ON sync_runs WHEN NEW.outcome = 'succeeded' "
+                "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+            ))
+        else:
+            conn.execute(text(
+                "CREATE FUNCTION refuse_success() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "IF NEW.outcome = 'succeeded' THEN RAISE EXCEPTION 'database or disk is full' USING ERRCODE = '53100'; END IF; "
+                "RETURN NEW; END $$; "
+                "CREATE TRIGGER refuse_success BEFORE UPDATE ON sync_runs FOR EACH ROW EXECUTE FUNCTION refuse_success()"
+            ))
+    fake.add(5)
+    result = run_cli(["sync", "--no-hydrate"], cli_env(fake, database_url))
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip().splitlines()[-1] == (
+        "aai-etl: error: database error: database or disk is full; everything committed so far is kept"
+    )
+    assert len(stored(database_url)) == 15  # the pages committed
+    with engine.connect() as conn:
+        last = conn.execute(select(sync_runs).order_by(sync_runs.c.id.desc()).limit(1)).mappings().one()
+        assert conn.execute(select(func.count()).select_from(sync_runs)).scalar() == 2
+    engine.dispose()
+    assert (last["outcome"], last["error"]) == ("failed", "database error: database or disk is full")
