@@ -24,7 +24,7 @@ from etl import derive, interrupt
 from etl.changes import next_change_seq
 from etl.client import ApiClient
 from etl.db import first_line, refuses_value
-from etl.errors import AuthError, EtlError
+from etl.errors import AuthError, EtlError, RetriesExhausted
 from etl.items import DELETED_AUDIO_URL
 from etl.load import DETAIL_COLUMNS
 from etl.presigned import redact_audio_url
@@ -38,6 +38,8 @@ BATCH = 50  # rows a transaction: small enough to lose little to a kill, large e
 CHUNK = 1000  # ids read from the queue at a time: memory stays flat however large the backlog
 RETRY_BASE = timedelta(minutes=5)
 RETRY_MAX = timedelta(days=1)
+# Fetches in a row that used up their retries: then the API or the network is down, not those transcripts.
+OUTAGE = 4
 
 
 @dataclass
@@ -55,6 +57,7 @@ class _Fetched:
     attempts: int
     body: dict[str, Any] | None = None
     error: str | None = None
+    exhausted: RetriesExhausted | None = None  # the error, when the fetch used up its retries
 
     @property
     def details(self) -> dict[str, Any]:
@@ -79,7 +82,7 @@ def hydrate(
     try:
         for chunk in _queue(conn, account):
             fetchers = fetchers or _Fetchers(client, options)
-            for batch in _batches(fetchers.fetch(chunk)):
+            for batch in _batches(_unless_down(fetchers.fetch(chunk))):
                 with interrupt.writing():
                     written, failures = _write(conn, account, batch, options)
                     hydrated, failed = hydrated + written, failed + failures
@@ -169,8 +172,28 @@ def _fetch(client: ApiClient, transcript_id: str, attempts: int, keep_presigned_
         return _Fetched(transcript_id, attempts, body=escape_json(body if keep_presigned_credentials else redact_audio_url(body)))
     except AuthError:
         raise  # the key itself is refused: no other fetch can succeed either
+    except RetriesExhausted as exc:
+        return _Fetched(transcript_id, attempts, error=escape(client.redact(str(exc))), exhausted=exc)
     except EtlError as exc:
         return _Fetched(transcript_id, attempts, error=escape(client.redact(str(exc))))
+
+
+def _unless_down(results: Iterator[_Fetched]) -> Iterator[_Fetched]:
+    """The fetches as they complete, until OUTAGE in a row have used up their retries: the API or the network is
+    down, and the run ends on that error rather than count a failed attempt against, and push back the next
+    fetch of, every transcript in the backlog. A fetch that used up its retries is held until one that did not
+    shows the API answering; the ones held when the run ends are not written, their attempts not counted."""
+    held: list[_Fetched] = []
+    for fetched in results:
+        if fetched.exhausted is None:
+            yield from held
+            held.clear()
+            yield fetched
+            continue
+        held.append(fetched)
+        if len(held) >= OUTAGE:
+            raise fetched.exhausted
+    yield from held
 
 
 def _batches(results: Iterator[_Fetched]) -> Iterator[list[_Fetched]]:

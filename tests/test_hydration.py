@@ -178,3 +178,25 @@ def test_hydration_can_be_switched_off(sqlite_url, fake, tmp_path):
     assert detail_requests(fake) == 0
     result = run_cli(["hydrate", "--config", str(off)], cli_env(fake, sqlite_url))  # the backfill of details
     assert result.exit_code == 0 and detail_requests(fake) == 5
+
+
+def test_an_api_down_during_hydration_ends_the_run_and_pushes_no_transcript_back(database_url, fake, config):
+    """Connection refused on every fetch (the API or the network down) was taken for a fault of each transcript:
+    every one of the backlog got a failed attempt and a later next try (5 minutes, growing to a day), a warning
+    line each, and the run exited 0 as succeeded. It now ends on the outage, one line, and counts nothing."""
+    import socket
+
+    fake.add(30)
+    assert run(fake, database_url, config, "sync", "--no-hydrate").exit_code == 0
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{unused.getsockname()[1]}"  # nothing listens there once closed
+    result = run_cli(["hydrate", "--config", config], cli_env(fake, database_url, ASSEMBLYAI_BASE_URL=down))
+    assert result.exit_code == 1, result.output
+    said = [line for line in result.stderr.splitlines() if "retrying" not in line]
+    assert len(said) == 1 and said[0].startswith("aai-etl: error: the AssemblyAI API kept failing (connection"), said
+    rows = stored(database_url)
+    assert all(row["hydrate_attempts"] == 0 and row["hydrate_error"] is None for row in rows.values())
+
+    result = run(fake, database_url, config, "hydrate")
+    assert (result.exit_code, summary_json(result)["hydrated"]) == (0, 30)
