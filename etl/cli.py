@@ -98,6 +98,11 @@ class _Group(click.Group):
             ctx.meta["aai_etl.reporter"].error(f"cannot write{where}: {reason}; check the path and its permissions")
             ctx.exit(1)
         except Exception as exc:
+            if _interrupt_underneath(exc):
+                # Ctrl-C or SIGTERM in a statement, and a library's cleanup on the connection it invalidated
+                # failed in turn (Alembic's batch mode dropping its copy of a table): still an interrupt.
+                ctx.meta["aai_etl.reporter"].error("interrupted; everything committed so far is kept")
+                ctx.exit(130)
             if not _database_error(exc):
                 raise
             from etl.db import first_line
@@ -105,6 +110,18 @@ class _Group(click.Group):
             # A connection that worked and then failed mid-run (server restart, disk full).
             ctx.meta["aai_etl.reporter"].error(f"database error: {first_line(exc)}; everything committed so far is kept")
             ctx.exit(1)
+
+
+def _interrupt_underneath(exc: BaseException) -> bool:
+    """Whether a KeyboardInterrupt was being handled when `exc` was raised, however deep."""
+    seen: set[int] = set()
+    cause = exc.__context__
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        seen.add(id(cause))
+        cause = cause.__context__
+    return False
 
 
 def _database_error(exc: Exception) -> TypeGuard[DBAPIError]:

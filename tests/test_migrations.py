@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 
-from conftest import cli_env, run_cli, sync
+from conftest import cli_env, run_cli, spawn, sync, wait_until
 from etl import migrate
 from etl.db import make_engine
 from etl.errors import SchemaTooNew
@@ -107,3 +109,37 @@ def test_change_numbers_continue_across_0007_both_ways(database_url):
         assert next_change_seq(conn) == 43
         conn.commit()
     engine.dispose()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_signal_while_a_migration_copies_a_table_is_one_line(database_url, fake, signum):
+    """The signal's KeyboardInterrupt, raised inside the statement, invalidated the connection; Alembic's batch
+    mode (0002 recreates transcripts both ways) then dropped its copy of the table on that connection, and the
+    PendingRollbackError of that replaced the interrupt: a traceback and exit 1. The signal is sent while the
+    copy (INSERT INTO _alembic_tmp_transcripts ... SELECT) runs, as pg_stat_activity shows."""
+    fake.add(2000)
+    assert sync(fake, database_url, "--no-hydrate").exit_code == 0
+    env = cli_env(fake, database_url)
+    assert run_cli(["db", "downgrade", "0002"], env).exit_code == 0
+    engine = create_engine(database_url)
+    with engine.begin() as conn:  # more rows: a copy of seconds, long enough to be caught in the act
+        names = [column["name"] for column in inspect(conn).get_columns("transcripts")]
+        copied = ", ".join("s.id || 'x' || g" if name == "id" else f"s.{name}" for name in names)
+        conn.execute(text(
+            f"INSERT INTO transcripts ({', '.join(names)}) SELECT {copied} FROM transcripts s, generate_series(1, 150) g"
+        ))
+
+    def copying() -> bool:
+        with engine.connect() as conn:
+            return bool(conn.execute(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'INSERT INTO _alembic_tmp_transcripts%'"
+            )).scalar())
+
+    process = spawn(["db", "downgrade", "0001"], env)
+    wait_until(copying, timeout=60)
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=60)
+    engine.dispose()
+    assert (process.returncode, err) == (130, "aai-etl: error: interrupted; everything committed so far is kept\n")
+    assert run_cli(["db", "current"], env).stdout.startswith("0002 ")  # the migration rolled back whole
