@@ -6,6 +6,8 @@ import glob
 import os
 import sqlite3
 import time
+from collections.abc import Callable
+from typing import TypeVar
 from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -17,6 +19,7 @@ from etl.errors import CannotConnect, DatabaseError, DatabaseUrlError
 SQLITE_HEADER = b"SQLite format 3\x00"
 _EMPTY_CHECKS = 20  # at 0.1 s: how long an empty file may take to become a database
 SUPPORTED = "sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
+T = TypeVar("T")
 
 
 def parse_url(database_url: str) -> URL:
@@ -143,6 +146,29 @@ def refuses_value(conn: Connection, exc: DBAPIError) -> bool:
         return sqlstate[:2] in _VALUE_ERROR_CLASSES
     dbapi = conn.dialect.loaded_dbapi  # SQLite's, and PostgreSQL errors raised in the driver before sending
     return isinstance(error, (dbapi.DataError, dbapi.IntegrityError))
+
+
+def store_or_refuse(conn: Connection, items: list[T], store: Callable[[list[T]], None]) -> list[tuple[T, str]]:
+    """Store `items` with `store` in one savepoint; if the database refuses a value, each in its own, so that
+    only the items it refuses are lost, never the others. Returns those, each with the database's reason.
+    Any other database error is raised (see refuses_value)."""
+    try:
+        with conn.begin_nested():
+            store(items)
+        return []
+    except DBAPIError as exc:
+        if not refuses_value(conn, exc):
+            raise
+    refused = []
+    for item in items:
+        try:
+            with conn.begin_nested():
+                store([item])
+        except DBAPIError as exc:
+            if not refuses_value(conn, exc):
+                raise
+            refused.append((item, first_line(exc)))
+    return refused
 
 
 def _refuse_non_sqlite(path: str) -> None:

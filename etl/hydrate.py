@@ -18,12 +18,11 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, update
-from sqlalchemy.exc import DBAPIError
 
 from etl import derive, interrupt
 from etl.changes import next_change_seq
 from etl.client import ApiClient
-from etl.db import first_line, refuses_value
+from etl.db import store_or_refuse
 from etl.errors import AuthError, EtlError, RetriesExhausted
 from etl.items import DELETED_AUDIO_URL
 from etl.load import DETAIL_COLUMNS
@@ -238,23 +237,8 @@ def _store_each(
 ) -> list[_Fetched]:
     """Store the batch's details; if the database refuses a value, transcript by transcript, so that a
     refused one (returned as a failure, retried later) never holds up the others."""
-    try:
-        with conn.begin_nested():
-            _store(conn, account, done, options, now, seq)
-        return []
-    except DBAPIError as exc:
-        if not refuses_value(conn, exc):
-            raise
-    refused = []
-    for fetched in done:
-        try:
-            with conn.begin_nested():
-                _store(conn, account, [fetched], options, now, seq)
-        except DBAPIError as exc:
-            if not refuses_value(conn, exc):
-                raise
-            refused.append(replace(fetched, body=None, error=f"the database refused its details: {first_line(exc)}"))
-    return refused
+    refused = store_or_refuse(conn, done, lambda part: _store(conn, account, part, options, now, seq))
+    return [replace(fetched, body=None, error=f"the database refused its details: {reason}") for fetched, reason in refused]
 
 
 def _store(conn: Connection, account: str, done: list[_Fetched], options: HydrateOptions, now: datetime, seq: int) -> None:

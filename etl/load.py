@@ -11,7 +11,7 @@ from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
 from etl.changes import next_change_seq
-from etl.db import first_line, refuses_value
+from etl.db import refuses_value, store_or_refuse
 from etl.extract import Boundary
 from etl.items import DELETED_AUDIO_URL, Item
 from etl.schema import (
@@ -157,24 +157,10 @@ def _write(
 ) -> list[Item]:
     """Upsert the page in one statement; if the database refuses a value, item by item, so that only the
     refused items are lost (each named in `result.refused`), never the rest of the page."""
-    try:
-        with conn.begin_nested():
-            sql.upsert(conn, account, writes, now, seq)
-        return [item for item, _ in writes]
-    except DBAPIError as exc:
-        if not refuses_value(conn, exc):
-            raise
-    written = []
-    for write in writes:
-        try:
-            with conn.begin_nested():
-                sql.upsert(conn, account, [write], now, seq)
-            written.append(write[0])
-        except DBAPIError as exc:
-            if not refuses_value(conn, exc):
-                raise
-            result.refused.append((cast(str, write[0].id), first_line(exc)))
-    return written
+    refused = store_or_refuse(conn, writes, lambda part: sql.upsert(conn, account, part, now, seq))
+    result.refused.extend((cast(str, item.id), reason) for (item, _), reason in refused)
+    lost = {id(write) for write, _ in refused}
+    return [write[0] for write in writes if id(write) not in lost]
 
 
 @dataclass(frozen=True)
