@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import TYPE_CHECKING, Any, NoReturn, TypeGuard
 
 import click
 
@@ -83,9 +83,7 @@ class _Group(click.Group):
             ctx.meta["aai_etl.reporter"].error(f"{exc}{source}")
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
-            resumes = ", the next run resumes" if ctx.meta.get(_RESUMES) else ""
-            ctx.meta["aai_etl.reporter"].error(f"interrupted; everything committed so far is kept{resumes}")
-            ctx.exit(130)
+            self._interrupted(ctx)
         except BrokenPipeError:
             # The reader of stdout stopped reading (`aai-etl export | head -1`): as any Unix tool, stop quietly
             # with SIGPIPE's status, and keep Python's final flush from failing on the closed pipe.
@@ -101,8 +99,7 @@ class _Group(click.Group):
             if _interrupt_underneath(exc):
                 # Ctrl-C or SIGTERM in a statement, and a library's cleanup on the connection it invalidated
                 # failed in turn (Alembic's batch mode dropping its copy of a table): still an interrupt.
-                ctx.meta["aai_etl.reporter"].error("interrupted; everything committed so far is kept")
-                ctx.exit(130)
+                self._interrupted(ctx)
             if not _database_error(exc):
                 raise
             from etl.db import first_line
@@ -110,6 +107,12 @@ class _Group(click.Group):
             # A connection that worked and then failed mid-run (server restart, disk full).
             ctx.meta["aai_etl.reporter"].error(f"database error: {first_line(exc)}; everything committed so far is kept")
             ctx.exit(1)
+
+    @staticmethod
+    def _interrupted(ctx: click.Context) -> NoReturn:
+        resumes = ", the next run resumes" if ctx.meta.get(_RESUMES) else ""
+        ctx.meta["aai_etl.reporter"].error(f"interrupted; everything committed so far is kept{resumes}")
+        ctx.exit(130)
 
 
 def _interrupt_underneath(exc: BaseException) -> bool:

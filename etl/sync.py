@@ -161,20 +161,13 @@ class _Run:
         self.on_event("run_started", self.stats)
         try:
             work()
+            with interrupt.writing():
+                self._finish(started, "succeeded", None)  # raises if it cannot: then the run did not succeed
         except BaseException as exc:
             with interrupt.writing():
                 self.conn.rollback()  # the page in flight; every committed page stays
                 error = self.client.redact(_describe(exc))  # stored and shown by `status`: never the key
                 self._finish(started, "failed", error)
-            self.on_event("run_failed", self.stats)
-            raise
-        try:
-            with interrupt.writing():
-                self._finish(started, "succeeded", None)
-        except Exception as exc:  # the end of the run could not be recorded: it did not succeed
-            with interrupt.writing():
-                self.conn.rollback()
-                self._finish(started, "failed", self.client.redact(_describe(exc)))
             self.on_event("run_failed", self.stats)
             raise
         self.on_event("run_finished", self.stats)
