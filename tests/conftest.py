@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -122,6 +123,14 @@ def wait_until(condition, timeout: float = 30.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out waiting"
         time.sleep(0.02)
+
+
+def kill_when(process: subprocess.Popen, condition) -> None:
+    """SIGKILL the process the instant condition() holds (polled as fast as Python can), or once it has ended."""
+    while not condition() and process.poll() is None:
+        pass
+    process.send_signal(signal.SIGKILL)
+    process.wait()
 
 
 def lock_released(database_url: str) -> bool:

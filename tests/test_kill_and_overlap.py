@@ -10,7 +10,7 @@ import time
 import pytest
 from sqlalchemy import create_engine, select
 
-from conftest import assert_table_equals_api, cli_env, lock_released, run_cli, spawn, stored, summary_json, sync, wait_until
+from conftest import assert_table_equals_api, cli_env, kill_when, lock_released, run_cli, spawn, stored, summary_json, sync, wait_until
 from etl.errors import EXIT_ALREADY_RUNNING
 from etl.schema import sync_runs
 
@@ -143,14 +143,6 @@ def test_sigterm_stops_cleanly_and_records_the_run(database_url, fake):
     assert_table_equals_api(database_url, fake)
 
 
-def kill_when_it_appears(process, path) -> None:
-    """SIGKILL the run the instant `path` exists (polled as fast as Python can)."""
-    while not path.exists() and process.poll() is None:
-        pass
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-
-
 def test_a_first_run_killed_as_its_database_file_appears_leaves_a_database(sqlite_url, tmp_path, fake):
     """SQLite created the file empty and wrote its header a moment later: a first run killed in between left
     an empty file, which every later run refused. The file now appears already a database."""
@@ -159,7 +151,7 @@ def test_a_first_run_killed_as_its_database_file_appears_leaves_a_database(sqlit
     for _ in range(3):
         for leftover in tmp_path.glob("transcripts.db*"):
             leftover.unlink()
-        kill_when_it_appears(spawn(["sync", "--no-hydrate"], cli_env(fake, sqlite_url)), database)
+        kill_when(spawn(["sync", "--no-hydrate"], cli_env(fake, sqlite_url)), database.exists)
         assert database.read_bytes()[:16] == b"SQLite format 3\x00"
         result = sync(fake, sqlite_url, "--no-hydrate")
         assert result.exit_code == 0, result.output
@@ -175,7 +167,7 @@ def test_what_a_run_killed_while_creating_the_database_leaves_beside_it_is_swept
             leftover.unlink()
         process = spawn(["sync", "--no-hydrate"], cli_env(fake, sqlite_url))
         side = tmp_path / f"transcripts.db-creating-{process.pid}"
-        kill_when_it_appears(process, side)
+        kill_when(process, side.exists)
         if side.exists():
             break
     sides = list(tmp_path.glob("transcripts.db-creating-*"))  # the side file, and its -journal if SQLite had begun one

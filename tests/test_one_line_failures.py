@@ -142,12 +142,9 @@ def test_without_fcntl_help_works_and_a_sqlite_sync_says_posix_only(tmp_path, fa
 
 def _closing(descriptor: int, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     """The installed aai-etl started with one standard descriptor closed, as `2>&-` or a supervisor leaves it."""
-    script = Path(sys.executable).with_name("aai-etl")
-    full = {name: value for name, value in os.environ.items() if not name.startswith(("ASSEMBLYAI_", "AAI_ETL_"))}
-    return subprocess.run(
-        [str(script), *args], env={**full, **env}, capture_output=True, text=True, timeout=120,
-        preexec_fn=lambda: os.close(descriptor),
-    )
+    process = spawn(args, env, preexec_fn=lambda: os.close(descriptor))
+    out, err = process.communicate(timeout=120)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
 def test_started_with_stderr_closed_a_sync_still_syncs(database_url, fake):

@@ -160,10 +160,9 @@ def test_what_a_killed_export_leaves_is_swept_by_a_later_one(database_url, fake,
     the export, for good. A later export removes it once it is an hour unwritten; a younger one may be another
     export's, still at work, and stays."""
     import os
-    import signal
     import time
 
-    from conftest import spawn, sync
+    from conftest import kill_when, spawn, sync
 
     fake.add(3000)
     assert sync(fake, database_url, "--no-hydrate").exit_code == 0
@@ -171,10 +170,7 @@ def test_what_a_killed_export_leaves_is_swept_by_a_later_one(database_url, fake,
     for _ in range(10):  # the staging directory lives a moment: a loaded machine may not poll in time
         process = spawn(["export", "--format", "parquet", "--output-dir", str(out)], cli_env(fake, database_url))
         staging = out / f".staging-{process.pid}"
-        while not (staging.exists() and any(staging.iterdir())) and process.poll() is None:
-            pass
-        process.send_signal(signal.SIGKILL)
-        process.wait()
+        kill_when(process, lambda staging=staging: any(staging.glob("*")))  # a table's file begun in it
         if staging.exists():
             break
     assert staging.exists()
