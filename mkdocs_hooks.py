@@ -17,6 +17,11 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent
 MEANINGS = ROOT / "docs" / "reference" / "columns.yml"
+# Each column type as an analyst reads it; a type missing here fails the build.
+TYPES = {
+    "Text": "text", "UTCDateTime": "timestamp (UTC)", "RawJSON": "JSON", "Float": "double", "Integer": "integer",
+    "BigInteger": "bigint", "Boolean": "boolean", "Date": "date",
+}
 
 
 def on_page_markdown(markdown: str, page, config, files) -> str:
@@ -35,24 +40,22 @@ def _command_tree(group: click.Group, path: tuple[str, ...] = ()):
 
 
 def commands() -> str:
+    """Every command's `--help`, as a user's terminal (80 columns) prints it."""
+    from click.testing import CliRunner
+
     from etl.cli import cli
 
     parts = []
-    for path, command in [((), cli), *_command_tree(cli)]:
-        name = " ".join(("aai-etl", *path))
-        with click.Context(cli, info_name="aai-etl") as root:
-            context = root
-            for word in path:
-                context = click.Context(context.command.commands[word], info_name=word, parent=context)  # type: ignore[attr-defined]
-            text = command.get_help(context)
-        parts.append(f"## `{name}`\n\n```text\n{text}\n```\n")
+    for path, _ in [((), cli), *_command_tree(cli)]:
+        output = CliRunner().invoke(cli, [*path, "--help"], prog_name="aai-etl", terminal_width=80).output
+        parts.append(f"## `{' '.join(('aai-etl', *path))}`\n\n```text\n{output.strip()}\n```\n")
     return "\n".join(parts)
 
 
 def settings() -> str:
-    from etl.config import readme_table
+    from etl.config import settings_markdown
 
-    return readme_table()
+    return settings_markdown()
 
 
 def schema() -> str:
@@ -72,7 +75,7 @@ def schema() -> str:
             meaning = column.comment or known.get(column.name) or shared.get(column.name)
             if not meaning:
                 missing.append(f"{table.name}.{column.name}")
-            kind = type(column.type).__name__
+            kind = TYPES[type(column.type).__name__]
             rows.append(f"| `{column.name}` | {kind} | {'yes' if column.nullable else 'no'} | {meaning} |")
         indexes = ", ".join(sorted(f"`{index.name}`" for index in table.indexes)) or "none besides the key"
         parts.append(f"### `{table.name}`\n\nPrimary key: {key}. Indexes: {indexes}.\n\n" + "\n".join(rows) + "\n")

@@ -2,7 +2,7 @@
 
 Every setting is one entry of SETTINGS: its TOML key, its environment variable, its flag, its type,
 default and allowed values, and the line that documents it. The file, environment and flag parsing,
-the example file (`aai-etl config example`) and the README's settings table all come from there.
+the example file (`aai-etl config example`) and the documentation's settings page all come from there.
 """
 
 from __future__ import annotations
@@ -423,8 +423,8 @@ def example_text() -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def readme_table() -> str:
-    """The README's settings table."""
+def settings_markdown() -> str:
+    """The settings table in Markdown, for the documentation's settings page."""
     rows = ["| setting | environment | flag | default | |", "| --- | --- | --- | --- | --- |"]
     rows.append(f"| API key (never in a file) | `{DEFAULT_KEY_VARIABLE}` | | required for `sync` | |")
     for setting in SETTINGS:

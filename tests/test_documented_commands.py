@@ -1,4 +1,4 @@
-"""Every command and option, as click knows them and as the README writes them: documented, and no traceback.
+"""Every command and option, as click knows them and as the README and the docs write them: documented, and no traceback.
 
 The commands come from click's command tree, so a new command is walked (and must be documented) as soon as
 it exists."""
@@ -17,7 +17,9 @@ from conftest import cli_env, sync
 from etl.cli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
-README = (ROOT / "README.md").read_text()
+# The README and every page of the documentation site, as written (the generated reference pages are made from
+# the command tree itself, so they are left out: they would document every command by construction).
+README = "\n".join(path.read_text() for path in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))])
 BUILT_IN = {"--help", "--version"}
 # Values for arguments, by command path: a new command with an argument adds its value here.
 ARGUMENTS = {("db", "upgrade"): ["head"], ("db", "downgrade"): ["-1"], ("simulate",): ["--port", "0", "--duration", "0"]}
@@ -49,7 +51,7 @@ COMMON = {opt for param in options(cli) for opt in param.opts + param.secondary_
 
 
 def documented() -> list[tuple[str, tuple[str, ...], set[str]]]:
-    """Each `aai-etl ...` the README writes (in code spans and code blocks): its text, command path and options."""
+    """Each `aai-etl ...` the README and the docs write (in code spans and code blocks): its text, command path and options."""
     spans = re.findall(r"`([^`\n]+)`", README) + [line for block in re.findall(r"```\w*\n(.*?)```", README, re.S)
                                                   for line in block.splitlines()]
     found = []
@@ -78,10 +80,10 @@ def test_every_command_and_option_is_in_the_readme():
     table = {path for text, path, _ in documented() if text.startswith("aai-etl")}
     for path, command in commands():
         if not isinstance(command, click.Group):
-            assert path in table, f"`aai-etl {' '.join(path)}` is not in the README"
+            assert path in table, f"`aai-etl {' '.join(path)}` is not in the README or the docs"
         for param in options(command):
             for opt in param.opts + param.secondary_opts:
-                assert re.search(rf"(?<![\w-]){re.escape(opt)}\b", README), f"{opt} of `aai-etl {' '.join(path)}` is not in the README"
+                assert re.search(rf"(?<![\w-]){re.escape(opt)}\b", README), f"{opt} of `aai-etl {' '.join(path)}` is not in the README or the docs"
 
 
 def test_every_command_the_readme_writes_exists_with_its_options():
