@@ -48,7 +48,7 @@ def commands() -> str:
     parts = []
     for path, _ in [((), cli), *_command_tree(cli)]:
         output = CliRunner().invoke(cli, [*path, "--help"], prog_name="aai-etl", terminal_width=80).output
-        parts.append(f"## `{' '.join(('aai-etl', *path))}`\n\n```text\n{output.strip()}\n```\n")
+        parts.append(f"### `{' '.join(('aai-etl', *path))}`\n\n```text\n{output.strip()}\n```\n")
     return "\n".join(parts)
 
 

@@ -15,11 +15,12 @@ from click.testing import CliRunner
 
 from conftest import cli_env, sync
 from etl.cli import cli
+from etl.config import settings_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
-# The README and every page of the documentation site, as written (the generated reference pages are made from
-# the command tree itself, so they are left out: they would document every command by construction).
-README = "\n".join(path.read_text() for path in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))])
+# The README and every page of the documentation site, with the settings table its settings page shows. The
+# commands page's `--help` texts are left out: made from the command tree, they would document every command.
+README = "\n".join([*(path.read_text() for path in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]), settings_markdown()])
 BUILT_IN = {"--help", "--version"}
 # Values for arguments, by command path: a new command with an argument adds its value here.
 ARGUMENTS = {("db", "upgrade"): ["head"], ("db", "downgrade"): ["-1"], ("simulate",): ["--port", "0", "--duration", "0"]}
