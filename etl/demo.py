@@ -24,7 +24,7 @@ from etl.sync import RunStats, run_sync
 
 ACCOUNT = "default"  # what `aai-etl status` shows without a config file
 DEMO_KEY = "demo-key-not-a-real-one"
-# The simulated API runs on this machine: no account budget to leave room in.
+# The simulated API runs in this process, on loopback: no account budget to leave room in.
 DEMO_BUDGET = 600_000.0
 SAMPLE_QUERY = """SELECT status, count(*) AS transcripts, round(sum(audio_duration) / 60.0, 1) AS audio_minutes
 FROM transcripts GROUP BY status ORDER BY transcripts DESC"""
