@@ -22,6 +22,7 @@ from etl import __version__
 from etl.config import Account, Settings
 from etl.errors import ApiError, AuthError, Retriable, RetriesExhausted, redact
 from etl.pacing import Pacer
+from etl.storable import loads
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,11 @@ class ApiClient:
 
     def get_transcript(self, transcript_id: str) -> dict[str, Any]:
         """GET /v2/transcript/{id}: the full transcript."""
-        return self._get(f"/v2/transcript/{quote(transcript_id, safe='')}", {}, _check_transcript)
+        try:
+            path = f"/v2/transcript/{quote(transcript_id, safe='')}"
+        except UnicodeEncodeError:  # a lone surrogate: no URL can carry it, so the API cannot be asked
+            raise ApiError("its id holds a character that is not valid Unicode, which no URL can carry") from None
+        return self._get(path, {}, _check_transcript)
 
     def close(self) -> None:
         for session in self._sessions:
@@ -183,9 +188,12 @@ class ApiClient:
             message = _capped(self.redact(_error_message(content, response.reason)))  # redacted whole, then cut
             raise ApiError(f"the AssemblyAI API refused the request (HTTP {status}): {message}", status)
         try:
-            return json.loads(content)
+            return loads(content)
         except ValueError:
             raise Retriable(f"unreadable response body (HTTP {status}, {len(content)} bytes)") from None
+        except RecursionError:
+            # The same body would be as deep on every try: refused, not retried.
+            raise ApiError(f"the response nests its values too deeply to read (HTTP {status}, {len(content)} bytes)") from None
 
     def redact(self, text: str) -> str:
         """The text without this client's API key: for anything printed or stored."""
@@ -251,7 +259,7 @@ def _read_until(response: requests.Response, deadline: float) -> bytes:
 def _error_message(content: bytes, reason: str | None) -> str:
     try:
         body = json.loads(content)
-    except ValueError:
+    except (ValueError, RecursionError):
         body = None
     message = body["error"] if isinstance(body, dict) and isinstance(body.get("error"), str) else reason
     return message or "no error message"

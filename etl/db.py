@@ -15,6 +15,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from etl.errors import CannotConnect, DatabaseError, DatabaseUrlError
+from etl.storable import dumps, loads
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 _EMPTY_CHECKS = 20  # at 0.1 s: how long an empty file may take to become a database
@@ -51,6 +52,10 @@ def masked(url: URL | str) -> str:
     return url.render_as_string(hide_password=True)
 
 
+# JSON read and written with every number exact (etl.storable), `raw` and bodies on both databases alike.
+_JSON = {"json_serializer": dumps, "json_deserializer": loads}
+
+
 def make_engine(database_url: str, private_files: bool = True, *, read_only: bool = False) -> Engine:
     """An engine for the URL; `private_files`: a new SQLite database file is readable by its owner only;
     `read_only` for commands that only read: they work on a database they may not write to, and never create one."""
@@ -58,14 +63,14 @@ def make_engine(database_url: str, private_files: bool = True, *, read_only: boo
     try:
         if url.get_backend_name() == "sqlite":
             if read_only:
-                return create_engine(url, creator=_sqlite_reader(_sqlite_file(url)))
-            engine = create_engine(url)
+                return create_engine(url, creator=_sqlite_reader(_sqlite_file(url)), **_JSON)
+            engine = create_engine(url, **_JSON)
             event.listen(engine, "connect", _sqlite_pragmas)
             event.listen(engine, "do_connect", _sqlite_connector(url, private_files))
             return engine
         if read_only:
-            return create_engine(url, pool_pre_ping=True, execution_options={"postgresql_readonly": True})
-        return create_engine(url, pool_pre_ping=True)
+            return create_engine(url, pool_pre_ping=True, execution_options={"postgresql_readonly": True}, **_JSON)
+        return create_engine(url, pool_pre_ping=True, **_JSON)
     except (NoSuchModuleError, ModuleNotFoundError):
         raise DatabaseUrlError(
             f"the driver for {masked(url)} is not installed: pip install 'aai-etl[postgres]'"

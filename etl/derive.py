@@ -8,7 +8,6 @@ nothing here ever fails the run.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from etl import interrupt
 from etl.changes import next_change_seq
 from etl.load import FEATURE_COLUMNS, FEATURE_FLAGS
 from etl.schema import DERIVED_TABLES, RawJSON, transcript_bodies, transcripts
-from etl.storable import storable_integer, storable_number
+from etl.storable import dumps, storable_integer, storable_number
 
 log = logging.getLogger(__name__)
 
@@ -292,7 +291,7 @@ def _values(table: Table, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     encoded = {column.name for column in table.columns if isinstance(column.type, RawJSON)}
     names = [column.name for column in table.columns]
     return [
-        tuple(json.dumps(row[name]) if name in encoded and row[name] is not None else row[name] for name in names)
+        tuple(dumps(row[name]) if name in encoded and row[name] is not None else row[name] for name in names)
         for row in rows
     ]
 

@@ -9,12 +9,13 @@ commit at once.
 from __future__ import annotations
 
 import csv
-import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
+
+from etl.storable import dumps
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -90,7 +91,7 @@ def _changed(conn: Connection, since: int | None, bound: int, account: str | Non
 
 def _writer(fmt: str, out: IO[str]):
     if fmt == "jsonl":
-        return lambda row: out.write(json.dumps(row, default=_iso) + "\n")
+        return lambda row: out.write(dumps({name: _iso(value) for name, value in row.items()}) + "\n")
     table = csv.DictWriter(out, fieldnames=COLUMNS)
     table.writeheader()
     return lambda row: table.writerow({name: _csv_value(value) for name, value in row.items()})
@@ -98,13 +99,10 @@ def _writer(fmt: str, out: IO[str]):
 
 def _csv_value(value: Any) -> Any:
     if isinstance(value, (dict, list)):
-        return json.dumps(value)
-    if isinstance(value, datetime):
-        return _iso(value)
-    return value
+        return dumps(value)
+    return _iso(value)
 
 
-def _iso(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"cannot export {type(value).__name__}")
+def _iso(value: Any) -> Any:
+    """A timestamp as ISO 8601 text; any other value as it is."""
+    return value.isoformat() if isinstance(value, datetime) else value

@@ -28,11 +28,10 @@ from etl.items import DELETED_AUDIO_URL
 from etl.load import DETAIL_COLUMNS
 from etl.presigned import redact_audio_url
 from etl.schema import NEEDS_DETAILS, transcript_bodies, transcript_words, transcripts
-from etl.storable import escape, escape_json, storable_integer, storable_number, unescape
+from etl.storable import dumps, escape, escape_json, storable_integer, storable_number, unescape
 
 log = logging.getLogger(__name__)
 
-DELETED_TEXT = "Deleted by user."
 BATCH = 50  # rows a transaction: small enough to lose little to a kill, large enough to batch well
 CHUNK = 1000  # ids read from the queue at a time: memory stays flat however large the backlog
 RETRY_BASE = timedelta(minutes=5)
@@ -168,9 +167,15 @@ def _fetch(client: ApiClient, transcript_id: str, attempts: int, keep_presigned_
     for its own."""
     try:
         body = client.get_transcript(unescape(transcript_id))
-        return _Fetched(transcript_id, attempts, body=escape_json(body if keep_presigned_credentials else redact_audio_url(body)))
+        body = escape_json(body if keep_presigned_credentials else redact_audio_url(body))
+        dumps(body)  # ValueError for NaN or Infinity, which are not JSON: neither database can hold them
+        return _Fetched(transcript_id, attempts, body=body)
     except AuthError:
         raise  # the key itself is refused: no other fetch can succeed either
+    except RecursionError:  # read, but too deep for the walks that make it storable
+        return _Fetched(transcript_id, attempts, error="its body nests its values too deeply to store")
+    except ValueError:
+        return _Fetched(transcript_id, attempts, error="its body holds NaN or Infinity, which are not JSON")
     except RetriesExhausted as exc:
         return _Fetched(transcript_id, attempts, error=escape(client.redact(str(exc))), exhausted=exc)
     except EtlError as exc:
@@ -306,7 +311,8 @@ def _replace(conn: Connection, table, account: str, ids: list[str], rows: list[d
 
 
 def _deleted(body: dict[str, Any]) -> bool:
-    return body.get("audio_url") == DELETED_AUDIO_URL or body.get("text") == DELETED_TEXT
+    """The API's one signal of a deletion; a body whose text reads "Deleted by user." is a transcript like any other."""
+    return body.get("audio_url") == DELETED_AUDIO_URL
 
 
 def _retry_delay(attempts: int) -> timedelta:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any, cast
@@ -23,7 +22,7 @@ from etl.schema import (
     transcript_words,
     transcripts,
 )
-from etl.storable import escape, unescape
+from etl.storable import escape, loads, unescape
 
 _UPDATED_ON_CHANGE = (
     "status", "created", "completed", "audio_url", "resource_url", "error", "raw", "changed_at", "deleted_at", "unlisted_at",
@@ -80,6 +79,8 @@ def upsert_page(conn: Connection, account: str, items: list[Item], now: datetime
     for item in items:
         if item.id is None:
             result.bad_values.append((None, item.bad_fields[0], item.row.get("raw")))
+        elif item.refused is not None:
+            result.refused.append((item.id, item.refused))
         else:
             latest.setdefault(item.id, item)  # the API should not repeat an id; if it does, keep the first
     if not latest:
@@ -220,7 +221,7 @@ class _PageSql:
             params = tuple(ids)
         rows = conn.exec_driver_sql(query, params).fetchall()
         return {
-            transcript_id: _Stored(raw if self.postgres else json.loads(raw), status, deleted_at, unlisted_at)
+            transcript_id: _Stored(raw if self.postgres else loads(raw), status, deleted_at, unlisted_at)
             for owner, transcript_id, raw, status, deleted_at, unlisted_at in rows
             if owner == account
         }

@@ -53,6 +53,14 @@ OTHER_TIMEZONE = timedelta(hours=-8)  # "other_timezone": days run from 08:00 UT
 
 
 @dataclass(frozen=True)
+class JsonText:
+    """A value served as this JSON text, verbatim: what json.dumps cannot write (a number of 5,000 digits,
+    1e23 as written, nesting 10,000 deep)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class Fault:
     """One scripted response that replaces normal handling of one request."""
 
@@ -495,7 +503,7 @@ class _Handler(BaseHTTPRequestHandler):
             if kind == "truncated":
                 code, body = 200, body[: len(body) // 2]
             elif kind == "mangled" and code == 200:
-                body = json.dumps(fault.body(json.loads(body)), default=str).encode()
+                body = _json(code, fault.body(json.loads(body)))[1]
         # Logged before sending, so a client that has its answer also sees the entry.
         fake._log(url.path, params, code)
         self._send(code, body, content_type, headers, fault.seconds if kind == "drip" else 0.0)
@@ -642,7 +650,21 @@ def _phrase(code: int) -> str:
 
 def _json(code: int, body: Any) -> tuple[int, bytes]:
     # default=str: items added raw may hold values JSON cannot encode; serve them anyway.
-    return code, json.dumps(body, default=str).encode()
+    verbatim: list[str] = []
+    text = json.dumps(body, default=lambda value: _verbatim(value, verbatim))
+    for piece in verbatim:
+        text = text.replace(json.dumps(_VERBATIM), piece, 1)
+    return code, text.encode()
+
+
+_VERBATIM = "\x00simulator: JSON text\x00"
+
+
+def _verbatim(value: Any, verbatim: list[str]) -> str:
+    if isinstance(value, JsonText):
+        verbatim.append(value.text)
+        return _VERBATIM
+    return str(value)
 
 
 def _parse_ts(value: Any) -> datetime | None:
