@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
 
+from etl.errors import EtlError
 from etl.storable import dumps
 
 if TYPE_CHECKING:
@@ -91,15 +92,22 @@ def _changed(conn: Connection, since: int | None, bound: int, account: str | Non
 
 def _writer(fmt: str, out: IO[str]):
     if fmt == "jsonl":
-        return lambda row: out.write(dumps({name: _iso(value) for name, value in row.items()}) + "\n")
+        return lambda row: out.write(_json(row, {name: _iso(value) for name, value in row.items()}) + "\n")
     table = csv.DictWriter(out, fieldnames=COLUMNS)
     table.writeheader()
-    return lambda row: table.writerow({name: _csv_value(value) for name, value in row.items()})
+    return lambda row: table.writerow({name: _csv_value(row, value) for name, value in row.items()})
 
 
-def _csv_value(value: Any) -> Any:
-    if isinstance(value, (dict, list)):
+def _json(row: dict[str, Any], value: Any) -> str:
+    try:
         return dumps(value)
+    except ValueError:  # only a value stored before aai-etl refused NaN and Infinity: JSON has neither
+        raise EtlError(f"cannot export transcript {row['id']}: it holds NaN or Infinity, which JSON cannot carry") from None
+
+
+def _csv_value(row: dict[str, Any], value: Any) -> Any:
+    if isinstance(value, (dict, list)):
+        return _json(row, value)
     return _iso(value)
 
 

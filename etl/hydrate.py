@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, update
@@ -251,7 +252,7 @@ def _store(conn: Connection, account: str, done: list[_Fetched], options: Hydrat
     # Bound names must differ from column names in an UPDATE's SET: hence the v_ prefix.
     contents = {f.transcript_id: None if _deleted(f.details) else f.details for f in done}
     details = [
-        {"hydrated_at": now, "change_seq": seq, **_details(f.details), **derive.columns(contents[f.transcript_id], now)}
+        {"hydrated_at": now, "change_seq": seq, **_details(f), **derive.columns(contents[f.transcript_id], now)}
         for f in done
     ]
     conn.execute(
@@ -267,20 +268,30 @@ def _store(conn: Connection, account: str, done: list[_Fetched], options: Hydrat
     options.deriver.replace(conn, account, contents)
 
 
-def _details(body: dict[str, Any]) -> dict[str, Any]:
+def _details(fetched: _Fetched) -> dict[str, Any]:
     """The typed columns; a deleted transcript keeps none of its content."""
+    body = fetched.details
     if _deleted(body):
         return {name: None for name in DETAIL_COLUMNS} | {"hydrate_error": None}
     return {
         "text": _typed(body, "text", str),
-        "audio_duration": storable_number(body.get("audio_duration")),
-        "confidence": storable_number(body.get("confidence")),
+        "audio_duration": _number(fetched, "audio_duration"),
+        "confidence": _number(fetched, "confidence"),
         "language_code": _typed(body, "language_code", str),
         "speech_model": _typed(body, "speech_model", str),
         "speech_models": _typed(body, "speech_models", list),
         "speech_model_used": _typed(body, "speech_model_used", str),
         "hydrate_error": None,
     }
+
+
+def _number(fetched: _Fetched, name: str) -> float | None:
+    """A number column: NULL, with a warning, for a value present that a float cannot hold (10**400, or text)."""
+    value = fetched.details.get(name)
+    number = storable_number(value)
+    if number is None and value is not None:
+        log.warning("transcript %s: %s %.60s is not a number a column holds: stored as NULL", fetched.transcript_id, name, value)
+    return number
 
 
 def _words(account: str, fetched: _Fetched) -> list[dict[str, Any]]:
@@ -327,6 +338,8 @@ def _typed(body: dict[str, Any], name: str, kind: type) -> Any:
 def _integer(value: Any) -> int | None:
     """Milliseconds: a fraction is cut off; what is no number, or more than an INTEGER column holds, is None."""
     if isinstance(value, float) and math.isfinite(value):
+        value = int(value)
+    elif isinstance(value, Decimal) and value.adjusted() < 10:  # a fraction of more digits than a float's
         value = int(value)
     return storable_integer(value)
 

@@ -67,7 +67,8 @@ def _escaped(value: Any) -> Any:
 _INTEGER_DIGITS = 4300
 # Stands for a Decimal in the text json.dumps writes, then replaced by the number: no string a database
 # stores can equal it (NUL and lone surrogates are escaped before storing, see above).
-_NUMBER = json.dumps("\x00\ud800aai-etl number\ud800\x00")
+_PLACEHOLDER = "\x00\ud800aai-etl number\ud800\x00"
+_NUMBER = json.dumps(_PLACEHOLDER)
 
 
 def loads(text: str | bytes) -> Any:
@@ -97,13 +98,15 @@ def dumps(value: Any) -> str:
 def number(text: str) -> int | float | Decimal:
     """A JSON number as one Python value, the same for every way of writing it, so that what either database
     gives back (PostgreSQL's jsonb writes 1e23 as 100000000000000000000000) equals what was received: a
-    whole number is an int, another a float when the float is exactly its value as written (0.93), a Decimal
+    whole number is an int, another a float when the float's shortest form has its value (0.93), a Decimal
     otherwise (more digits than a float holds, past a float's range, or past Python's integer digits)."""
     if text.isdigit() or (text[:1] == "-" and text[1:].isdigit()):
         return int(text) if len(text) <= _INTEGER_DIGITS else Decimal(text)
     as_float = float(text)
-    if repr(as_float) == text and not as_float.is_integer():
-        return as_float  # nearly every fraction an API sends: one float() and one repr()
+    # Nearly every fraction an API sends: at most 15 digits (16 characters with the point, no exponent), which
+    # a float holds exactly as written, or the float's own shortest form.
+    if ((len(text) <= 16 and "e" not in text and "E" not in text) or repr(as_float) == text) and not as_float.is_integer():
+        return as_float
     exact = Decimal(text)
     if exact == exact.to_integral_value():
         return int(exact) if exact.adjusted() < _INTEGER_DIGITS else exact
@@ -113,7 +116,7 @@ def number(text: str) -> int | float | Decimal:
 def _placeholder(value: Any, numbers: list[str]) -> str:
     if isinstance(value, Decimal) and value.is_finite():
         numbers.append(str(value))
-        return json.loads(_NUMBER)
+        return _PLACEHOLDER
     raise TypeError(f"{type(value).__name__} is not a JSON value")
 
 
@@ -124,7 +127,8 @@ _INTEGER = range(-(2**31), 2**31)
 
 def storable_number(value: Any) -> float | None:
     """A JSON number as a float; None for what is no number (true, text) or too large for a float (JSON allows
-    an integer of 400 digits, which float() refuses with OverflowError, and 1e400, a Decimal of infinite float)."""
+    an integer of 400 digits, which float() refuses with OverflowError, and a decimal of 5,000 digits, which
+    float() makes Infinity)."""
     if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
         return None
     try:

@@ -67,8 +67,10 @@ def test_numbers_of_any_length_are_stored_exact_and_never_retried(database_url, 
     assert (body["confidence"], body["audio_duration"], body["extra"]) == (
         Decimal(HUGE_DECIMAL), Decimal(LONG_INTEGER), Decimal(LONG_DECIMAL)
     )
-    # No column holds them: NULL, the body and `raw` exact.
+    # No column holds them: NULL with a warning, the body and `raw` exact.
     assert (raws[long["id"]].confidence, raws[long["id"]].audio_duration) == (None, None)
+    for name in ("confidence", "audio_duration"):
+        assert f"transcript {long['id']}: {name} " in result.output and "is not a number a column holds: stored as NULL" in result.output
 
     exported = run_cli(["export", "--format", "jsonl"], env)
     assert exported.exit_code == 0, exported.output
@@ -121,3 +123,17 @@ def test_nan_and_infinity_are_never_stored(database_url, fake):
     raws, bodies = raw_and_bodies(database_url)
     assert item["id"] not in raws and detailed["id"] not in bodies
     assert raws[detailed["id"]].hydrate_error == "its body holds NaN or Infinity, which are not JSON"
+
+
+def test_a_value_stored_before_nan_was_refused_is_not_exported_as_json(sqlite_url, fake):
+    """SQLite took Infinity in `raw` from earlier versions: the export says so in one line, never writes it."""
+    (item,) = fake.add(1)
+    assert sync(fake, sqlite_url).exit_code == 0
+    engine = make_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE transcripts SET raw = :raw"), {"raw": f'{{"id": "{item["id"]}", "x": Infinity}}'})
+    engine.dispose()
+    result = run_cli(["export", "--format", "jsonl"], cli_env(fake, sqlite_url))
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert f"cannot export transcript {item['id']}: it holds NaN or Infinity, which JSON cannot carry" in result.stderr
