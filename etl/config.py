@@ -146,7 +146,7 @@ postgresql+psycopg://etl:PASSWORD@db.internal/analytics   (pip install 'aai-etl[
     ),
     Setting(
         "metrics_file", str, None, "Write Prometheus metrics here after each run (node_exporter textfile format), atomically.",
-        flags=("--metrics-file",), run_only=True, placeholder='"/var/lib/node_exporter/textfile/aai_etl.prom"',
+        flags=("--metrics-file",), run_only=True, placeholder='"/var/lib/node_exporter/textfile_collector/aai_etl.prom"',
     ),
     Setting(
         "pushgateway", str, None, "Push Prometheus metrics to this Pushgateway after each run (job aai_etl, label account).",
