@@ -57,6 +57,8 @@ def test_every_command_keeps_to_the_schema_and_public_stays_empty(postgres_url, 
     assert len(out.read_text().splitlines()) == 5
     status = run_cli(["status", "--max-age", "1h"], env)
     assert status.exit_code == 0, status.output
+    # Through Alembic too: down one revision and back up, alembic_version in the schema all along.
+    assert run_cli(["db", "downgrade", "-1"], env).exit_code == 0
     assert run_cli(["db", "upgrade"], env).exit_code == 0
     current = run_cli(["db", "current"], env)
     assert current.exit_code == 0 and HEAD in current.output
