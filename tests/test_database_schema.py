@@ -94,3 +94,13 @@ def test_the_dbt_sources_default_to_the_setting_default():
     sources = yaml.safe_load((Path(__file__).resolve().parent.parent / "docs" / "dbt" / "sources.yml").read_text())
     (source,) = sources["sources"]
     assert source["schema"] == f"{{{{ var('aai_etl_schema', '{Settings().database_schema}') }}}}"
+
+
+def test_a_reader_creates_no_schema(postgres_url, fake):
+    env = cli_env(fake, postgres_url, AAI_ETL_DATABASE_SCHEMA=SCHEMA)
+    result = run_cli(["status"], env)
+    assert result.exit_code == 0 and "none yet" in result.output
+    engine = create_engine(postgres_url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM pg_namespace WHERE nspname = :s"), {"s": SCHEMA}).scalar() == 0
+    engine.dispose()
