@@ -56,9 +56,10 @@ def masked(url: URL | str) -> str:
 _JSON = {"json_serializer": dumps, "json_deserializer": loads}
 
 
-def make_engine(database_url: str, private_files: bool = True, *, read_only: bool = False) -> Engine:
+def make_engine(database_url: str, private_files: bool = True, *, read_only: bool = False, schema: str = "public") -> Engine:
     """An engine for the URL; `private_files`: a new SQLite database file is readable by its owner only;
-    `read_only` for commands that only read: they work on a database they may not write to, and never create one."""
+    `read_only` for commands that only read: they work on a database they may not write to, and never create one;
+    `schema`: PostgreSQL's schema for everything aai-etl keeps (see _in_schema)."""
     url = parse_url(database_url)
     try:
         if url.get_backend_name() == "sqlite":
@@ -68,13 +69,38 @@ def make_engine(database_url: str, private_files: bool = True, *, read_only: boo
             event.listen(engine, "connect", _sqlite_pragmas)
             event.listen(engine, "do_connect", _sqlite_connector(url, private_files))
             return engine
-        if read_only:
-            return create_engine(url, pool_pre_ping=True, execution_options={"postgresql_readonly": True}, **_JSON)
-        return create_engine(url, pool_pre_ping=True, **_JSON)
+        options = {"execution_options": {"postgresql_readonly": True}} if read_only else {}
+        engine = create_engine(url, pool_pre_ping=True, **options, **_JSON)
+        if schema != "public":
+            # First, before SQLAlchemy's own first query reads the connection's default schema.
+            event.listen(engine, "connect", _in_schema(schema, create=not read_only), insert=True)
+        return engine
     except (NoSuchModuleError, ModuleNotFoundError):
         raise DatabaseUrlError(
             f"the driver for {masked(url)} is not installed: pip install 'aai-etl[postgres]'"
         ) from None
+
+
+def _in_schema(schema: str, create: bool):
+    """Each new PostgreSQL connection's search_path: the schema alone, so every table, view, sequence and
+    alembic_version is made and read there, never in public; a writer creates the schema if it is missing.
+    Committed, because a rolled-back SET is undone. The name is checked by the settings (a lowercase name)."""
+
+    def use(dbapi_connection, connection_record) -> None:
+        with dbapi_connection.cursor() as cursor:
+            if create:
+                # Looked up first: CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege even when it exists.
+                cursor.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
+                if cursor.fetchone() is None:
+                    try:
+                        cursor.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+                    except dbapi_connection.IntegrityError:  # another process created it this very moment
+                        dbapi_connection.rollback()
+            cursor.execute(f'SET search_path TO "{schema}"')
+        dbapi_connection.commit()
+        connection_record.info["schema"] = schema
+
+    return use
 
 
 def connect(engine: Engine) -> Connection:

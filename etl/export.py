@@ -21,12 +21,6 @@ from etl.storable import dumps
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
-COLUMNS = (
-    "account", "id", "status", "created", "completed", "audio_url", "resource_url", "error",
-    "first_seen_at", "changed_at", "deleted_at", "unlisted_at",
-    "text", "audio_duration", "confidence", "language_code", "speech_model", "speech_models", "speech_model_used",
-    "hydrated_at", "change_seq", "raw",
-)
 FORMATS = ("jsonl", "csv")
 
 
@@ -35,7 +29,10 @@ def export(conn: Connection, since: int | None, fmt: str, out: IO[str], account:
     watermark, count = since or 0, 0
     from etl.changes import settled  # here, not at the top: see _changed
 
-    writer = _writer(fmt, out)
+    # Every column of the table, in its order: what --format parquet writes too.
+    from etl.schema import transcripts
+
+    writer = _writer(fmt, out, [column.name for column in transcripts.columns])
     bound = settled(conn)
     if bound is None or bound <= watermark:
         return count, watermark
@@ -79,7 +76,7 @@ def _changed(conn: Connection, since: int | None, bound: int, account: str | Non
 
     # One statement: one consistent snapshot, streamed so memory stays flat however many rows changed.
     query = (
-        select(*(transcripts.c[name] for name in COLUMNS)).where(transcripts.c.change_seq <= bound)
+        select(transcripts).where(transcripts.c.change_seq <= bound)
         .order_by(transcripts.c.change_seq, transcripts.c.account, transcripts.c.id)
     )
     if since is not None:
@@ -90,10 +87,10 @@ def _changed(conn: Connection, since: int | None, bound: int, account: str | Non
         yield dict(row)
 
 
-def _writer(fmt: str, out: IO[str]):
+def _writer(fmt: str, out: IO[str], columns: list[str]):
     if fmt == "jsonl":
         return lambda row: out.write(_json(row, {name: _iso(value) for name, value in row.items()}) + "\n")
-    table = csv.DictWriter(out, fieldnames=COLUMNS)
+    table = csv.DictWriter(out, fieldnames=columns)
     table.writeheader()
     return lambda row: table.writerow({name: _csv_value(row, value) for name, value in row.items()})
 
@@ -106,6 +103,8 @@ def _json(row: dict[str, Any], value: Any) -> str:
 
 
 def _csv_value(row: dict[str, Any], value: Any) -> Any:
+    if isinstance(value, bool):  # as JSON spells them, which every loader reads
+        return "true" if value else "false"
     if isinstance(value, (dict, list)):
         return _json(row, value)
     return _iso(value)
