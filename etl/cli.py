@@ -366,7 +366,7 @@ def stats_command(since: datetime | None, until: datetime | None, account_name: 
 @common_options
 def export_command(since: int | None, fmt: str, output: str | None, output_dir: Path | None, account_name: str | None) -> None:
     """Write the transcript rows changed after a watermark, then print the next watermark."""
-    from etl import migrate, parquet
+    from etl import changes, migrate, parquet
 
     settings = _settings()
     account = settings.select(account_name)[0].name if account_name else None
@@ -376,8 +376,10 @@ def export_command(since: int | None, fmt: str, output: str | None, output_dir: 
         parquet.require_pyarrow()
     elif output is None and sys.stdout is None:  # started with stdout closed (`>&-`): the rows would go nowhere
         raise UsageError("standard output is closed: give --output FILE, or run export with stdout open")
-    with _connect(settings, read_only=True) as conn:
+    with _connect(settings, read_only=True) as conn, export.owner_only(settings.private_files):
         migrate.require_current(conn)
+        if since is not None:
+            changes.require_known(conn, since)
         if output_dir is not None:
             tables, watermark = parquet.export(conn, since, output_dir, account)
             count = tables.get("transcripts", 0)
@@ -393,7 +395,7 @@ def export_command(since: int | None, fmt: str, output: str | None, output_dir: 
 
 @cli.command()
 @click.option("--path", type=click.Path(dir_okay=False, path_type=Path), default="aai-etl-demo.db", show_default=True,
-              help="The SQLite file to create (replaced if it exists).")
+              help="The SQLite file to create (replaced only if an earlier demo made it).")
 @common_options
 def demo(path: Path) -> None:
     """Watch a sync work against a simulated AssemblyAI API: no key needed."""
@@ -430,14 +432,16 @@ def upgrade(revision: str) -> None:
 
 @db.command(context_settings={"ignore_unknown_options": True})
 @click.argument("revision")
+@click.option("--yes", is_flag=True, help="Drop the tables the downgrade removes even if they hold rows (refused without it).")
 @common_options
-def downgrade(revision: str) -> None:
+def downgrade(revision: str, yes: bool) -> None:
     """Downgrade the schema to REVISION (a revision id, -1, or base)."""
     from etl import migrate
 
     with _connect(_settings()) as conn:
-        migrate.downgrade(conn, revision)
-        _reporter().echo(f"schema at {migrate.current_revision(conn) or 'base'}")
+        dropped = migrate.downgrade(conn, revision, drop_rows=yes)
+        lost = f"; dropped {migrate.tables_and_rows(dropped)}" if dropped else ""
+        _reporter().echo(f"schema at {migrate.current_revision(conn) or 'base'}{lost}")
 
 
 @db.command()
