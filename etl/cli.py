@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 _OPTIONS = "aai_etl.options"
 _SETTINGS = "aai_etl.settings"
 _RESUMES = "aai_etl.resumes"  # set by commands whose interrupted work the next run resumes
+_METRICS_OWED = "aai_etl.metrics_owed"  # a run asked for metrics and has not published them yet
 
 
 def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
@@ -76,7 +77,11 @@ class _Group(click.Group):
         reporter = Reporter(secrets=[os.environ.get("ASSEMBLYAI_API_KEY")])
         ctx.meta["aai_etl.reporter"] = reporter
         try:
-            return super().invoke(ctx)
+            try:
+                interrupt.running()
+                return super().invoke(ctx)
+            finally:
+                interrupt.stopping()  # the outcome is decided: a signal now cannot cut its line or its exit
         except EtlError as exc:
             settings = ctx.meta.get(_SETTINGS)
             source = f" ({exc.setting} from {settings.source(exc.setting)})" if exc.setting and settings else ""
@@ -111,8 +116,9 @@ class _Group(click.Group):
     @staticmethod
     def _interrupted(ctx: click.Context) -> NoReturn:
         resumes = ", the next run resumes" if ctx.meta.get(_RESUMES) else ""
-        ctx.meta["aai_etl.reporter"].error(f"interrupted; everything committed so far is kept{resumes}")
-        ctx.exit(130)
+        unwritten = "; the metrics were not written" if ctx.meta.get(_METRICS_OWED) else ""
+        ctx.meta["aai_etl.reporter"].error(f"interrupted; everything committed so far is kept{resumes}{unwritten}")
+        ctx.exit(interrupt.INTERRUPTED)
 
 
 def _interrupt_underneath(exc: BaseException) -> bool:
@@ -188,6 +194,8 @@ def hydrate_command(account_name: str | None) -> None:
 
 
 def _run_accounts(settings: Settings, account_name: str | None, *, full: bool, listing: bool, hydrate: bool) -> None:
+    meta = click.get_current_context().meta
+    meta[_METRICS_OWED] = bool(settings.metrics_file or settings.pushgateway)
     from etl import derive, metrics
     from etl.client import ApiClient
     from etl.db import make_engine
@@ -196,7 +204,7 @@ def _run_accounts(settings: Settings, account_name: str | None, *, full: bool, l
 
     accounts = settings.select(account_name)
     engine = make_engine(settings.database_url, settings.private_files)
-    click.get_current_context().meta[_RESUMES] = True
+    meta[_RESUMES] = True
     reporter = _reporter()
     hydration = HydrateOptions(
         settings.hydrate_workers, settings.store_words, settings.store_bodies, settings.keep_presigned_credentials,
@@ -216,6 +224,9 @@ def _run_accounts(settings: Settings, account_name: str | None, *, full: bool, l
                         partition_writers=settings.partition_writers,
                     )
                 reporter.summary(account.name, stats, listing)
+            except KeyboardInterrupt as exc:
+                recorder.failed(account.name, exc)  # stopped before run_sync recorded it: a failed run all the same
+                raise
             except EtlError as exc:
                 recorder.failed(account.name, exc)
                 if len(accounts) == 1:
@@ -224,8 +235,10 @@ def _run_accounts(settings: Settings, account_name: str | None, *, full: bool, l
                 reporter.error(f"account '{account.name}': {exc}")
                 failed[account.name] = exc.exit_code
     finally:
-        # Whatever happened, the metrics say so: a failed run is what an alert is for.
-        recorder.publish(engine)
+        # Whatever happened, the metrics say so: a failed run is what an alert is for. A signal waits for them.
+        with interrupt.writing():
+            recorder.publish(engine)
+            meta[_METRICS_OWED] = False
     if failed:
         raise AccountsFailed(failed, len(accounts))
 
