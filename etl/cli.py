@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 _OPTIONS = "aai_etl.options"
 _SETTINGS = "aai_etl.settings"
 _RESUMES = "aai_etl.resumes"  # set by commands whose interrupted work the next run resumes
+_METRICS_OWED = "aai_etl.metrics_owed"  # a run asked for metrics and has not published them yet
 
 
 def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
@@ -76,7 +77,11 @@ class _Group(click.Group):
         reporter = Reporter(secrets=[os.environ.get("ASSEMBLYAI_API_KEY")])
         ctx.meta["aai_etl.reporter"] = reporter
         try:
-            return super().invoke(ctx)
+            try:
+                interrupt.running()
+                return super().invoke(ctx)
+            finally:
+                interrupt.stopping()  # the outcome is decided: a signal now cannot cut its line or its exit
         except EtlError as exc:
             settings = ctx.meta.get(_SETTINGS)
             source = f" ({exc.setting} from {settings.source(exc.setting)})" if exc.setting and settings else ""
@@ -111,8 +116,9 @@ class _Group(click.Group):
     @staticmethod
     def _interrupted(ctx: click.Context) -> NoReturn:
         resumes = ", the next run resumes" if ctx.meta.get(_RESUMES) else ""
-        ctx.meta["aai_etl.reporter"].error(f"interrupted; everything committed so far is kept{resumes}")
-        ctx.exit(130)
+        unwritten = "; the metrics were not written" if ctx.meta.get(_METRICS_OWED) else ""
+        ctx.meta["aai_etl.reporter"].error(f"interrupted; everything committed so far is kept{resumes}{unwritten}")
+        ctx.exit(interrupt.INTERRUPTED)
 
 
 def _interrupt_underneath(exc: BaseException) -> bool:
@@ -188,6 +194,8 @@ def hydrate_command(account_name: str | None) -> None:
 
 
 def _run_accounts(settings: Settings, account_name: str | None, *, full: bool, listing: bool, hydrate: bool) -> None:
+    meta = click.get_current_context().meta
+    meta[_METRICS_OWED] = bool(settings.metrics_file or settings.pushgateway)
     from etl import derive, metrics
     from etl.client import ApiClient
     from etl.db import make_engine
@@ -196,7 +204,7 @@ def _run_accounts(settings: Settings, account_name: str | None, *, full: bool, l
 
     accounts = settings.select(account_name)
     engine = make_engine(settings.database_url, settings.private_files, schema=settings.database_schema)
-    click.get_current_context().meta[_RESUMES] = True
+    meta[_RESUMES] = True
     reporter = _reporter()
     hydration = HydrateOptions(
         settings.hydrate_workers, settings.store_words, settings.store_bodies, settings.keep_presigned_credentials,
@@ -216,6 +224,9 @@ def _run_accounts(settings: Settings, account_name: str | None, *, full: bool, l
                         partition_writers=settings.partition_writers,
                     )
                 reporter.summary(account.name, stats, listing)
+            except KeyboardInterrupt as exc:
+                recorder.failed(account.name, exc)  # stopped before run_sync recorded it: a failed run all the same
+                raise
             except EtlError as exc:
                 recorder.failed(account.name, exc)
                 if len(accounts) == 1:
@@ -224,8 +235,10 @@ def _run_accounts(settings: Settings, account_name: str | None, *, full: bool, l
                 reporter.error(f"account '{account.name}': {exc}")
                 failed[account.name] = exc.exit_code
     finally:
-        # Whatever happened, the metrics say so: a failed run is what an alert is for.
-        recorder.publish(engine)
+        # Whatever happened, the metrics say so: a failed run is what an alert is for. A signal waits for them.
+        with interrupt.writing():
+            recorder.publish(engine)
+            meta[_METRICS_OWED] = False
     if failed:
         raise AccountsFailed(failed, len(accounts))
 
@@ -366,7 +379,7 @@ def stats_command(since: datetime | None, until: datetime | None, account_name: 
 @common_options
 def export_command(since: int | None, fmt: str, output: str | None, output_dir: Path | None, account_name: str | None) -> None:
     """Write the transcript rows changed after a watermark, then print the next watermark."""
-    from etl import migrate, parquet
+    from etl import changes, migrate, parquet
 
     settings = _settings()
     account = settings.select(account_name)[0].name if account_name else None
@@ -376,8 +389,10 @@ def export_command(since: int | None, fmt: str, output: str | None, output_dir: 
         parquet.require_pyarrow()
     elif output is None and sys.stdout is None:  # started with stdout closed (`>&-`): the rows would go nowhere
         raise UsageError("standard output is closed: give --output FILE, or run export with stdout open")
-    with _connect(settings, read_only=True) as conn:
+    with _connect(settings, read_only=True) as conn, export.owner_only(settings.private_files):
         migrate.require_current(conn)
+        if since is not None:
+            changes.require_known(conn, since)
         if output_dir is not None:
             tables, watermark = parquet.export(conn, since, output_dir, account)
             count = tables.get("transcripts", 0)
@@ -393,7 +408,7 @@ def export_command(since: int | None, fmt: str, output: str | None, output_dir: 
 
 @cli.command()
 @click.option("--path", type=click.Path(dir_okay=False, path_type=Path), default="aai-etl-demo.db", show_default=True,
-              help="The SQLite file to create (replaced if it exists).")
+              help="The SQLite file to create (replaced only if an earlier demo made it).")
 @common_options
 def demo(path: Path) -> None:
     """Watch a sync work against a simulated AssemblyAI API: no key needed."""
@@ -430,14 +445,16 @@ def upgrade(revision: str) -> None:
 
 @db.command(context_settings={"ignore_unknown_options": True})
 @click.argument("revision")
+@click.option("--yes", is_flag=True, help="Drop the tables the downgrade removes even if they hold rows (refused without it).")
 @common_options
-def downgrade(revision: str) -> None:
+def downgrade(revision: str, yes: bool) -> None:
     """Downgrade the schema to REVISION (a revision id, -1, or base)."""
     from etl import migrate
 
     with _connect(_settings()) as conn:
-        migrate.downgrade(conn, revision)
-        _reporter().echo(f"schema at {migrate.current_revision(conn) or 'base'}")
+        dropped = migrate.downgrade(conn, revision, drop_rows=yes)
+        lost = f"; dropped {migrate.tables_and_rows(dropped)}" if dropped else ""
+        _reporter().echo(f"schema at {migrate.current_revision(conn) or 'base'}{lost}")
 
 
 @db.command()

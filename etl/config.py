@@ -142,7 +142,7 @@ name sets it to that schema alone. SQLite has no schemas and ignores it.""",
         choices=DERIVED_TABLE_NAMES, example="In the environment: names separated by commas, or [] for none.",
     ),
     Setting(
-        "private_files", bool, True, "Create the SQLite database and its lock files readable by their owner only (0600).",
+        "private_files", bool, True, "Create the SQLite database, its lock files and the exports readable by their owner only (0600, folders 0700).",
         example="Transcript text and bodies are private data: false leaves the permissions to the umask.",
     ),
     Setting(
