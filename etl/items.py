@@ -48,13 +48,15 @@ def parse_item(raw: Any, keep_presigned_credentials: bool = False) -> Item:
     # need to look through the item's strings one by one.
     try:
         raw_json = dumps(raw)
+        if "\\u" in raw_json:
+            escaped = escape_json(raw)
+            if escaped is not raw:
+                raw, raw_json = escaped, dumps(escaped)
     except ValueError:
         # Not JSON, so neither database can hold it: refused alone, as PostgreSQL's jsonb refuses it.
         return _refused(raw, "it holds NaN or Infinity, which are not JSON")
-    if "\\u" in raw_json:
-        escaped = escape_json(raw)
-        if escaped is not raw:
-            raw, raw_json = escaped, dumps(escaped)
+    except RecursionError:  # read, but too deep for the walks that make it storable: the same on every run
+        return _refused(raw, "it nests its values too deeply to store")
     bad: list[str] = []
     transcript_id = raw.get("id")
     if not isinstance(transcript_id, str) or not transcript_id or len(transcript_id) > MAX_ID_LENGTH:

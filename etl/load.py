@@ -49,7 +49,7 @@ class PageResult:
     # (transcript id or None, field, value as received) for every unreadable value in a row written now:
     # a bad item is reported when it first arrives or changes, not again on every run that lists it.
     bad_values: list[tuple[str | None, str, Any]] = field(default_factory=list)
-    # (transcript id, the database's reason) for every item the database refused to store.
+    # (transcript id, why) for every item not stored: the database refused it, or it is not JSON.
     refused: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -159,7 +159,7 @@ def _write(
     """Upsert the page in one statement; if the database refuses a value, item by item, so that only the
     refused items are lost (each named in `result.refused`), never the rest of the page."""
     refused = store_or_refuse(conn, writes, lambda part: sql.upsert(conn, account, part, now, seq))
-    result.refused.extend((cast(str, item.id), reason) for (item, _), reason in refused)
+    result.refused.extend((cast(str, item.id), f"the database refused it: {reason}") for (item, _), reason in refused)
     lost = {id(write) for write, _ in refused}
     return [write[0] for write in writes if id(write) not in lost]
 

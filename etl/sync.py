@@ -629,7 +629,7 @@ def _warn_bad_values(result: PageResult) -> None:
         else:
             log.warning("transcript %s: unreadable %s %.100r stored as NULL (raw keeps it)", transcript_id, name, value)
     for transcript_id, reason in result.refused:
-        log.warning("transcript %s: not stored, the database refused it: %.300s", transcript_id, reason)
+        log.warning("transcript %s: not stored, %.300s", transcript_id, reason)
 
 
 def _start_run(conn: Connection, account: str) -> int:

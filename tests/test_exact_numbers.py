@@ -122,6 +122,7 @@ def test_nan_and_infinity_are_never_stored(database_url, fake):
     assert (summary["inserted"], summary["bad_values"], summary["hydrate_failures"]) == (3, 1, 1)
     raws, bodies = raw_and_bodies(database_url)
     assert item["id"] not in raws and detailed["id"] not in bodies
+    assert f"transcript {item['id']}: not stored, it holds NaN or Infinity, which are not JSON" in result.stderr
     assert raws[detailed["id"]].hydrate_error == "its body holds NaN or Infinity, which are not JSON"
 
 

@@ -35,3 +35,16 @@ def test_an_id_no_url_can_carry_is_skipped_with_a_warning_and_counted(database_u
     row = stored(database_url)[escape("sur\ud800id")]
     assert row["hydrate_error"] == "its id holds a character that is not valid Unicode, which no URL can carry"
     assert "details not fetched: its id holds a character that is not valid Unicode" in result.output
+
+
+def test_a_list_item_nested_too_deep_to_store_costs_only_its_own_item(database_url, fake):
+    """600 levels read, but escaping the NUL at the bottom went past the recursion limit: a traceback on every run."""
+    fake.add(2)
+    (deep,) = fake.add(1, extra=JsonText("[" * 600 + '"\\u0000"' + "]" * 600))
+    fake.add(2)
+    for _ in range(2):  # and the next full run, which lists it again, is not held up either
+        result = run_cli(["sync", "--no-hydrate", "--full", "--log-format", "json"], cli_env(fake, database_url))
+        assert result.exit_code == 0, result.output
+        assert summary_json(result)["bad_values"] == 1
+    assert f"transcript {deep['id']}: not stored, it nests its values too deeply to store" in result.stderr
+    assert sorted(stored(database_url)) == sorted(item["id"] for item in fake.listing() if item["id"] != deep["id"])
