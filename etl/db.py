@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
-from etl.errors import CannotConnect, DatabaseError, DatabaseUrlError
+from etl.errors import CannotConnect, DatabaseError, DatabaseUrlError, install_hint
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 _EMPTY_CHECKS = 20  # at 0.1 s: how long an empty file may take to become a database
@@ -68,7 +68,7 @@ def make_engine(database_url: str, private_files: bool = True, *, read_only: boo
         return create_engine(url, pool_pre_ping=True)
     except (NoSuchModuleError, ModuleNotFoundError):
         raise DatabaseUrlError(
-            f"the driver for {masked(url)} is not installed: pip install 'aai-etl[postgres]'"
+            f"the driver for {masked(url)} is not installed: {install_hint('postgres')}"
         ) from None
 
 
