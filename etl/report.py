@@ -182,8 +182,8 @@ class Reporter:
 
 # The fields every JSON line starts with, in this order (README "Watching a run").
 SCHEMA = ("time", "level", "event", "run_id", "account", "message")
-# Counters of the run that are not its result: where it was when it ended, said by the progress events.
-_NOT_SUMMARISED = {"phase", "listed_back_to", "walking_down_to", "hydrate_total", "days_done", "days_total"}
+# The run's position when it ended, which the progress events say: not part of its result.
+_NOT_SUMMARISED = {"phase", "days_done", "days_total", "oldest_day", "hydrate_estimate"}
 
 
 def summary_line(account: str, stats: Any, listing: bool) -> str:
