@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 RETRIABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_BACKOFF_SECONDS = 60.0
+# Failures in a row of one request after which its retries are a warning line, not only a count.
+KEEPS_FAILING = 3
 READ_SIZE = 64 * 1024
 MAX_ERROR_CHARS = 300  # of an API error message, wherever it is shown or stored
 
@@ -141,22 +143,30 @@ class ApiClient:
                 if attempt == self.max_retries:
                     raise RetriesExhausted(
                         f"the AssemblyAI API kept failing ({failure.reason}) after {attempt + 1} attempts; "
-                        "everything synced so far is saved, run again later (max_retries raises the limit)"
+                        "everything synced so far is saved, run again later (max_retries raises the limit)",
+                        failure.reason,
                     ) from None
                 if time.monotonic() + delay > deadline:
                     raise RetriesExhausted(
                         f"the AssemblyAI API kept failing ({failure.reason}) and the next retry, in {delay:.0f}s, "
                         f"would pass the {self.retry_budget_seconds:.0f}s retry budget; everything synced so far "
-                        "is saved, run again later"
+                        "is saved, run again later",
+                        failure.reason,
                     ) from None
                 with self._lock:
                     self.retries += 1
                     self.rate_limited += failure.rate_limited
-                # The extra fields make this line a `retrying` event for the progress display and JSON logs.
-                log.warning(
+                # A retry is counted, not logged (the bar shows the wait through this `retrying` record);
+                # a request that keeps failing is worth one warning line while it still retries.
+                log.info(
                     "%s; retrying in %.1fs (attempt %d of %d)", failure.reason, delay, attempt + 2, self.max_retries + 1,
                     extra={"event": "retrying", "fields": {"delay": round(delay, 3), "rate_limited": failure.rate_limited}},
                 )
+                if attempt + 1 == KEEPS_FAILING:
+                    log.warning(
+                        "%s, %d times in a row for one request; still retrying (attempt %d of %d)", failure.reason,
+                        KEEPS_FAILING, attempt + 2, self.max_retries + 1, extra={"event": "keeps_failing"},
+                    )
                 if failure.rate_limited:
                     self.pacer.rate_limited(delay)  # every thread slows down, not just this one
                 else:

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
-from etl.errors import CannotConnect, DatabaseError, DatabaseUrlError
+from etl.errors import CannotConnect, DatabaseError, DatabaseUrlError, install_hint
 from etl.storable import dumps, loads
 
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -77,7 +77,7 @@ def make_engine(database_url: str, private_files: bool = True, *, read_only: boo
         return engine
     except (NoSuchModuleError, ModuleNotFoundError):
         raise DatabaseUrlError(
-            f"the driver for {masked(url)} is not installed: pip install 'aai-etl[postgres]'"
+            f"the driver for {masked(url)} is not installed: {install_hint('postgres')}"
         ) from None
 
 

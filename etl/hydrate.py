@@ -90,6 +90,7 @@ def hydrate(
     finally:
         if fetchers is not None:
             fetchers.close()
+        options.deriver.tell()  # these bodies were just stored: each kind of trouble is said now, once
     return hydrated, failed
 
 

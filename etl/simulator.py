@@ -232,6 +232,16 @@ class FakeAssemblyAI:
                 created.append(dict(item))
         return created
 
+    def end_at(self, moment: datetime) -> None:
+        """Move every transcript's times by one offset, so that the newest was created at `moment` (naive UTC)."""
+        with self._lock:
+            offset = moment - self.clock
+            for item in self._all.values():
+                for key in ("created", "completed"):
+                    if (when := _parse_ts(item.get(key))) is not None:
+                        item[key] = (when + offset).strftime(TS_FORMAT)
+            self.clock = moment
+
     def add_raw(self, item: dict) -> None:
         """Append `item` verbatim as the newest; it must have an "id" for cursors."""
         with self._lock:
@@ -753,6 +763,8 @@ def serve(
     statuses = rng.choices(STATUSES, weights=(1, 1, 90, 8), k=transcripts)
     for status in statuses:
         api.add(1, status=status)
+    # The account ends as the simulator starts, as a live one does: `stats` and dashboards show today.
+    api.end_at(datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(minutes=1))
     api.start(host, port)
     say(
         f"simulated AssemblyAI API listening on {api.base_url}: {transcripts:,} transcripts, {latency:g}s latency, "
