@@ -42,7 +42,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, func, select, update
 
-from etl.errors import DatabaseError
+from etl.errors import DatabaseError, UsageError
 from etl.schema import change_counter, transcripts
 
 # The highest number handed out (is_called false: none yet, the next is last_value), registered. Taking
@@ -68,6 +68,19 @@ def next_change_seq(conn: Connection) -> int:
         update(change_counter).where(change_counter.c.id == 1).values(value=change_counter.c.value + 1)
         .returning(change_counter.c.value)
     ).scalar_one()
+
+
+def require_known(conn: Connection, since: int) -> None:
+    """Refuse a watermark this database never handed out: one below zero, or one above its highest change_seq
+    (a database rebuilt or restored from a backup since). Exporting from it would skip every row up to it."""
+    highest = conn.execute(select(func.max(transcripts.c.change_seq))).scalar() or 0
+    conn.rollback()
+    if not 0 <= since <= highest:
+        raise UsageError(
+            f"--since {since} is not a watermark of this database, whose highest watermark is {highest} (and none is "
+            "below 0): it came from another database, or from this one before a rebuild or restore; "
+            "export from --since 0 to read every row again"
+        )
 
 
 def settled(conn: Connection) -> int | None:

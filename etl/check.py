@@ -8,7 +8,7 @@ from etl import migrate
 from etl.client import ApiClient
 from etl.config import Settings
 from etl.db import connect, make_engine, masked
-from etl.errors import EXIT_CONFIG, ConfigError, EtlError
+from etl.errors import EXIT_CONFIG, ConfigError, EtlError, RetriesExhausted
 
 # A check should answer in seconds: one retry, a short budget, whatever the sync's settings allow.
 CHECK_RETRIES, CHECK_BUDGET_SECONDS = 1, 20.0
@@ -45,7 +45,7 @@ def exit_code(checks: list[Check]) -> int:
 
 def _database(settings: Settings) -> Check:
     try:
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database_url, schema=settings.database_schema)
         with connect(engine) as conn:
             current, head = migrate.current_revision(conn), migrate.head_revision()
             migrate.refuse_unknown(current)
@@ -64,6 +64,12 @@ def _account(settings: Settings, account) -> Check:
     try:
         with ApiClient.for_account(settings, account) as client:
             client.list_transcripts(limit=1)
+    except RetriesExhausted as exc:
+        # What the check asked, what it met and what to do: a sync's "run again later" is not about a check.
+        return Check(
+            what, False, f"GET {account.base_url}/v2/transcript failed: {exc.reason}; check the network and the "
+            "base_url setting, then run `aai-etl check` again", exc.exit_code,
+        )
     except EtlError as exc:
         return Check(what, False, str(exc), exc.exit_code)
     return Check(what, True, f"the key in {account.api_key_env} is accepted by {account.base_url}")

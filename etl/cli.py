@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 _OPTIONS = "aai_etl.options"
 _SETTINGS = "aai_etl.settings"
 _RESUMES = "aai_etl.resumes"  # set by commands whose interrupted work the next run resumes
+_METRICS_OWED = "aai_etl.metrics_owed"  # a run asked for metrics and has not published them yet
 
 
 def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
@@ -40,23 +41,39 @@ def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
         ctx.meta.setdefault(_OPTIONS, {})[param.name] = value
 
 
-def common_options(command: Callable) -> Callable:
-    """Options every command takes, before or after the subcommand name."""
-    command = _setting_options(command, run_only=False)
-    config: dict[str, Any] = {"type": click.Path(dir_okay=False), "envvar": CONFIG_VARIABLE,
+def common_options(command: Callable, without: tuple[str, ...] = ()) -> Callable:
+    """Options every command takes, before or after the subcommand name (but the settings it ignores)."""
+    command = _setting_options(command, run_only=False, without=without)
+    config: dict[str, Any] = {"type": click.Path(dir_okay=False), "envvar": CONFIG_VARIABLE, "metavar": "PATH",
               "help": f"TOML settings file (`aai-etl config example` prints one).  [env: {CONFIG_VARIABLE}]"}
     return click.option("--config", "config_path", expose_value=False, callback=_remember, **config)(command)
 
 
-def _setting_options(command: Callable, *, run_only: bool) -> Callable:
+def no_database_options(command: Callable) -> Callable:
+    """The common options of a command that never opens the configured database (demo, simulate)."""
+    return common_options(command, without=("database_url",))
+
+
+def _setting_options(command: Callable, *, run_only: bool, without: tuple[str, ...] = ()) -> Callable:
     """A flag for each setting of the settings table that has one (common, or of the runs only)."""
     for setting in reversed(SETTINGS):
-        if setting.flags and setting.run_only == run_only:
+        if setting.flags and setting.run_only == run_only and setting.name not in without:
             kind = click.Choice(setting.choices) if setting.choices else setting.kind
-            flag = {"is_flag": True, "default": None} if setting.kind is bool else {"type": kind}
+            flag = {"is_flag": True, "default": None} if setting.kind is bool else {"type": kind, "metavar": _metavar(setting)}
             help_text = f"{setting.doc}  [env: {setting.variable}]"
             command = click.option(*setting.flags, setting.name, expose_value=False, callback=_remember, help=help_text, **flag)(command)
     return command
+
+
+def _metavar(setting: Any) -> str | None:
+    """What a flag's value is, in a word a user can act on."""
+    if setting.choices:
+        return None  # click lists the choices
+    if setting.url or setting.name.endswith("_url"):
+        return "URL"
+    if setting.name.endswith("_file"):
+        return "PATH"
+    return {float: "SECONDS", int: "N"}.get(setting.kind, "TEXT")
 
 
 account_option = click.option(
@@ -69,14 +86,39 @@ def run_options(command: Callable) -> Callable:
     return _setting_options(command, run_only=True)
 
 
-class _Group(click.Group):
+class _Command(click.Command):
+    """A command whose summary in its group's list is its whole first sentence, and whose help ends with an example."""
+
+    def get_short_help_str(self, limit: int = 45) -> str:
+        return self.short_help or (self.help or "").strip().split("\n\n")[0].replace("\n", " ")
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_epilog(ctx, formatter)
+        example = EXAMPLES.get(ctx.command_path.partition(" ")[2])
+        if example:
+            formatter.write_paragraph()
+            formatter.write(f"  Example:  {example}\n")  # unwrapped: a command to copy
+
+
+class _HelpGroup(_Command, click.Group):
+    command_class = _Command
+    group_class: type = type  # a group's subgroups are of its class
+
+
+class _Group(_HelpGroup):
     """Turns every expected failure into one line and its exit status, in one place."""
+
+    group_class = _HelpGroup  # the subgroups' failures come here
 
     def invoke(self, ctx: click.Context) -> Any:
         reporter = Reporter(secrets=[os.environ.get("ASSEMBLYAI_API_KEY")])
         ctx.meta["aai_etl.reporter"] = reporter
         try:
-            return super().invoke(ctx)
+            try:
+                interrupt.running()
+                return super().invoke(ctx)
+            finally:
+                interrupt.stopping()  # the outcome is decided: a signal now cannot cut its line or its exit
         except EtlError as exc:
             settings = ctx.meta.get(_SETTINGS)
             source = f" ({exc.setting} from {settings.source(exc.setting)})" if exc.setting and settings else ""
@@ -111,8 +153,9 @@ class _Group(click.Group):
     @staticmethod
     def _interrupted(ctx: click.Context) -> NoReturn:
         resumes = ", the next run resumes" if ctx.meta.get(_RESUMES) else ""
-        ctx.meta["aai_etl.reporter"].error(f"interrupted; everything committed so far is kept{resumes}")
-        ctx.exit(130)
+        unwritten = "; the metrics were not written" if ctx.meta.get(_METRICS_OWED) else ""
+        ctx.meta["aai_etl.reporter"].error(f"interrupted; everything committed so far is kept{resumes}{unwritten}")
+        ctx.exit(interrupt.INTERRUPTED)
 
 
 def _interrupt_underneath(exc: BaseException) -> bool:
@@ -141,7 +184,36 @@ def _stdout_to_devnull() -> None:
         pass
 
 
-@click.group(cls=_Group)
+# One example a command, shown at the end of its --help (keyed by the command's path under aai-etl).
+EXAMPLES = {
+    "sync": "ASSEMBLYAI_API_KEY=... aai-etl sync --database-url sqlite:///transcripts.db",
+    "hydrate": "aai-etl hydrate --account prod",
+    "derive": "aai-etl derive --again",
+    "status": "aai-etl status --max-age 2h",
+    "check": "aai-etl check --config /etc/aai-etl/config.toml",
+    "simulate": "aai-etl simulate --port 8080 --faults 0.02",
+    "stats": "aai-etl stats --since 2026-01-01 --format csv",
+    "export": "aai-etl export --since 1200 --format csv --output changes.csv",
+    "demo": "aai-etl demo --path /tmp/aai-etl-demo.db",
+    "db": "aai-etl db upgrade",
+    "db upgrade": "aai-etl db upgrade head",
+    "db downgrade": "aai-etl db downgrade -1",
+    "db current": "aai-etl db current",
+    "config": "aai-etl config example > aai-etl.toml",
+    "config example": "aai-etl config example > aai-etl.toml",
+}
+
+EXIT_STATUSES = """\b
+Exit statuses:
+  0    the command finished
+  1    the run failed (API kept failing, key rejected, database unreachable); committed work is kept
+  2    a configuration mistake or an argument that cannot mean anything
+  75   another sync of the account is running on this database; try again later
+  130  interrupted by Ctrl-C or SIGTERM
+  141  the reader of the output went away"""
+
+
+@click.group(cls=_Group, epilog=EXIT_STATUSES, context_settings={"max_content_width": 120})
 @click.version_option(__version__, prog_name="aai-etl")
 @common_options
 def cli() -> None:
@@ -188,6 +260,8 @@ def hydrate_command(account_name: str | None) -> None:
 
 
 def _run_accounts(settings: Settings, account_name: str | None, *, full: bool, listing: bool, hydrate: bool) -> None:
+    meta = click.get_current_context().meta
+    meta[_METRICS_OWED] = bool(settings.metrics_file or settings.pushgateway)
     from etl import derive, metrics
     from etl.client import ApiClient
     from etl.db import make_engine
@@ -195,8 +269,8 @@ def _run_accounts(settings: Settings, account_name: str | None, *, full: bool, l
     from etl.sync import run_sync
 
     accounts = settings.select(account_name)
-    engine = make_engine(settings.database_url, settings.private_files)
-    click.get_current_context().meta[_RESUMES] = True
+    engine = make_engine(settings.database_url, settings.private_files, schema=settings.database_schema)
+    meta[_RESUMES] = True
     reporter = _reporter()
     hydration = HydrateOptions(
         settings.hydrate_workers, settings.store_words, settings.store_bodies, settings.keep_presigned_credentials,
@@ -216,6 +290,9 @@ def _run_accounts(settings: Settings, account_name: str | None, *, full: bool, l
                         partition_writers=settings.partition_writers,
                     )
                 reporter.summary(account.name, stats, listing)
+            except KeyboardInterrupt as exc:
+                recorder.failed(account.name, exc)  # stopped before run_sync recorded it: a failed run all the same
+                raise
             except EtlError as exc:
                 recorder.failed(account.name, exc)
                 if len(accounts) == 1:
@@ -224,8 +301,10 @@ def _run_accounts(settings: Settings, account_name: str | None, *, full: bool, l
                 reporter.error(f"account '{account.name}': {exc}")
                 failed[account.name] = exc.exit_code
     finally:
-        # Whatever happened, the metrics say so: a failed run is what an alert is for.
-        recorder.publish(engine)
+        # Whatever happened, the metrics say so: a failed run is what an alert is for. A signal waits for them.
+        with interrupt.writing():
+            recorder.publish(engine)
+            meta[_METRICS_OWED] = False
     if failed:
         raise AccountsFailed(failed, len(accounts))
 
@@ -241,14 +320,16 @@ def derive_command(account_name: str | None, again: bool, refetch: bool) -> None
     from etl.sync import derive_from_bodies
 
     settings = _settings()
-    engine = make_engine(settings.database_url, settings.private_files)
+    engine = make_engine(settings.database_url, settings.private_files, schema=settings.database_schema)
     say = (lambda line: None) if settings.quiet else _reporter().echo
     for account in settings.select(account_name):
-        count, without = derive_from_bodies(engine, account.name, settings.derived_tables, again=again, refetch=refetch)
+        count, without, troubled = derive_from_bodies(engine, account.name, settings.derived_tables, again=again, refetch=refetch)
         if refetch:
             say(f"'{account.name}': {count:,} transcripts queued; `aai-etl hydrate` fetches them again")
             continue
-        say(f"'{account.name}': tables derived for {count:,} transcripts from their stored bodies")
+        # Said as warnings when first derived; derived again, only counted.
+        odd = f" ({troubled:,} with a body of an unexpected shape, as said when first stored)" if troubled and again else ""
+        say(f"'{account.name}': tables derived for {count:,} transcripts from their stored bodies{odd}")
         if without:
             log.warning(
                 "'%s': %s transcripts were fetched with store_bodies off, so their tables can only come from a new "
@@ -279,9 +360,13 @@ def status_command(account_name: str | None, as_json: bool, max_age: timedelta |
     names = [account.name for account in settings.select(account_name)]
     with _connect(settings, read_only=True) as conn:
         report = status.gather(conn, names)
-    _reporter().echo(json.dumps(report) if as_json else status.render(report))
-    if max_age is not None and (problems := status.problems(report, max_age, datetime.now(timezone.utc))):
+    problems = status.problems(report, max_age or timedelta.max, datetime.now(timezone.utc))
+    if not settings.quiet:
+        _reporter().echo(json.dumps(report) if as_json else status.render(report))
+    if max_age is not None and problems:
         raise Unhealthy("; ".join(problems))
+    if settings.quiet and problems:  # -q: only what is wrong, one line each
+        _reporter().echo("\n".join(problems))
 
 
 @cli.command("check")
@@ -303,16 +388,16 @@ def check_command() -> None:
 
 
 @cli.command("simulate")
-@click.option("--port", type=int, default=8080, show_default=True, help="Port to listen on (0: any free port).")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--transcripts", type=click.IntRange(min=0), default=1000, show_default=True, help="Transcripts in the account.")
-@click.option("--latency", type=click.FloatRange(min=0), default=0.05, show_default=True, help="Seconds each response takes.")
-@click.option("--faults", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+@click.option("--port", type=int, metavar="PORT", default=8080, show_default=True, help="Port to listen on (0: any free port).")
+@click.option("--host", metavar="ADDRESS", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--transcripts", type=click.IntRange(min=0), metavar="N", default=1000, show_default=True, help="Transcripts in the account.")
+@click.option("--latency", type=click.FloatRange(min=0), metavar="SECONDS", default=0.05, show_default=True, help="Seconds each response takes.")
+@click.option("--faults", type=click.FloatRange(0, 1), metavar="SHARE", default=0.0, show_default=True,
               help="Share of requests answered with a fault (429, 5xx, an HTML error page, a reset).")
-@click.option("--api-key", default="simulated-key", show_default=True, help="The key the simulated API accepts.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same transcripts.")
+@click.option("--api-key", metavar="KEY", default="simulated-key", show_default=True, help="The key the simulated API accepts.")
+@click.option("--seed", type=int, metavar="N", default=0, show_default=True, help="Same seed, same transcripts.")
 @click.option("--duration", type=click.FloatRange(min=0), metavar="SECONDS", help="Stop after this long (default: at Ctrl-C).")
-@common_options
+@no_database_options
 def simulate(
     port: int, host: str, transcripts: int, latency: float, faults: float, api_key: str, seed: int, duration: float | None
 ) -> None:
@@ -330,8 +415,8 @@ def simulate(
 
 
 @cli.command("stats")
-@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="First UTC day (default: 30 days ago).")
-@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="Last UTC day (default: today).")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), metavar="DATE", help="First UTC day (default: 30 days ago).")
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), metavar="DATE", help="Last UTC day (default: today).")
 @account_option
 @click.option("--format", "fmt", type=click.Choice(stats.FORMATS), default="table", show_default=True)
 @click.option("--view", "view_name", type=click.Choice(("transcripts", *stats.VIEWS)), default="transcripts", show_default=True,
@@ -359,14 +444,14 @@ def stats_command(since: datetime | None, until: datetime | None, account_name: 
 @cli.command("export")
 @click.option("--since", type=int, metavar="WATERMARK", help="Only rows changed after this watermark (default: all rows).")
 @click.option("--format", "fmt", type=click.Choice((*export.FORMATS, "parquet")), default="jsonl", show_default=True)
-@click.option("--output", type=click.Path(dir_okay=False, writable=True), help="Write here instead of to stdout.")
-@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--output", type=click.Path(dir_okay=False, writable=True), metavar="PATH", help="Write here instead of to stdout.")
+@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="With --format parquet: write DIR/<table>/<from>-<to>.parquet for every table with changes.")
 @account_option
 @common_options
 def export_command(since: int | None, fmt: str, output: str | None, output_dir: Path | None, account_name: str | None) -> None:
     """Write the transcript rows changed after a watermark, then print the next watermark."""
-    from etl import migrate, parquet
+    from etl import changes, migrate, parquet
 
     settings = _settings()
     account = settings.select(account_name)[0].name if account_name else None
@@ -376,8 +461,10 @@ def export_command(since: int | None, fmt: str, output: str | None, output_dir: 
         parquet.require_pyarrow()
     elif output is None and sys.stdout is None:  # started with stdout closed (`>&-`): the rows would go nowhere
         raise UsageError("standard output is closed: give --output FILE, or run export with stdout open")
-    with _connect(settings, read_only=True) as conn:
+    with _connect(settings, read_only=True) as conn, export.owner_only(settings.private_files):
         migrate.require_current(conn)
+        if since is not None:
+            changes.require_known(conn, since)
         if output_dir is not None:
             tables, watermark = parquet.export(conn, since, output_dir, account)
             count = tables.get("transcripts", 0)
@@ -393,8 +480,8 @@ def export_command(since: int | None, fmt: str, output: str | None, output_dir: 
 
 @cli.command()
 @click.option("--path", type=click.Path(dir_okay=False, path_type=Path), default="aai-etl-demo.db", show_default=True,
-              help="The SQLite file to create (replaced if it exists).")
-@common_options
+              help="The SQLite file to create (replaced only if an earlier demo made it).", metavar="PATH")
+@no_database_options
 def demo(path: Path) -> None:
     """Watch a sync work against a simulated AssemblyAI API: no key needed."""
     from etl.demo import run as run_demo  # the simulator stays out of every other command's start-up
@@ -430,14 +517,16 @@ def upgrade(revision: str) -> None:
 
 @db.command(context_settings={"ignore_unknown_options": True})
 @click.argument("revision")
+@click.option("--yes", is_flag=True, help="Drop the tables the downgrade removes even if they hold rows (refused without it).")
 @common_options
-def downgrade(revision: str) -> None:
+def downgrade(revision: str, yes: bool) -> None:
     """Downgrade the schema to REVISION (a revision id, -1, or base)."""
     from etl import migrate
 
     with _connect(_settings()) as conn:
-        migrate.downgrade(conn, revision)
-        _reporter().echo(f"schema at {migrate.current_revision(conn) or 'base'}")
+        dropped = migrate.downgrade(conn, revision, drop_rows=yes)
+        lost = f"; dropped {migrate.tables_and_rows(dropped)}" if dropped else ""
+        _reporter().echo(f"schema at {migrate.current_revision(conn) or 'base'}{lost}")
 
 
 @db.command()
@@ -468,7 +557,7 @@ def example() -> None:
 def _connect(settings: Settings, read_only: bool = False) -> Connection:
     from etl.db import connect, make_engine
 
-    return connect(make_engine(settings.database_url, settings.private_files, read_only=read_only))
+    return connect(make_engine(settings.database_url, settings.private_files, read_only=read_only, schema=settings.database_schema))
 
 
 def main() -> None:

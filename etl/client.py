@@ -22,11 +22,14 @@ from etl import __version__
 from etl.config import Account, Settings
 from etl.errors import ApiError, AuthError, Retriable, RetriesExhausted, redact
 from etl.pacing import Pacer
+from etl.storable import loads
 
 log = logging.getLogger(__name__)
 
 RETRIABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_BACKOFF_SECONDS = 60.0
+# Failures in a row of one request after which its retries are a warning line, not only a count.
+KEEPS_FAILING = 3
 READ_SIZE = 64 * 1024
 MAX_ERROR_CHARS = 300  # of an API error message, wherever it is shown or stored
 
@@ -113,7 +116,11 @@ class ApiClient:
 
     def get_transcript(self, transcript_id: str) -> dict[str, Any]:
         """GET /v2/transcript/{id}: the full transcript."""
-        return self._get(f"/v2/transcript/{quote(transcript_id, safe='')}", {}, _check_transcript)
+        try:
+            path = f"/v2/transcript/{quote(transcript_id, safe='')}"
+        except UnicodeEncodeError:  # a lone surrogate: no URL can carry it, so the API cannot be asked
+            raise ApiError("its id holds a character that is not valid Unicode, which no URL can carry") from None
+        return self._get(path, {}, _check_transcript)
 
     def close(self) -> None:
         for session in self._sessions:
@@ -136,22 +143,30 @@ class ApiClient:
                 if attempt == self.max_retries:
                     raise RetriesExhausted(
                         f"the AssemblyAI API kept failing ({failure.reason}) after {attempt + 1} attempts; "
-                        "everything synced so far is saved, run again later (max_retries raises the limit)"
+                        "everything synced so far is saved, run again later (max_retries raises the limit)",
+                        failure.reason,
                     ) from None
                 if time.monotonic() + delay > deadline:
                     raise RetriesExhausted(
                         f"the AssemblyAI API kept failing ({failure.reason}) and the next retry, in {delay:.0f}s, "
                         f"would pass the {self.retry_budget_seconds:.0f}s retry budget; everything synced so far "
-                        "is saved, run again later"
+                        "is saved, run again later",
+                        failure.reason,
                     ) from None
                 with self._lock:
                     self.retries += 1
                     self.rate_limited += failure.rate_limited
-                # The extra fields make this line a `retrying` event for the progress display and JSON logs.
-                log.warning(
+                # A retry is counted, not logged (the bar shows the wait through this `retrying` record);
+                # a request that keeps failing is worth one warning line while it still retries.
+                log.info(
                     "%s; retrying in %.1fs (attempt %d of %d)", failure.reason, delay, attempt + 2, self.max_retries + 1,
                     extra={"event": "retrying", "fields": {"delay": round(delay, 3), "rate_limited": failure.rate_limited}},
                 )
+                if attempt + 1 == KEEPS_FAILING:
+                    log.warning(
+                        "%s, %d times in a row for one request; still retrying (attempt %d of %d)", failure.reason,
+                        KEEPS_FAILING, attempt + 2, self.max_retries + 1, extra={"event": "keeps_failing"},
+                    )
                 if failure.rate_limited:
                     self.pacer.rate_limited(delay)  # every thread slows down, not just this one
                 else:
@@ -183,9 +198,12 @@ class ApiClient:
             message = _capped(self.redact(_error_message(content, response.reason)))  # redacted whole, then cut
             raise ApiError(f"the AssemblyAI API refused the request (HTTP {status}): {message}", status)
         try:
-            return json.loads(content)
+            return loads(content)
         except ValueError:
             raise Retriable(f"unreadable response body (HTTP {status}, {len(content)} bytes)") from None
+        except RecursionError:
+            # The same body would be as deep on every try: refused, not retried.
+            raise ApiError(f"the response nests its values too deeply to read (HTTP {status}, {len(content)} bytes)") from None
 
     def redact(self, text: str) -> str:
         """The text without this client's API key: for anything printed or stored."""
@@ -251,7 +269,7 @@ def _read_until(response: requests.Response, deadline: float) -> bytes:
 def _error_message(content: bytes, reason: str | None) -> str:
     try:
         body = json.loads(content)
-    except ValueError:
+    except (ValueError, RecursionError):
         body = None
     message = body["error"] if isinstance(body, dict) and isinstance(body.get("error"), str) else reason
     return message or "no error message"

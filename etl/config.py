@@ -47,6 +47,7 @@ class Setting:
     url: bool = False  # must be an http:// or https:// URL
     example: str = ""  # more comment lines for the example file
     placeholder: str = "..."  # the example file's value for a setting with no default
+    pattern: tuple[str, str] | tuple[()] = ()  # a regular expression the whole value must match, and what it asks for
 
     @property
     def variable(self) -> str:
@@ -61,6 +62,14 @@ SETTINGS: tuple[Setting, ...] = (
         example="""sqlite:///aai-etl.db                              (relative to the working directory; the default)
 sqlite:////var/lib/aai-etl/transcripts.db          (absolute: four slashes)
 postgresql+psycopg://etl:PASSWORD@db.internal/analytics   (pip install 'aai-etl[postgres]')""",
+    ),
+    Setting(
+        "database_schema", str, "public",
+        "PostgreSQL: the schema that holds every table, view and sequence of aai-etl, and its alembic_version; "
+        "created if missing.",
+        pattern=(r"[a-z_][a-z0-9_]{0,62}", "a lowercase PostgreSQL name (a-z, 0-9, _; not starting with a digit)"),
+        example="""public (the default) leaves the connection's search_path as the server or the URL sets it; any other
+name sets it to that schema alone. SQLite has no schemas and ignores it.""",
     ),
     Setting(
         "region", str, "us", "The AssemblyAI region of the account: us or eu (each has its own list of transcripts).",
@@ -133,7 +142,7 @@ postgresql+psycopg://etl:PASSWORD@db.internal/analytics   (pip install 'aai-etl[
         choices=DERIVED_TABLE_NAMES, example="In the environment: names separated by commas, or [] for none.",
     ),
     Setting(
-        "private_files", bool, True, "Create the SQLite database and its lock files readable by their owner only (0600).",
+        "private_files", bool, True, "Create the SQLite database, its lock files and the exports readable by their owner only (0600, folders 0700).",
         example="Transcript text and bodies are private data: false leaves the permissions to the umask.",
     ),
     Setting(
@@ -146,7 +155,7 @@ postgresql+psycopg://etl:PASSWORD@db.internal/analytics   (pip install 'aai-etl[
     ),
     Setting(
         "metrics_file", str, None, "Write Prometheus metrics here after each run (node_exporter textfile format), atomically.",
-        flags=("--metrics-file",), run_only=True, placeholder='"/var/lib/node_exporter/textfile/aai_etl.prom"',
+        flags=("--metrics-file",), run_only=True, placeholder='"/var/lib/node_exporter/textfile_collector/aai_etl.prom"',
     ),
     Setting(
         "pushgateway", str, None, "Push Prometheus metrics to this Pushgateway after each run (job aai_etl, label account).",
@@ -281,6 +290,8 @@ def parse(setting: Setting, value: Any, where: str, text: bool = False) -> Any:
         raise ConfigError(f"{where}: must be {wanted}, not {value!r}")
     if setting.url:
         _check_url(value, where)
+    if setting.pattern and not re.fullmatch(setting.pattern[0], value):
+        raise ConfigError(f"{where}: must be {setting.pattern[1]}, not {value!r}")
     return value
 
 

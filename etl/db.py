@@ -14,7 +14,8 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
-from etl.errors import CannotConnect, DatabaseError, DatabaseUrlError
+from etl.errors import CannotConnect, DatabaseError, DatabaseUrlError, install_hint
+from etl.storable import dumps, loads
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 _EMPTY_CHECKS = 20  # at 0.1 s: how long an empty file may take to become a database
@@ -51,25 +52,55 @@ def masked(url: URL | str) -> str:
     return url.render_as_string(hide_password=True)
 
 
-def make_engine(database_url: str, private_files: bool = True, *, read_only: bool = False) -> Engine:
+# JSON read and written with every number exact (etl.storable), `raw` and bodies on both databases alike.
+_JSON = {"json_serializer": dumps, "json_deserializer": loads}
+
+
+def make_engine(database_url: str, private_files: bool = True, *, read_only: bool = False, schema: str = "public") -> Engine:
     """An engine for the URL; `private_files`: a new SQLite database file is readable by its owner only;
-    `read_only` for commands that only read: they work on a database they may not write to, and never create one."""
+    `read_only` for commands that only read: they work on a database they may not write to, and never create one;
+    `schema`: PostgreSQL's schema for everything aai-etl keeps (see _in_schema)."""
     url = parse_url(database_url)
     try:
         if url.get_backend_name() == "sqlite":
             if read_only:
-                return create_engine(url, creator=_sqlite_reader(_sqlite_file(url)))
-            engine = create_engine(url)
+                return create_engine(url, creator=_sqlite_reader(_sqlite_file(url)), **_JSON)
+            engine = create_engine(url, **_JSON)
             event.listen(engine, "connect", _sqlite_pragmas)
             event.listen(engine, "do_connect", _sqlite_connector(url, private_files))
             return engine
-        if read_only:
-            return create_engine(url, pool_pre_ping=True, execution_options={"postgresql_readonly": True})
-        return create_engine(url, pool_pre_ping=True)
+        options = {"execution_options": {"postgresql_readonly": True}} if read_only else {}
+        engine = create_engine(url, pool_pre_ping=True, **options, **_JSON)
+        if schema != "public":
+            # First, before SQLAlchemy's own first query reads the connection's default schema.
+            event.listen(engine, "connect", _in_schema(schema, create=not read_only), insert=True)
+        return engine
     except (NoSuchModuleError, ModuleNotFoundError):
         raise DatabaseUrlError(
-            f"the driver for {masked(url)} is not installed: pip install 'aai-etl[postgres]'"
+            f"the driver for {masked(url)} is not installed: {install_hint('postgres')}"
         ) from None
+
+
+def _in_schema(schema: str, create: bool):
+    """Each new PostgreSQL connection's search_path: the schema alone, so every table, view, sequence and
+    alembic_version is made and read there, never in public; a writer creates the schema if it is missing.
+    Committed, because a rolled-back SET is undone. The name is checked by the settings (a lowercase name)."""
+
+    def use(dbapi_connection, connection_record) -> None:
+        with dbapi_connection.cursor() as cursor:
+            if create:
+                # Looked up first: CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege even when it exists.
+                cursor.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
+                if cursor.fetchone() is None:
+                    try:
+                        cursor.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+                    except dbapi_connection.IntegrityError:  # another process created it this very moment
+                        dbapi_connection.rollback()
+            cursor.execute(f'SET search_path TO "{schema}"')
+        dbapi_connection.commit()
+        connection_record.info["schema"] = schema
+
+    return use
 
 
 def connect(engine: Engine) -> Connection:

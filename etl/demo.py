@@ -17,6 +17,7 @@ from sqlalchemy import text
 from etl import stats
 from etl.client import ApiClient
 from etl.db import make_engine
+from etl.errors import UsageError
 from etl.hydrate import HydrateOptions
 from etl.report import text_table
 from etl.simulator import FakeAssemblyAI
@@ -26,15 +27,27 @@ ACCOUNT = "default"  # what `aai-etl status` shows without a config file
 DEMO_KEY = "demo-key-not-a-real-one"
 # The simulated API runs in this process, on loopback: no account budget to leave room in.
 DEMO_BUDGET = 600_000.0
+# The demo's mark in its database's header (SQLite's application_id: "AAId"): only a file that carries it is
+# replaced, so a --path pointing at a real database is refused rather than overwritten.
+APPLICATION_ID = int.from_bytes(b"AAId", "big")
 SAMPLE_QUERY = """SELECT status, count(*) AS transcripts, round(sum(audio_duration) / 60.0, 1) AS audio_minutes
 FROM transcripts GROUP BY status ORDER BY transcripts DESC"""
 
 
 def run(path: Path, say: Callable[[str], None], on_sync: Callable[[str, RunStats], None]) -> None:
     """Three syncs of a simulated account into a new SQLite file at `path`, narrated through `say`."""
+    if path.exists() and not made_by_demo(path):
+        raise UsageError(
+            f"{path} is not a database the demo made, and the demo replaces only its own: give --path a new file"
+        )
     for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
         leftover.unlink(missing_ok=True)
     engine = make_engine(f"sqlite:///{path}")
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.commit()
+        # Into the file itself at once: a demo stopped halfway leaves a file the next demo can tell as its own.
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     rng = random.Random(7)
     with FakeAssemblyAI(api_key=DEMO_KEY, latency=0.002, seed=7) as api:
         api.malformed_bodies = False  # a first look shows clean data; the tests serve the drifted shapes
@@ -73,6 +86,13 @@ def run(path: Path, say: Callable[[str], None], on_sync: Callable[[str, RunStats
     say("\n`aai-etl stats` on the same data:\n" + stats.render(daily, "table"))
     say(f"\nThe database is {path}. Look around:\n" + "\n".join(f"  {command}" for command in look_around(path)))
     say("With a real key: ASSEMBLYAI_API_KEY=... aai-etl sync")
+
+
+def made_by_demo(path: Path) -> bool:
+    """Whether the file is a SQLite database marked as the demo's (SQLite's application_id, in its header)."""
+    with path.open("rb") as file:
+        header = file.read(72)
+    return header[:16] == b"SQLite format 3\x00" and int.from_bytes(header[68:72], "big") == APPLICATION_ID
 
 
 def look_around(path: Path) -> list[str]:

@@ -8,7 +8,6 @@ nothing here ever fails the run.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from etl import interrupt
 from etl.changes import next_change_seq
 from etl.load import FEATURE_COLUMNS, FEATURE_FLAGS
 from etl.schema import DERIVED_TABLES, RawJSON, transcript_bodies, transcripts
-from etl.storable import storable_integer, storable_number
+from etl.storable import dumps, storable_integer, storable_number
 
 log = logging.getLogger(__name__)
 
@@ -207,12 +206,24 @@ def columns(body: dict[str, Any] | None, now: datetime) -> dict[str, Any]:
 
 class Deriver:
     """Fills the chosen derived tables from bodies. Each kind of trouble (a part of the wrong shape, a
-    requested part missing, unreadable values in a part) is named in one warning a run, with the first
-    transcript it was found in: a shape that drifted for every transcript must not flood the log."""
+    requested part missing, unreadable values in a part) is collected with the transcripts it was found in,
+    and named by `tell` in one warning with how many transcripts it concerns: a shape that drifted for every
+    transcript must not flood the log."""
 
     def __init__(self, tables: Collection[str] = ALL_TABLES) -> None:
         self.tables = tuple(tables)
-        self._warned: set[tuple[str, str]] = set()
+        self._troubles: dict[tuple[str, str], tuple[str, set[str]]] = {}  # kind -> (first message, transcripts)
+
+    def tell(self, say: bool = True) -> int:
+        """Name each kind of trouble met since the last call in one warning, when `say` (the bodies were
+        stored for the first time; a body derived again was told of then); return how many transcripts had one."""
+        troubles, self._troubles = self._troubles, {}
+        if say:
+            for message, ids in troubles.values():
+                others = len(ids) - 1
+                alike = f" (and {others:,} other transcript{'' if others == 1 else 's'} alike)" if others else ""
+                log.warning("%s%s", message, alike)
+        return len(set().union(*(ids for _, ids in troubles.values())))
 
     def replace(self, conn: Connection, account: str, bodies: dict[str, dict[str, Any] | None]) -> None:
         """Replace the derived rows of these transcripts: every table emptied of them, the chosen tables
@@ -234,24 +245,22 @@ class Deriver:
         value = body.get(part.source)
         if value is None:
             if body.get(part.flag) is True:
-                self._warn(part.source, "missing", f"transcript {transcript_id}: {part.flag} was requested but the "
+                self._warn(part.source, "missing", transcript_id, f"transcript {transcript_id}: {part.flag} was requested but the "
                            f"body has no {part.source}; no {table} rows stored")
             return []
         values = _Values()
         try:
             found = list(part.rows(value, values))
         except _Malformed as exc:
-            self._warn(part.source, str(exc), f"transcript {transcript_id}: {part.source} {exc}; no {table} rows stored")
+            self._warn(part.source, str(exc), transcript_id, f"transcript {transcript_id}: {part.source} {exc}; no {table} rows stored")
             return []
         if values.bad:
-            self._warn(part.source, "unreadable", f"transcript {transcript_id}: {values.bad} unreadable "
+            self._warn(part.source, "unreadable", transcript_id, f"transcript {transcript_id}: {values.bad} unreadable "
                        f"value{'' if values.bad == 1 else 's'} in {part.source} stored as NULL")
         return found
 
-    def _warn(self, source: str, trouble: str, message: str) -> None:
-        if (source, trouble) not in self._warned:
-            self._warned.add((source, trouble))
-            log.warning("%s (said once a run: other transcripts with this trouble are treated alike)", message)
+    def _warn(self, source: str, trouble: str, transcript_id: str, message: str) -> None:
+        self._troubles.setdefault((source, trouble), (message, set()))[1].add(transcript_id)
 
 
 class _RowSql:
@@ -292,7 +301,7 @@ def _values(table: Table, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     encoded = {column.name for column in table.columns if isinstance(column.type, RawJSON)}
     names = [column.name for column in table.columns]
     return [
-        tuple(json.dumps(row[name]) if name in encoded and row[name] is not None else row[name] for name in names)
+        tuple(dumps(row[name]) if name in encoded and row[name] is not None else row[name] for name in names)
         for row in rows
     ]
 

@@ -8,6 +8,33 @@ EXIT_CONFIG = 2
 EXIT_ALREADY_RUNNING = 75
 
 
+def install_hint(extra: str) -> str:
+    """The command that adds `extra` to aai-etl as it was installed (pip records where from in the
+    distribution's direct_url.json)."""
+    import json
+    import os
+    from importlib import metadata
+
+    try:
+        origin = json.loads(metadata.distribution("aai-etl").read_text("direct_url.json") or "{}")
+    except (metadata.PackageNotFoundError, ValueError):
+        origin = {}
+    return hint_for(extra, origin, os.getcwd())
+
+
+def hint_for(extra: str, origin: dict, cwd: str) -> str:
+    """From a checkout or a wheel file, that path (`.` when it is the working directory; `-e` again for an
+    editable install); from a package index (no direct URL recorded), the package's name."""
+    from urllib.parse import unquote, urlparse
+
+    url = urlparse(origin.get("url", ""))
+    if url.scheme != "file" or not ("dir_info" in origin or "archive_info" in origin):
+        return f"pip install 'aai-etl[{extra}]'"
+    path = unquote(url.path)
+    editable = "-e " if origin.get("dir_info", {}).get("editable") else ""
+    return f"pip install {editable}'{'.' if path == cwd else path}[{extra}]'"
+
+
 class EtlError(Exception):
     """An expected failure with a message fit for the user."""
 
@@ -60,6 +87,10 @@ class AuthError(ApiError):
 
 class RetriesExhausted(ApiError):
     """A retriable failure kept happening until the retry budget ran out."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason  # the last failure alone, for a line that is not about a run (check)
 
 
 class PaginationError(ApiError):

@@ -9,22 +9,18 @@ commit at once.
 from __future__ import annotations
 
 import csv
-import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
 
+from etl.errors import EtlError
+from etl.storable import dumps
+
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
-COLUMNS = (
-    "account", "id", "status", "created", "completed", "audio_url", "resource_url", "error",
-    "first_seen_at", "changed_at", "deleted_at", "unlisted_at",
-    "text", "audio_duration", "confidence", "language_code", "speech_model", "speech_models", "speech_model_used",
-    "hydrated_at", "change_seq", "raw",
-)
 FORMATS = ("jsonl", "csv")
 
 
@@ -33,7 +29,10 @@ def export(conn: Connection, since: int | None, fmt: str, out: IO[str], account:
     watermark, count = since or 0, 0
     from etl.changes import settled  # here, not at the top: see _changed
 
-    writer = _writer(fmt, out)
+    # Every column of the table, in its order: what --format parquet writes too.
+    from etl.schema import transcripts
+
+    writer = _writer(fmt, out, [column.name for column in transcripts.columns])
     bound = settled(conn)
     if bound is None or bound <= watermark:
         return count, watermark
@@ -42,6 +41,18 @@ def export(conn: Connection, since: int | None, fmt: str, out: IO[str], account:
         count += 1
         watermark = row["change_seq"]
     return count, watermark
+
+
+@contextmanager
+def owner_only(private: bool) -> Iterator[None]:
+    """With `private`, the files and folders created meanwhile are their owner's only (0600, 0700) whatever the
+    umask: an export holds transcript text, as the database does (db.make_engine)."""
+    previous = os.umask(0o077) if private else None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            os.umask(previous)
 
 
 @contextmanager
@@ -77,7 +88,7 @@ def _changed(conn: Connection, since: int | None, bound: int, account: str | Non
 
     # One statement: one consistent snapshot, streamed so memory stays flat however many rows changed.
     query = (
-        select(*(transcripts.c[name] for name in COLUMNS)).where(transcripts.c.change_seq <= bound)
+        select(transcripts).where(transcripts.c.change_seq <= bound)
         .order_by(transcripts.c.change_seq, transcripts.c.account, transcripts.c.id)
     )
     if since is not None:
@@ -88,23 +99,29 @@ def _changed(conn: Connection, since: int | None, bound: int, account: str | Non
         yield dict(row)
 
 
-def _writer(fmt: str, out: IO[str]):
+def _writer(fmt: str, out: IO[str], columns: list[str]):
     if fmt == "jsonl":
-        return lambda row: out.write(json.dumps(row, default=_iso) + "\n")
-    table = csv.DictWriter(out, fieldnames=COLUMNS)
+        return lambda row: out.write(_json(row, {name: _iso(value) for name, value in row.items()}) + "\n")
+    table = csv.DictWriter(out, fieldnames=columns)
     table.writeheader()
-    return lambda row: table.writerow({name: _csv_value(value) for name, value in row.items()})
+    return lambda row: table.writerow({name: _csv_value(row, value) for name, value in row.items()})
 
 
-def _csv_value(value: Any) -> Any:
+def _json(row: dict[str, Any], value: Any) -> str:
+    try:
+        return dumps(value)
+    except ValueError:  # only a value stored before aai-etl refused NaN and Infinity: JSON has neither
+        raise EtlError(f"cannot export transcript {row['id']}: it holds NaN or Infinity, which JSON cannot carry") from None
+
+
+def _csv_value(row: dict[str, Any], value: Any) -> Any:
+    if isinstance(value, bool):  # as JSON spells them, which every loader reads
+        return "true" if value else "false"
     if isinstance(value, (dict, list)):
-        return json.dumps(value)
-    if isinstance(value, datetime):
-        return _iso(value)
-    return value
+        return _json(row, value)
+    return _iso(value)
 
 
-def _iso(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"cannot export {type(value).__name__}")
+def _iso(value: Any) -> Any:
+    """A timestamp as ISO 8601 text; any other value as it is."""
+    return value.isoformat() if isinstance(value, datetime) else value

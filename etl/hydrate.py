@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, update
@@ -28,11 +29,10 @@ from etl.items import DELETED_AUDIO_URL
 from etl.load import DETAIL_COLUMNS
 from etl.presigned import redact_audio_url
 from etl.schema import NEEDS_DETAILS, transcript_bodies, transcript_words, transcripts
-from etl.storable import escape, escape_json, storable_integer, storable_number, unescape
+from etl.storable import dumps, escape, escape_json, storable_integer, storable_number, unescape
 
 log = logging.getLogger(__name__)
 
-DELETED_TEXT = "Deleted by user."
 BATCH = 50  # rows a transaction: small enough to lose little to a kill, large enough to batch well
 CHUNK = 1000  # ids read from the queue at a time: memory stays flat however large the backlog
 RETRY_BASE = timedelta(minutes=5)
@@ -90,6 +90,7 @@ def hydrate(
     finally:
         if fetchers is not None:
             fetchers.close()
+        options.deriver.tell()  # these bodies were just stored: each kind of trouble is said now, once
     return hydrated, failed
 
 
@@ -168,9 +169,15 @@ def _fetch(client: ApiClient, transcript_id: str, attempts: int, keep_presigned_
     for its own."""
     try:
         body = client.get_transcript(unescape(transcript_id))
-        return _Fetched(transcript_id, attempts, body=escape_json(body if keep_presigned_credentials else redact_audio_url(body)))
+        body = escape_json(body if keep_presigned_credentials else redact_audio_url(body))
+        dumps(body)  # ValueError for NaN or Infinity, which are not JSON: neither database can hold them
+        return _Fetched(transcript_id, attempts, body=body)
     except AuthError:
         raise  # the key itself is refused: no other fetch can succeed either
+    except RecursionError:  # read, but too deep for the walks that make it storable
+        return _Fetched(transcript_id, attempts, error="its body nests its values too deeply to store")
+    except ValueError:
+        return _Fetched(transcript_id, attempts, error="its body holds NaN or Infinity, which are not JSON")
     except RetriesExhausted as exc:
         return _Fetched(transcript_id, attempts, error=escape(client.redact(str(exc))), exhausted=exc)
     except EtlError as exc:
@@ -246,7 +253,7 @@ def _store(conn: Connection, account: str, done: list[_Fetched], options: Hydrat
     # Bound names must differ from column names in an UPDATE's SET: hence the v_ prefix.
     contents = {f.transcript_id: None if _deleted(f.details) else f.details for f in done}
     details = [
-        {"hydrated_at": now, "change_seq": seq, **_details(f.details), **derive.columns(contents[f.transcript_id], now)}
+        {"hydrated_at": now, "change_seq": seq, **_details(f), **derive.columns(contents[f.transcript_id], now)}
         for f in done
     ]
     conn.execute(
@@ -262,20 +269,30 @@ def _store(conn: Connection, account: str, done: list[_Fetched], options: Hydrat
     options.deriver.replace(conn, account, contents)
 
 
-def _details(body: dict[str, Any]) -> dict[str, Any]:
+def _details(fetched: _Fetched) -> dict[str, Any]:
     """The typed columns; a deleted transcript keeps none of its content."""
+    body = fetched.details
     if _deleted(body):
         return {name: None for name in DETAIL_COLUMNS} | {"hydrate_error": None}
     return {
         "text": _typed(body, "text", str),
-        "audio_duration": storable_number(body.get("audio_duration")),
-        "confidence": storable_number(body.get("confidence")),
+        "audio_duration": _number(fetched, "audio_duration"),
+        "confidence": _number(fetched, "confidence"),
         "language_code": _typed(body, "language_code", str),
         "speech_model": _typed(body, "speech_model", str),
         "speech_models": _typed(body, "speech_models", list),
         "speech_model_used": _typed(body, "speech_model_used", str),
         "hydrate_error": None,
     }
+
+
+def _number(fetched: _Fetched, name: str) -> float | None:
+    """A number column: NULL, with a warning, for a value present that a float cannot hold (10**400, or text)."""
+    value = fetched.details.get(name)
+    number = storable_number(value)
+    if number is None and value is not None:
+        log.warning("transcript %s: %s %.60s is not a number a column holds: stored as NULL", fetched.transcript_id, name, value)
+    return number
 
 
 def _words(account: str, fetched: _Fetched) -> list[dict[str, Any]]:
@@ -306,7 +323,8 @@ def _replace(conn: Connection, table, account: str, ids: list[str], rows: list[d
 
 
 def _deleted(body: dict[str, Any]) -> bool:
-    return body.get("audio_url") == DELETED_AUDIO_URL or body.get("text") == DELETED_TEXT
+    """The API's one signal of a deletion; a body whose text reads "Deleted by user." is a transcript like any other."""
+    return body.get("audio_url") == DELETED_AUDIO_URL
 
 
 def _retry_delay(attempts: int) -> timedelta:
@@ -321,6 +339,8 @@ def _typed(body: dict[str, Any], name: str, kind: type) -> Any:
 def _integer(value: Any) -> int | None:
     """Milliseconds: a fraction is cut off; what is no number, or more than an INTEGER column holds, is None."""
     if isinstance(value, float) and math.isfinite(value):
+        value = int(value)
+    elif isinstance(value, Decimal) and value.adjusted() < 10:  # a fraction of more digits than a float's
         value = int(value)
     return storable_integer(value)
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from etl.presigned import redact_audio_url
-from etl.storable import escape_json
+from etl.storable import dumps, escape_json
 
 STATUSES = frozenset({"queued", "processing", "completed", "error"})
 PENDING_STATUSES = ("queued", "processing")
@@ -28,12 +27,13 @@ DELETED_AUDIO_URL = "http://deleted_by_user"
 @dataclass(frozen=True, slots=True)
 class Item:
     """One list item: `row` holds the typed columns and `raw`, `bad_fields` what could not be read, `raw_json`
-    the stored `raw` as JSON text (empty for an item without a usable id: it is never stored)."""
+    the stored `raw` as JSON text (empty for an item without a usable id or one `refused`: it is never stored)."""
 
     id: str | None
     row: dict[str, Any]
     bad_fields: tuple[str, ...]
     raw_json: str = ""
+    refused: str | None = None  # why no database can store it
 
 
 def parse_item(raw: Any, keep_presigned_credentials: bool = False) -> Item:
@@ -46,11 +46,17 @@ def parse_item(raw: Any, keep_presigned_credentials: bool = False) -> Item:
     # The JSON text is needed to store the item anyway, and it is ASCII: every character a database refuses
     # is written as a \u escape in it. Without one (nearly every item) there is nothing to escape, and no
     # need to look through the item's strings one by one.
-    raw_json = json.dumps(raw)
-    if "\\u" in raw_json:
-        escaped = escape_json(raw)
-        if escaped is not raw:
-            raw, raw_json = escaped, json.dumps(escaped)
+    try:
+        raw_json = dumps(raw)
+        if "\\u" in raw_json:
+            escaped = escape_json(raw)
+            if escaped is not raw:
+                raw, raw_json = escaped, dumps(escaped)
+    except ValueError:
+        # Not JSON, so neither database can hold it: refused alone, as PostgreSQL's jsonb refuses it.
+        return _refused(raw, "it holds NaN or Infinity, which are not JSON")
+    except RecursionError:  # read, but too deep for the walks that make it storable: the same on every run
+        return _refused(raw, "it nests its values too deeply to store")
     bad: list[str] = []
     transcript_id = raw.get("id")
     if not isinstance(transcript_id, str) or not transcript_id or len(transcript_id) > MAX_ID_LENGTH:
@@ -76,6 +82,13 @@ def parse_item(raw: Any, keep_presigned_credentials: bool = False) -> Item:
             value = None
         row[name] = value
     return Item(transcript_id, row, tuple(bad), raw_json)
+
+
+def _refused(raw: dict[str, Any], reason: str) -> Item:
+    transcript_id = raw.get("id")
+    if not isinstance(transcript_id, str) or not transcript_id or len(transcript_id) > MAX_ID_LENGTH:
+        return Item(None, {"raw": raw}, ("id",))
+    return Item(escape_json(transcript_id), {"raw": raw}, (), refused=reason)
 
 
 def parse_timestamp(value: Any) -> datetime | None:

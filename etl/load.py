@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any, cast
@@ -23,7 +22,7 @@ from etl.schema import (
     transcript_words,
     transcripts,
 )
-from etl.storable import escape, unescape
+from etl.storable import escape, loads, unescape
 
 _UPDATED_ON_CHANGE = (
     "status", "created", "completed", "audio_url", "resource_url", "error", "raw", "changed_at", "deleted_at", "unlisted_at",
@@ -50,7 +49,7 @@ class PageResult:
     # (transcript id or None, field, value as received) for every unreadable value in a row written now:
     # a bad item is reported when it first arrives or changes, not again on every run that lists it.
     bad_values: list[tuple[str | None, str, Any]] = field(default_factory=list)
-    # (transcript id, the database's reason) for every item the database refused to store.
+    # (transcript id, why) for every item not stored: the database refused it, or it is not JSON.
     refused: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -80,6 +79,8 @@ def upsert_page(conn: Connection, account: str, items: list[Item], now: datetime
     for item in items:
         if item.id is None:
             result.bad_values.append((None, item.bad_fields[0], item.row.get("raw")))
+        elif item.refused is not None:
+            result.refused.append((item.id, item.refused))
         else:
             latest.setdefault(item.id, item)  # the API should not repeat an id; if it does, keep the first
     if not latest:
@@ -158,7 +159,7 @@ def _write(
     """Upsert the page in one statement; if the database refuses a value, item by item, so that only the
     refused items are lost (each named in `result.refused`), never the rest of the page."""
     refused = store_or_refuse(conn, writes, lambda part: sql.upsert(conn, account, part, now, seq))
-    result.refused.extend((cast(str, item.id), reason) for (item, _), reason in refused)
+    result.refused.extend((cast(str, item.id), f"the database refused it: {reason}") for (item, _), reason in refused)
     lost = {id(write) for write, _ in refused}
     return [write[0] for write in writes if id(write) not in lost]
 
@@ -220,7 +221,7 @@ class _PageSql:
             params = tuple(ids)
         rows = conn.exec_driver_sql(query, params).fetchall()
         return {
-            transcript_id: _Stored(raw if self.postgres else json.loads(raw), status, deleted_at, unlisted_at)
+            transcript_id: _Stored(raw if self.postgres else loads(raw), status, deleted_at, unlisted_at)
             for owner, transcript_id, raw, status, deleted_at, unlisted_at in rows
             if owner == account
         }

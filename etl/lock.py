@@ -38,7 +38,10 @@ def hold(conn: Connection, name: str, *, wait: bool) -> Iterator[None]:
 
 @contextmanager
 def _advisory(conn: Connection, name: str, wait: bool) -> Iterator[None]:
-    key = int.from_bytes(hashlib.sha256(f"aai-etl:{name}".encode()).digest()[:8], "big", signed=True)
+    # Installations in different schemas of one database are apart: their locks are too.
+    schema = conn.info.get("schema")
+    scoped = f"aai-etl:{schema}:{name}" if schema else f"aai-etl:{name}"
+    key = int.from_bytes(hashlib.sha256(scoped.encode()).digest()[:8], "big", signed=True)
     if wait:
         conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
     elif not conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar():

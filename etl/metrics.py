@@ -39,7 +39,7 @@ _HELP = {
     "last_run_rate_limited": "Responses of the last run that were HTTP 429 (rate limited).",
     "last_run_details_fetched": "Transcript details the last run fetched.",
     "last_run_detail_failures": "Transcript detail fetches of the last run that failed.",
-    "pending_transcripts": "Transcripts still queued or processing.",
+    "pending_transcripts": "Transcripts not yet completed or error: queued, processing, or a status unknown or unreadable.",
     "hydration_backlog": "Final transcripts whose details are not fetched yet (waiting or failing).",
     "hydration_failing": "Transcripts whose detail fetch failed and waits for a retry.",
 }

@@ -23,7 +23,7 @@ from sqlalchemy import JSON, BigInteger, Boolean, Connection, Float, Integer, Ta
 from sqlalchemy.sql.elements import ColumnElement
 
 from etl.changes import settled
-from etl.errors import ConfigError
+from etl.errors import ConfigError, install_hint
 from etl.schema import DERIVED_TABLES, RawJSON, UTCDateTime, transcript_status_changes, transcripts
 
 if TYPE_CHECKING:
@@ -35,7 +35,6 @@ TABLES: dict[str, Table] = {
     **{table.name: table for table in DERIVED_TABLES.values()},
 }
 BATCH_ROWS = 10_000  # rows read, converted and written at a time: memory stays flat however many changed
-INSTALL = "the Parquet export needs pyarrow: pip install 'aai-etl[parquet]'"
 
 
 def require_pyarrow() -> None:
@@ -43,7 +42,7 @@ def require_pyarrow() -> None:
     try:
         import pyarrow.parquet  # noqa: F401
     except ImportError:
-        raise ConfigError(INSTALL) from None
+        raise ConfigError(f"the Parquet export needs pyarrow: {install_hint('parquet')}") from None
 
 
 def export(conn: Connection, since: int | None, directory: Path, account: str | None = None) -> tuple[dict[str, int], int]:

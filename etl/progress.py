@@ -33,9 +33,15 @@ class RunProgress:
                 rows=stats.inserted + stats.updated + stats.unchanged,
                 listed_back_to=stats.listed_back_to,
                 walking_down_to=stats.walking_down_to,
+                days_done=stats.days_done,
+                days_total=stats.days_total,
+                oldest_day=stats.oldest_day,
             )
         else:
-            fields.update(done=stats.hydrated + stats.hydrate_failures, total=stats.hydrate_total, failed=stats.hydrate_failures)
+            fields.update(
+                done=stats.hydrated + stats.hydrate_failures, total=stats.hydrate_total, failed=stats.hydrate_failures,
+                estimate_seconds=stats.hydrate_estimate,
+            )
         fields.update(requests=stats.requests, retries=stats.retries, rate_limited=stats.rate_limited)
         with self._lock:
             if event in ("run_started", "phase"):
@@ -53,7 +59,9 @@ class RunProgress:
         fields["rate"] = round((count - at_start) / max(self._clock() - started, 1e-6), 1)
         if fields["phase"] == "hydrating":
             remaining = max(fields["total"] - count, 0)
-            fields["eta_seconds"] = math.ceil(remaining / fields["rate"]) if fields["rate"] > 0 else None
+            # Until a rate is measured, the backlog at the request budget says how long it takes at best.
+            estimate = fields.pop("estimate_seconds")
+            fields["eta_seconds"] = math.ceil(remaining / fields["rate"]) if fields["rate"] > 0 else estimate
         return fields
 
 
@@ -67,6 +75,8 @@ def describe(fields: dict[str, Any]) -> str:
         where = f"listing: {fields['rows']:,} transcripts read in {fields['pages']:,} pages, {fields['rate']:,.0f}/s"
         if fields["listed_back_to"]:
             where += f", back to {fields['listed_back_to']} (walking down to {fields['walking_down_to']})"
+        if fields["days_total"]:
+            where += f", {_days(fields)}"
     else:
         eta = fields.get("eta_seconds")
         left = f", about {duration(eta)} left" if eta is not None else ""
@@ -74,6 +84,12 @@ def describe(fields: dict[str, Any]) -> str:
         where = f"details: {fields['done']:,} of {fields['total']:,}{failed}, {fields['rate']:,.1f}/s{left}"
     retries = f"; {fields['retries']:,} retries ({fields['rate_limited']:,} after HTTP 429)" if fields["retries"] else ""
     return f"'{fields['account']}' {where}{retries}"
+
+
+def _days(fields: dict[str, Any]) -> str:
+    """Where a walk by days is: `12 of 91 days done, reached 2026-09-12`."""
+    reached = f", reached {fields['oldest_day']}" if fields["oldest_day"] else ""
+    return f"{fields['days_done']:,} of {fields['days_total']:,} days done{reached}"
 
 
 def duration(seconds: float) -> str:
@@ -175,6 +191,8 @@ def _postfix(fields: dict[str, Any]) -> str:
     parts = [f"{fields['pages']:,} pages"] if fields["phase"] == "listing" else []
     if fields["phase"] == "listing" and fields["listed_back_to"]:
         parts.append(f"reached {fields['listed_back_to'][:10]}, walking down to {fields['walking_down_to'][:10]}")
+    if fields["phase"] == "listing" and fields["days_total"]:
+        parts.append(_days(fields))
     if fields["phase"] != "listing" and fields["failed"]:
         parts.append(f"{fields['failed']:,} failed")
     if fields["retries"]:

@@ -31,7 +31,7 @@ class _Redacting(logging.Filter):
 
 
 class _JsonFormatter(logging.Formatter):
-    """One object a line; `run_id` and `event` on every one, so a collector can follow a run."""
+    """One object a line in the one event schema (`Reporter.record`), so a collector can follow a run."""
 
     def __init__(self, reporter: Reporter) -> None:
         super().__init__()
@@ -39,14 +39,9 @@ class _JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         return json.dumps(
-            {
-                "time": _iso(record.created),
-                "level": record.levelname.lower(),
-                "logger": record.name,
-                "message": record.getMessage(),
-                **self.reporter.context(getattr(record, "event", "log")),
-                **getattr(record, "fields", {}),
-            }
+            self.reporter.record(
+                record.levelname.lower(), getattr(record, "event", "log"), record.getMessage(), getattr(record, "fields", {}), record.created
+            )
         )
 
 
@@ -112,6 +107,8 @@ class Reporter:
                 log.info("run %s of '%s' started", stats.sync_run, stats.account, extra={"event": name, "fields": {"sync_run": stats.sync_run}})
             if not self.quiet:
                 self._ticker = Ticker(self.progress_interval, self._tick)
+        elif name == "phase" and self._ticker is not None and (fields.get("eta_seconds") or 0) >= self.progress_interval:
+            self._tick()  # a backlog that outlasts the interval: how long it will take, up front
         if name in ("run_finished", "run_failed"):
             self._stop_ticker()
 
@@ -124,16 +121,28 @@ class Reporter:
             self._ticker.stop()
             self._ticker = None
 
-    def context(self, event: str) -> dict[str, Any]:
-        """What every JSON line carries: the invocation's run_id, the event, the account being synced."""
-        account = {"account": self._progress.fields().get("account")} if self._progress else {}
-        return {"run_id": self.run_id, "event": event, **account}
+    def record(
+        self, level: str, event: str, message: str, fields: dict[str, Any], created: float | None = None,
+        account: str | None = None,
+    ) -> dict[str, Any]:
+        """One JSON line of the event schema: time, level, event, run_id, account (null before a run starts),
+        message, then the event's own fields, seconds and rates rounded as a person reads them."""
+        if account is None and self._progress is not None:
+            account = self._progress.fields().get("account")
+        own = {name: _rounded(value) for name, value in fields.items() if name not in SCHEMA}
+        return {
+            "time": _iso(time.time() if created is None else created), "level": level, "event": event,
+            "run_id": self.run_id, "account": account, "message": message, **own,
+        }
 
     def write_log(self, line: str, record: logging.LogRecord) -> None:
-        if self._bars is not None:
-            if getattr(record, "event", None) == "retrying":
+        if getattr(record, "event", None) == "retrying":
+            # A retry is a count (bar, progress events, summary, metrics), not a line: the bar says it waits.
+            if self._bars is not None:
                 fields = record.__dict__["fields"]  # set by the client through `extra`
                 self._bars.waiting(fields["delay"], fields["rate_limited"])
+            return
+        if self._bars is not None:
             self._bars.write(line)
         else:
             self._stream.write(line + "\n")
@@ -143,44 +152,25 @@ class Reporter:
         self._end_progress()
         if self.quiet:
             return
+        line = summary_line(account, stats, listing)
         if self.json:
-            self._json_line({"event": "run_finished", "command": "sync" if listing else "hydrate", "account": account, **vars(stats)})
-        elif not listing:
-            click.echo(
-                f"details of '{account}' done: {stats.hydrated:,} fetched, {stats.hydrate_failures:,} failed, "
-                f"{plural(stats.requests, 'request')}, {stats.seconds:.1f}s"
-            )
+            own = {name: value for name, value in vars(stats).items() if name not in _NOT_SUMMARISED}
+            self._json_line(self.record("info", "run_finished", line, {"command": "sync" if listing else "hydrate", **own}, account=account))
         else:
-            # Deletions and unlisting are rare: named only when they happened, to keep the usual line short.
-            rare = "".join(
-                f", {count:,} {label}"
-                for count, label in (
-                    (stats.deleted, "deleted"),
-                    (stats.unlisted, "no longer listed"),
-                    (stats.hydrated, "details fetched"),
-                    (stats.hydrate_failures, "detail fetches failed"),
-                )
-                if count
-            )
-            click.echo(
-                f"sync of '{account}' done: {stats.inserted:,} new, {stats.updated:,} updated, {stats.unchanged:,} "
-                f"unchanged{rare}, {plural(stats.bad_values, 'bad value')}, {plural(stats.pages, 'page')}, {plural(stats.requests, 'request')}, "
-                f"{stats.seconds:.1f}s"
-            )
+            click.echo(line)
 
     def error(self, message: str) -> None:
         self._end_progress()
         message = redact(message, self.secrets)
         if self.json:
-            self._json_line({"level": "error", "message": message, **self.context("run_failed")}, err=True)
+            self._json_line(self.record("error", "run_failed", message, {}), err=True)
         else:
             click.echo(f"aai-etl: error: {message}", err=True)
 
     def echo(self, text: str) -> None:
         click.echo(redact(text, self.secrets))
 
-    def _json_line(self, payload: dict[str, Any], err: bool = False) -> None:
-        line = {"time": _iso(time.time()), "run_id": self.run_id, **payload}
+    def _json_line(self, line: dict[str, Any], err: bool = False) -> None:
         click.echo(redact(json.dumps(line), self.secrets), err=err)
 
     def _end_progress(self) -> None:
@@ -188,6 +178,42 @@ class Reporter:
         if self._bars is not None:
             self._bars.close()
             self._bars = None
+
+
+# The fields every JSON line starts with, in this order (README "Watching a run").
+SCHEMA = ("time", "level", "event", "run_id", "account", "message")
+# The run's position when it ended, which the progress events say: not part of its result.
+_NOT_SUMMARISED = {"phase", "days_done", "days_total", "oldest_day", "hydrate_estimate"}
+
+
+def summary_line(account: str, stats: Any, listing: bool) -> str:
+    """The run's summary, as the text log prints it and as the `run_finished` event's message."""
+    retries = f", {stats.retries:,} retr{'y' if stats.retries == 1 else 'ies'}" if stats.retries else ""
+    if not listing:
+        return (
+            f"details of '{account}' done: {stats.hydrated:,} fetched, {stats.hydrate_failures:,} failed, "
+            f"{plural(stats.requests, 'request')}{retries}, {stats.seconds:.1f}s"
+        )
+    # Deletions and unlisting are rare: named only when they happened, to keep the usual line short.
+    rare = "".join(
+        f", {count:,} {label}"
+        for count, label in (
+            (stats.deleted, "deleted"),
+            (stats.unlisted, "no longer listed"),
+            (stats.hydrated, "details fetched"),
+            (stats.hydrate_failures, "detail fetches failed"),
+        )
+        if count
+    )
+    return (
+        f"sync of '{account}' done: {stats.inserted:,} new, {stats.updated:,} updated, {stats.unchanged:,} "
+        f"unchanged{rare}, {plural(stats.bad_values, 'bad value')}, {plural(stats.pages, 'page')}, "
+        f"{plural(stats.requests, 'request')}{retries}, {stats.seconds:.1f}s"
+    )
+
+
+def _rounded(value: Any) -> Any:
+    return round(value, 1) if isinstance(value, float) else value
 
 
 def plural(count: int, noun: str) -> str:

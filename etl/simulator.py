@@ -53,6 +53,14 @@ OTHER_TIMEZONE = timedelta(hours=-8)  # "other_timezone": days run from 08:00 UT
 
 
 @dataclass(frozen=True)
+class JsonText:
+    """A value served as this JSON text, verbatim: what json.dumps cannot write (a number of 5,000 digits,
+    1e23 as written, nesting 10,000 deep)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class Fault:
     """One scripted response that replaces normal handling of one request."""
 
@@ -223,6 +231,16 @@ class FakeAssemblyAI:
                 self._append(item)
                 created.append(dict(item))
         return created
+
+    def end_at(self, moment: datetime) -> None:
+        """Move every transcript's times by one offset, so that the newest was created at `moment` (naive UTC)."""
+        with self._lock:
+            offset = moment - self.clock
+            for item in self._all.values():
+                for key in ("created", "completed"):
+                    if (when := _parse_ts(item.get(key))) is not None:
+                        item[key] = (when + offset).strftime(TS_FORMAT)
+            self.clock = moment
 
     def add_raw(self, item: dict) -> None:
         """Append `item` verbatim as the newest; it must have an "id" for cursors."""
@@ -495,7 +513,7 @@ class _Handler(BaseHTTPRequestHandler):
             if kind == "truncated":
                 code, body = 200, body[: len(body) // 2]
             elif kind == "mangled" and code == 200:
-                body = json.dumps(fault.body(json.loads(body)), default=str).encode()
+                body = _json(code, fault.body(json.loads(body)))[1]
         # Logged before sending, so a client that has its answer also sees the entry.
         fake._log(url.path, params, code)
         self._send(code, body, content_type, headers, fault.seconds if kind == "drip" else 0.0)
@@ -642,7 +660,21 @@ def _phrase(code: int) -> str:
 
 def _json(code: int, body: Any) -> tuple[int, bytes]:
     # default=str: items added raw may hold values JSON cannot encode; serve them anyway.
-    return code, json.dumps(body, default=str).encode()
+    verbatim: list[str] = []
+    text = json.dumps(body, default=lambda value: _verbatim(value, verbatim))
+    for piece in verbatim:
+        text = text.replace(json.dumps(_VERBATIM), piece, 1)
+    return code, text.encode()
+
+
+_VERBATIM = "\x00simulator: JSON text\x00"
+
+
+def _verbatim(value: Any, verbatim: list[str]) -> str:
+    if isinstance(value, JsonText):
+        verbatim.append(value.text)
+        return _VERBATIM
+    return str(value)
 
 
 def _parse_ts(value: Any) -> datetime | None:
@@ -731,6 +763,8 @@ def serve(
     statuses = rng.choices(STATUSES, weights=(1, 1, 90, 8), k=transcripts)
     for status in statuses:
         api.add(1, status=status)
+    # The account ends as the simulator starts, as a live one does: `stats` and dashboards show today.
+    api.end_at(datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(minutes=1))
     api.start(host, port)
     say(
         f"simulated AssemblyAI API listening on {api.base_url}: {transcripts:,} transcripts, {latency:g}s latency, "

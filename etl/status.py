@@ -11,7 +11,6 @@ from sqlalchemy import Connection, func, select
 from etl import migrate
 from etl.db import masked
 from etl.progress import duration
-from etl.items import PENDING_STATUSES
 from etl.load import read_cursor
 from etl.report import plural
 from etl.schema import NEEDS_DETAILS, NOT_FINAL, sync_run_writers, sync_runs, transcripts
@@ -42,11 +41,8 @@ def health(conn: Connection, accounts: list[str]) -> dict[str, dict[str, Any]]:
 
 def _health(conn: Connection, account: str) -> dict[str, Any]:
     mine = transcripts.c.account == account
-    # Of the rows not final, those queued or processing: no GROUP BY, which an index on status would serve.
-    queued_or_processing = transcripts.c.status.in_(PENDING_STATUSES)
-    pending, oldest_pending = conn.execute(
-        select(func.count().filter(queued_or_processing), func.min(transcripts.c.created).filter(queued_or_processing)).where(mine, NOT_FINAL)
-    ).one()
+    # Pending as the sync re-checks it (etl.schema.NOT_FINAL): an unknown status is still to be settled.
+    pending, oldest_pending = conn.execute(select(func.count(), func.min(transcripts.c.created)).where(mine, NOT_FINAL)).one()
     waiting, failing = conn.execute(
         select(
             func.count().filter(transcripts.c.hydrate_attempts == 0), func.count().filter(transcripts.c.hydrate_attempts > 0)
@@ -154,7 +150,7 @@ def _render_account(report: dict[str, Any]) -> list[str]:
         kind = "full walk" if walk["full"] else "walk"
         lines.append(f"resuming     an interrupted {kind}, from before {walk['before_id']} down to {floor}")
     pending_since = f", oldest created {_when(report['oldest_pending_created'])}" if report["pending"] else ""
-    lines.append(f"pending      {report['pending']:,} queued or processing{pending_since}")
+    lines.append(f"pending      {report['pending']:,} not yet completed or error{pending_since}")
     counts = ", ".join(f"{count:,} {status}" for status, count in report["by_status"].items())
     lines.append(f"transcripts  {report['transcripts']:,}" + (f" ({counts})" if counts else ""))
     lines.append(f"             {report['deleted']:,} deleted by the user, {report['unlisted']:,} no longer listed")

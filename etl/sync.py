@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import time
@@ -78,6 +79,12 @@ class RunStats:
     # to, and the one it walks down to (the floor, or the start of the 90-day window), say how far it has come.
     listed_back_to: str | None = None
     walking_down_to: str | None = None
+    # A walk by days: days done of the days to do, and the oldest day any page has reached.
+    days_done: int = 0
+    days_total: int = 0
+    oldest_day: str | None = None
+    # Seconds the details backlog takes at the request budget: the ETA before a rate is measured.
+    hydrate_estimate: int | None = None
     retries: int = 0
     rate_limited: int = 0
 
@@ -150,6 +157,7 @@ class _Run:
         # Whether a serial walk may still go on by days (`partitions = "auto"`, and they have not fallen back),
         # and whether the last one did.
         self.may_switch = partitions == "auto"
+        self.days: dict[date, DayPosition] = {}  # a walk by days as committed, for the progress
         self.switched = self.switched_all_new = False
         self.stats = RunStats(account=account)
         self.analyze_at = ANALYZE_FIRST if conn.dialect.name == "postgresql" else None
@@ -178,6 +186,7 @@ class _Run:
             self.until_current(full)
         if hydration is not None:
             self.stats.phase, self.stats.hydrate_total = "hydrating", hydration_backlog(self.conn, self.account)
+            self.stats.hydrate_estimate = math.ceil(self.stats.hydrate_total / self.client.pacer.budget)
             self.on_event("phase", self.stats)
             hydrate(self.conn, self.client, self.account, hydration, self._hydrated)
             if self.analyze_at is not None and self.stats.hydrated >= ANALYZE_FIRST:
@@ -263,6 +272,8 @@ class _Run:
         if all_new is None:
             all_new = not full and not has_rows(self.conn, self.account)
         todo = {day: position.before_id for day, position in positions.items() if not position.done}
+        self.days = dict(positions)  # as committed: what the progress says of the walk
+        _days_walked(self.stats, self.days)
         pages = partitions.walk_days(
             self.client, todo, workers=self.partition_days, now=now, keep_presigned_credentials=self.keep_presigned_credentials
         )
@@ -304,6 +315,8 @@ class _Run:
         for page in batch:
             moved[page.day] = _advance(moved.get(page.day, positions[page.day]), page)
         save_partitions(self.conn, self.account, moved, now)
+        self.days.update(moved)
+        _days_walked(stats, self.days)
         self._commit(stats)
         positions.update(moved)
         _warn_bad_values(result)
@@ -339,7 +352,7 @@ class _Run:
 
     def _write_day(
         self, conn: Connection, run: int, writer: int, job: tuple[partitions.DayPage, DayPosition], all_new: bool,
-    ) -> PageResult:
+    ) -> tuple[PageResult, date, DayPosition]:
         """On a writer's connection, in its thread: one page, its day's position and the writer's counters."""
         page, position = job
         now = _utcnow()
@@ -350,12 +363,15 @@ class _Run:
             **{name: sync_run_writers.c[name] + value for name, value in _page_counters(result).items()}
         ))
         conn.commit()
-        return result
+        return result, page.day, position
 
-    def _day_written(self, result: PageResult) -> None:
+    def _day_written(self, written: tuple[PageResult, date, DayPosition]) -> None:
         """In the run's thread, for each page a writer committed: the run's counters, then the progress."""
+        result, day, position = written
         stats = replace(self.stats)
         stats.add(result)
+        self.days[day] = position
+        _days_walked(stats, self.days)
         _client_counters(stats, self.client)
         self.stats = stats
         self.on_event("progress", stats)
@@ -589,6 +605,13 @@ def _newer(top: Boundary | None, newest: Boundary | None) -> Boundary | None:
     return newest if (newest.created, newest.id) > (top.created, top.id) else top
 
 
+def _days_walked(stats: RunStats, days: dict[date, DayPosition]) -> None:
+    """Where a walk by days is: days done of days to do, and the oldest day a page has come from."""
+    reached = [day for day, position in days.items() if position.done or position.before_id is not None or position.oldest is not None]
+    stats.days_done, stats.days_total = sum(position.done for position in days.values()), len(days)
+    stats.oldest_day = min(reached).isoformat() if reached else None
+
+
 def _client_counters(stats: RunStats, client: ApiClient) -> None:
     stats.requests = client.requests_made
     stats.retries, stats.rate_limited = client.retries, client.rate_limited
@@ -629,7 +652,7 @@ def _warn_bad_values(result: PageResult) -> None:
         else:
             log.warning("transcript %s: unreadable %s %.100r stored as NULL (raw keeps it)", transcript_id, name, value)
     for transcript_id, reason in result.refused:
-        log.warning("transcript %s: not stored, the database refused it: %.300s", transcript_id, reason)
+        log.warning("transcript %s: not stored, %.300s", transcript_id, reason)
 
 
 def _start_run(conn: Connection, account: str) -> int:
@@ -680,10 +703,11 @@ def _page_counters(page: PageResult) -> dict[str, int]:
 
 def derive_from_bodies(
     engine: Engine, account: str, tables: tuple[str, ...], *, again: bool = False, refetch: bool = False
-) -> tuple[int, int]:
+) -> tuple[int, int, int]:
     """Fill the derived tables from stored bodies, for transcripts hydrated before they existed (no API
-    requests); return (transcripts derived, transcripts left without a stored body). With `refetch`, queue
-    those without a body for the next hydration instead; return (transcripts queued, 0). Holds the
+    requests); return (transcripts derived, transcripts left without a stored body, transcripts whose body
+    had a trouble: said as warnings the first time they are derived, only counted `again`). With `refetch`,
+    queue those without a body for the next hydration instead; return (transcripts queued, 0, 0). Holds the
     account's run lock, like a sync."""
     with connect(engine) as conn:
         with interrupt.writing():
@@ -691,9 +715,13 @@ def derive_from_bodies(
         try:
             with lock.hold(conn, f"sync-{account}", wait=False):
                 if refetch:
-                    return derive.refetch_without_bodies(conn, account), 0
-                derived = derive.backfill(conn, account, derive.Deriver(tables), _utcnow(), again)
-                return derived, derive.without_bodies(conn, account)
+                    return derive.refetch_without_bodies(conn, account), 0, 0
+                deriver = derive.Deriver(tables)
+                try:
+                    derived = derive.backfill(conn, account, deriver, _utcnow(), again)
+                finally:
+                    troubled = deriver.tell(say=not again)
+                return derived, derive.without_bodies(conn, account), troubled
         except lock.LockBusy:
             raise SyncAlreadyRunning(_already_running(conn, account)) from None
 

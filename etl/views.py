@@ -13,13 +13,15 @@ from sqlalchemy import Connection
 _DAY = {"postgresql": "(created AT TIME ZONE 'UTC')::date", "sqlite": "date(created)"}
 _T_DAY = {"postgresql": "(t.created AT TIME ZONE 'UTC')::date", "sqlite": "date(t.created)"}
 _SECONDS = {
-    "postgresql": "extract(epoch FROM completed - created)",
+    "postgresql": "CAST(extract(epoch FROM completed - created) AS DOUBLE PRECISION)",
     "sqlite": "(julianday(completed) - julianday(created)) * 86400.0",
 }
 
 # In the order they are created. The first four are migration 0003's, over transcripts; the others 0004's,
-# over the audio intelligence tables. There every share and ratio is one division of two whole numbers as
-# doubles, so both databases give the same figure to the last bit (PostgreSQL's numeric division would not).
+# over the audio intelligence tables; 0008 replaced four so that each column has one type on both databases:
+# a count is a whole number (PostgreSQL's sum of a bigint is numeric), every other figure a double. Every share
+# and ratio is one division of two whole numbers as doubles, so both databases give the same figure to the
+# last bit (PostgreSQL's numeric division would not).
 VIEWS: dict[str, str | dict[str, str]] = {
     "daily_status_counts": """
         SELECT account, {day} AS day, status, count(*) AS transcripts
@@ -34,8 +36,9 @@ VIEWS: dict[str, str | dict[str, str]] = {
         SELECT account, {day} AS day,
                sum(CASE WHEN status IN ('completed', 'error') THEN 1 ELSE 0 END) AS finished,
                sum(CASE WHEN status = 'error' THEN 1 ELSE 0 END) AS errors,
-               sum(CASE WHEN status = 'error' THEN 1.0 ELSE 0.0 END)
-                 / nullif(sum(CASE WHEN status IN ('completed', 'error') THEN 1 ELSE 0 END), 0) AS error_rate
+               CAST(sum(CASE WHEN status = 'error' THEN 1 ELSE 0 END) AS DOUBLE PRECISION)
+                 / CAST(nullif(sum(CASE WHEN status IN ('completed', 'error') THEN 1 ELSE 0 END), 0) AS DOUBLE PRECISION)
+                 AS error_rate
         FROM transcripts WHERE created IS NOT NULL
         GROUP BY account, {day}""",
     # Median and p95 by nearest rank: the smallest value with at least that share of values at or below
@@ -71,7 +74,8 @@ VIEWS: dict[str, str | dict[str, str]] = {
             GROUP BY t.account, {t_day}, s.sentiment
         ) AS counted""",
     "speaker_talk_time": """
-        SELECT account, day, transcript_id, speaker, utterances, talk_ms, talk_ms / 1000.0 AS talk_seconds,
+        SELECT account, day, transcript_id, speaker, utterances, talk_ms,
+               CAST(talk_ms AS DOUBLE PRECISION) / 1000.0 AS talk_seconds,
                CAST(talk_ms AS DOUBLE PRECISION)
                  / CAST(nullif(sum(talk_ms) OVER (PARTITION BY account, transcript_id), 0) AS DOUBLE PRECISION)
                  AS talk_ratio
@@ -85,11 +89,12 @@ VIEWS: dict[str, str | dict[str, str]] = {
         ) AS talked""",
     # Built on speaker_talk_time, created before it (views are created in the order of this dict).
     "daily_talk_time": """
-        SELECT account, day, speaker, transcripts, utterances, talk_ms / 1000.0 AS talk_seconds,
+        SELECT account, day, speaker, transcripts, utterances, CAST(talk_ms AS DOUBLE PRECISION) / 1000.0 AS talk_seconds,
                CAST(talk_ms AS DOUBLE PRECISION)
                  / CAST(nullif(sum(talk_ms) OVER (PARTITION BY account, day), 0) AS DOUBLE PRECISION) AS talk_ratio
         FROM (
-            SELECT account, day, speaker, count(*) AS transcripts, sum(utterances) AS utterances, sum(talk_ms) AS talk_ms
+            SELECT account, day, speaker, count(*) AS transcripts,
+                   CAST(sum(utterances) AS BIGINT) AS utterances, CAST(sum(talk_ms) AS BIGINT) AS talk_ms
             FROM speaker_talk_time
             GROUP BY account, day, speaker
         ) AS talked""",

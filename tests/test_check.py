@@ -41,3 +41,20 @@ def test_configuration_mistakes_exit_2(sqlite_url, fake, tmp_path):
     assert result.stdout.startswith("FAIL  settings: config file") and "did you mean 'hydrate_workers'" in result.stdout
     no_key = run_cli(["check"], {**cli_env(fake, sqlite_url), "ASSEMBLYAI_API_KEY": ""})
     assert no_key.exit_code == 2 and "FAIL  account 'default': no API key" in no_key.stdout
+
+
+def test_an_unreachable_api_says_what_was_checked_what_was_found_and_what_to_do(sqlite_url, fake):
+    import socket
+
+    with socket.socket() as closed:  # a port nothing listens on: the connection is refused
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    env = {**cli_env(fake, sqlite_url), "ASSEMBLYAI_BASE_URL": url, "AAI_ETL_BACKOFF_SECONDS": "0.01"}
+    result = run_cli(["check"], env)
+    assert result.exit_code == 1
+    line = result.stdout.splitlines()[2]
+    assert line == (
+        f"FAIL  account 'default': GET {url}/v2/transcript failed: connection to {url.removeprefix('http://')} refused; "
+        "check the network and the base_url setting, then run `aai-etl check` again"
+    )
+    assert "synced" not in result.output and "run again later" not in result.output

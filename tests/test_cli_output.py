@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from conftest import API_KEY, cli_env, empty_database, run_cli, summary_json, sync
-from etl.simulator import Fault
+from etl.simulator import FakeAssemblyAI, Fault
 
 
 def test_text_summary_is_one_line(database_url, fake):
@@ -27,6 +27,48 @@ def test_quiet_prints_nothing_on_success(sqlite_url, fake):
     fake.add(5)
     result = sync(fake, sqlite_url, "--quiet")
     assert (result.exit_code, result.output) == (0, "")
+
+
+def test_quiet_prints_nothing_on_a_healthy_run_with_faults_and_counts_the_retries(sqlite_url, tmp_path):
+    with FakeAssemblyAI(api_key=API_KEY, fault_rate=0.1, seed=3) as api:
+        api.malformed_bodies = False  # clean data: the faults are the network's only
+        api.add(40)
+        api.fail_next(Fault.status(503))  # at least one retry, whatever the draw
+        metrics = tmp_path / "aai_etl.prom"
+        env = cli_env(api, sqlite_url, AAI_ETL_MAX_RETRIES="8", AAI_ETL_BACKOFF_SECONDS="0.01")
+        quiet = run_cli(["sync", "--quiet", "--metrics-file", str(metrics)], env)
+        assert (quiet.exit_code, quiet.output) == (0, "")
+        retries = int(re.search(r'^aai_etl_last_run_retries\{account="default"\} (\d+)', metrics.read_text(), re.M)[1])
+        assert retries >= 1
+        # Without --quiet: the summary line counts them, and no line is a warning.
+        api.add(5)
+        api.fail_next(Fault.status(500))
+        loud = run_cli(["sync"], env)
+    assert loud.exit_code == 0 and "warning" not in loud.output
+    assert re.search(r", \d+ retr(y|ies), ", loud.stdout), loud.stdout
+
+
+def test_a_request_that_keeps_failing_is_one_warning_while_it_retries(sqlite_url, fake):
+    fake.add(3)
+    fake.fail_next(*[Fault.status(503)] * 4)
+    result = sync(fake, sqlite_url, AAI_ETL_MAX_RETRIES="6", AAI_ETL_BACKOFF_SECONDS="0.01")
+    assert result.exit_code == 0
+    warnings = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert warnings == ["aai-etl: warning: HTTP 503 Service Unavailable, 3 times in a row for one request; still retrying (attempt 4 of 7)"]
+    assert ", 4 retries, " in result.stdout
+
+
+def test_status_quiet_prints_only_problems(sqlite_url, fake):
+    fake.add(2)
+    env = cli_env(fake, sqlite_url)
+    assert run_cli(["sync"], env).exit_code == 0
+    assert (run_cli(["status", "-q"], env).output) == ""  # healthy: nothing
+    failed = run_cli(["sync"], {**env, "ASSEMBLYAI_API_KEY": "wrong"})
+    assert failed.exit_code == 1
+    shown = run_cli(["status", "-q"], env)
+    assert shown.exit_code == 0
+    (line,) = shown.stdout.splitlines()
+    assert line.startswith("account 'default': the last run (#2,") and "failed: the API key was rejected" in line
 
 
 def test_json_logs_are_one_object_per_line(sqlite_url, fake):

@@ -112,3 +112,18 @@ with replaced_atomically({str(target)!r}) as out:
         os.close(reader)
     assert "KeyboardInterrupt" in finished.stderr and finished.returncode != 0
     assert not os.path.exists(f"{target}.partial") and not target.exists()
+
+
+def test_jsonl_and_csv_carry_every_column_parquet_does(database_url, fake, tmp_path):
+    import pyarrow.parquet as pq
+
+    fake.add(3)
+    assert run_cli(["sync"], cli_env(fake, database_url)).exit_code == 0  # with details: the flags, summary, derived_at
+    export(fake, database_url, "--format", "parquet", "--output-dir", str(tmp_path / "feed"))
+    parquet = pq.read_schema(next((tmp_path / "feed" / "transcripts").glob("*.parquet"))).names
+    (line, *_) = export(fake, database_url, "--format", "jsonl").stdout.splitlines()
+    header = next(csv.reader(io.StringIO(export(fake, database_url, "--format", "csv").stdout)))
+    assert list(json.loads(line)) == header == parquet
+    assert {"summary", "speaker_labels", "language_confidence", "audio_channels", "derived_at", "hydrate_attempts"} <= set(header)
+    row = next(csv.DictReader(io.StringIO(export(fake, database_url, "--format", "csv").stdout)))
+    assert row["derived_at"] and row["speaker_labels"] in ("true", "false")

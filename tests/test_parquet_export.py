@@ -14,8 +14,11 @@ import pytest
 from sqlalchemy import create_engine, select
 
 from conftest import cli_env, run_cli
+from etl.errors import hint_for, install_hint
 from etl.parquet import TABLES, arrow_schema
 from etl.schema import RawJSON, transcripts
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def export(fake, database_url, directory: Path, *args) -> int:
@@ -146,7 +149,9 @@ def test_without_pyarrow_one_line_says_what_to_install(fake, sqlite_url, tmp_pat
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
     result = run_cli(["export", "--format", "parquet", "--output-dir", str(tmp_path / "out")], cli_env(fake, sqlite_url))
     assert result.exit_code == 2
-    assert result.stderr.strip() == "aai-etl: error: the Parquet export needs pyarrow: pip install 'aai-etl[parquet]'"
+    # The hint names the extra as this aai-etl was installed: here, from the checkout the tests run in.
+    assert result.stderr.strip() == f"aai-etl: error: the Parquet export needs pyarrow: {install_hint('parquet')}"
+    assert install_hint("parquet") == ("pip install -e '.[parquet]'" if Path.cwd() == ROOT else f"pip install -e '{ROOT}[parquet]'")
     assert not (tmp_path / "out").exists()
 
 
@@ -181,3 +186,14 @@ def test_what_a_killed_export_leaves_is_swept_by_a_later_one(database_url, fake,
         os.utime(path, (hour_ago, hour_ago))
     export(fake, database_url, out)
     assert not staging.exists()
+
+
+def test_install_hints_follow_where_aai_etl_came_from():
+    checkout = {"url": "file:///home/me/aai-etl", "dir_info": {}}
+    assert hint_for("parquet", checkout, "/home/me/aai-etl") == "pip install '.[parquet]'"
+    assert hint_for("parquet", checkout, "/tmp") == "pip install '/home/me/aai-etl[parquet]'"
+    editable = {"url": "file:///home/me/aai-etl", "dir_info": {"editable": True}}
+    assert hint_for("postgres", editable, "/home/me/aai-etl") == "pip install -e '.[postgres]'"
+    wheel = {"url": "file:///tmp/aai_etl-0.1.0-py3-none-any.whl", "archive_info": {}}
+    assert hint_for("parquet", wheel, "/") == "pip install '/tmp/aai_etl-0.1.0-py3-none-any.whl[parquet]'"
+    assert hint_for("parquet", {}, "/") == "pip install 'aai-etl[parquet]'"  # from an index: no direct URL

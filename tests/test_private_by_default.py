@@ -100,3 +100,21 @@ def test_presigned_credentials_are_kept_when_the_setting_says_so(database_url, f
     assert run_cli(["sync", "--config", str(config)], cli_env(fake, database_url)).exit_code == 0
     row = stored(database_url)[item["id"]]
     assert row["audio_url"] == S3 and row["raw"] == item
+
+
+@pytest.mark.parametrize("private", [True, False])
+def test_exports_are_owner_only_as_the_database_is(database_url, fake, tmp_path, usual_umask, private):
+    fake.add(4)
+    env = cli_env(fake, database_url, AAI_ETL_PRIVATE_FILES="true" if private else "false")
+    assert run_cli(["sync"], env).exit_code == 0
+    feed, csv_file, parquet = tmp_path / "feed.jsonl", tmp_path / "feed.csv", tmp_path / "parquet" / "feed"
+    assert run_cli(["export", "--output", str(feed)], env).exit_code == 0
+    assert run_cli(["export", "--format", "csv", "--output", str(csv_file)], env).exit_code == 0
+    assert run_cli(["export", "--format", "parquet", "--output-dir", str(parquet)], env).exit_code == 0
+    files = [path for path in (tmp_path / "parquet").rglob("*") if path.is_file()]
+    folders = [tmp_path / "parquet", *(path for path in (tmp_path / "parquet").rglob("*") if path.is_dir())]
+    assert len(files) >= 2 and len(folders) >= 3  # transcripts and status changes, each in its folder
+    for path in [feed, csv_file, *files]:
+        assert mode(path) == (0o600 if private else 0o644), path
+    for path in folders:
+        assert mode(path) == (0o700 if private else 0o755), path

@@ -34,10 +34,10 @@ def test_json_log_follows_one_run_with_progress_retries_and_an_eta(sqlite_url):
     run_ids = {line["run_id"] for line in lines} | {summary["run_id"]}
     assert len(run_ids) == 1 and all(line["event"] for line in lines)
     events = [line["event"] for line in lines]
-    assert events.index("run_started") < events.index("progress") and "retrying" in events
+    assert events.index("run_started") < events.index("progress")
     assert summary["event"] == "run_finished" and lines[events.index("run_started")]["sync_run"] == 1
-    retry = lines[events.index("retrying")]
-    assert retry["rate_limited"] is True and retry["account"] == "default" and retry["level"] == "warning"
+    # A retry that succeeded is a count, not a line.
+    assert "retrying" not in events and not any(line["level"] == "warning" for line in lines)
     progress = [line for line in lines if line["event"] == "progress"]
     hydrating = [line for line in progress if line["phase"] == "hydrating"]
     assert hydrating, "a progress event during hydration"
@@ -104,10 +104,10 @@ def test_a_terminal_gets_bars_with_totals_and_log_lines_above_them(sqlite_url):
     fragments = [fragment.strip() for fragment in re.split(r"[\r\n]|\x1b\[[0-9;]*[A-Za-z]", shown)]
     bars = [fragment for fragment in fragments if fragment.startswith("default: details")]
     assert any(re.search(r"\b\d+/120\b.*<", bar) for bar in bars), bars  # done/total, then tqdm's ETA
-    warning = [fragment for fragment in fragments if "HTTP 429" in fragment and "retrying" in fragment]
-    # The warning is a line of its own, never glued onto a bar.
-    assert warning and all(line.startswith("aai-etl: warning: HTTP 429") for line in warning), warning
+    # A retry that succeeds is said on the bar, waiting and then counted, never as a line above it.
+    assert not [fragment for fragment in fragments if fragment.startswith("aai-etl: warning")], shown
     assert any("waiting" in bar and "after HTTP 429" in bar for bar in bars), bars
+    assert any("retries 1 (1 after HTTP 429)" in bar for bar in bars), bars
 
 
 def test_no_progress_library_and_no_metrics_library_are_imported_off_a_terminal(sqlite_url, fake):
@@ -163,3 +163,37 @@ def test_rate_and_eta_are_of_the_current_phase_not_of_the_whole_run():
     assert describe(fields) == "'default' details: 500 of 1,000 (50 failed), 50.0/s, about 10s left"
     now[0] = 40.0  # nothing more arrived: the rate falls, the ETA grows
     assert progress.fields()["rate"] == 16.7 and progress.fields()["eta_seconds"] == 30
+
+
+def test_a_walk_by_days_says_days_done_of_days_to_do_and_the_oldest_day_reached(sqlite_url):
+    with FakeAssemblyAI(api_key=API_KEY, latency=0.01) as api:
+        api.clock = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(days=9)
+        api.add(800, spread=timedelta(days=8))
+        today, window = f"{datetime.now(timezone.utc):%Y-%m-%d}", datetime.now(timezone.utc) - timedelta(days=92)
+        env = cli_env(api, sqlite_url, AAI_ETL_PARTITIONS="days", AAI_ETL_PARTITION_DAYS="4", AAI_ETL_PROGRESS_INTERVAL="0.05")
+        result = run_cli(["sync", "--no-hydrate", "--log-format", "json"], env)
+    assert result.exit_code == 0, result.output
+    progress = [json.loads(line) for line in result.stderr.splitlines()]
+    progress = [line for line in progress if line["event"] == "progress" and line["phase"] == "listing" and line["days_total"]]
+    assert progress, "a progress event while walking the days"
+    for line in progress:
+        assert 0 <= line["days_done"] <= line["days_total"] and line["days_total"] >= 90  # the listing's window
+        assert f"{line['days_done']:,} of {line['days_total']:,} days done" in line["message"]
+        if line["oldest_day"]:  # the oldest day walked, with transcripts or none
+            assert f"{window:%Y-%m-%d}" <= line["oldest_day"] <= today and f"reached {line['oldest_day']}" in line["message"]
+    reached = [line["oldest_day"] for line in progress if line["oldest_day"]]
+    assert reached and reached == sorted(reached, reverse=True), reached  # only ever further back
+    assert any(line["days_done"] for line in progress), progress
+
+
+def test_the_details_phase_says_its_time_up_front_from_the_backlog_and_the_budget(sqlite_url):
+    with FakeAssemblyAI(api_key=API_KEY) as api:
+        api.add(20)
+        # 600 requests a minute: 20 details take at least 2 s, more than the progress interval.
+        env = cli_env(api, sqlite_url, AAI_ETL_REQUESTS_PER_MINUTE="600", AAI_ETL_PROGRESS_INTERVAL="1")
+        result = run_cli(["sync", "--log-format", "json"], env)
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stderr.splitlines()]
+    first = next(line for line in lines if line["event"] == "progress" and line["phase"] == "hydrating")
+    assert (first["done"], first["total"], first["eta_seconds"]) == (0, 20, 2)
+    assert "details: 0 of 20" in first["message"] and "about 2s left" in first["message"]

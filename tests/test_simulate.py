@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import create_engine, text
 
@@ -30,6 +31,15 @@ def test_a_sync_against_the_simulator_gets_every_transcript_through_its_faults(d
             statuses = dict(conn.execute(text("SELECT status, count(*) FROM transcripts GROUP BY status")).all())
         engine.dispose()
         assert sum(statuses.values()) == 1000 and statuses["completed"] > 800 and statuses.keys() <= {"queued", "processing", "completed", "error"}
+        # The account ends as the simulator started: its newest transcript minutes old, all of it in `stats`.
+        with engine.connect() as conn:
+            newest = conn.execute(text("SELECT max(created) FROM transcripts")).scalar()
+        engine.dispose()
+        newest = newest if isinstance(newest, datetime) else datetime.fromisoformat(str(newest))
+        age = datetime.now(timezone.utc) - newest.replace(tzinfo=timezone.utc)
+        assert timedelta(0) <= age < timedelta(hours=1), newest
+        days = json.loads(run_cli(["stats", "--format", "json"], env).stdout)
+        assert sum(day["transcripts"] for day in days) == 1000
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=10)
