@@ -28,7 +28,7 @@ ARGUMENTS = {("db", "upgrade"): ["head"], ("db", "downgrade"): ["-1"], ("simulat
 STRINGS = {
     "metrics_file": "{tmp}/aai_etl.prom", "pushgateway": "http://127.0.0.1:9", "host": "127.0.0.1", "api_key": "simulated-key", "max_age": "1d",
 }
-# Documented refusals: the demo writes only its own file (README, "Commands").
+# Documented refusals: the demo writes only its own file (docs/reference/commands.md).
 REFUSED = {(("demo",), "--database-url")}
 # Options (or values) that only work with another: given with it (the Parquet feed goes to --output-dir).
 COMPANIONS = {(("export",), "--output-dir"): ["--format", "parquet"], (("export",), "parquet"): ["--output-dir", "{tmp}/feed"]}
