@@ -13,7 +13,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from conftest import cli_env, sync
+from conftest import clean_env, cli_env, sync
 from etl.cli import cli
 from etl.config import settings_markdown
 
@@ -131,7 +131,7 @@ def test_every_command_with_every_option_runs_without_a_traceback(database_url, 
     fake.add(5)
     fake.add(2, status="queued")
     assert sync(fake, database_url).exit_code == 0
-    env = cli_env(fake, database_url)
+    env = clean_env(cli_env(fake, database_url))
     common = [value for param in options(cli) for value in _value(param, tmp_path, database_url)[0]]
     runs = []
     for path, command in commands():
