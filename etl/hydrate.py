@@ -3,7 +3,7 @@
 Worker threads only fetch; this thread writes, a batch per transaction. The queue is the table itself
 (final, not deleted, not yet hydrated, not backing off), so an interrupted run resumes where its last
 batch committed, and a transcript whose fetch keeps failing waits longer each time without holding up
-the others.
+the others. A body that is not final yet (the details lag the list) counts as a failed fetch.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from etl.changes import next_change_seq
 from etl.client import ApiClient
 from etl.db import store_or_refuse
 from etl.errors import AuthError, EtlError, RetriesExhausted
-from etl.items import DELETED_AUDIO_URL
+from etl.items import DELETED_AUDIO_URL, FINAL_STATUSES
 from etl.load import DETAIL_COLUMNS
 from etl.presigned import redact_audio_url
 from etl.schema import NEEDS_DETAILS, transcript_bodies, transcript_words, transcripts
@@ -169,6 +169,10 @@ def _fetch(client: ApiClient, transcript_id: str, attempts: int, keep_presigned_
     for its own."""
     try:
         body = client.get_transcript(unescape(transcript_id))
+        if body.get("status") not in FINAL_STATUSES:
+            # The details lag the list, which showed it final: they are not yet its details.
+            said = escape(client.redact(f"{body.get('status')!r:.100}"))
+            return _Fetched(transcript_id, attempts, error=f"the API's details say status {said} while the list says it is final")
         body = escape_json(body if keep_presigned_credentials else redact_audio_url(body))
         dumps(body)  # ValueError for NaN or Infinity, which are not JSON: neither database can hold them
         return _Fetched(transcript_id, attempts, body=body)
@@ -228,8 +232,10 @@ def _write(conn: Connection, account: str, batch: list[_Fetched], options: Hydra
         for fetched in failed:
             log.warning("transcript %s: details not fetched: %s", fetched.transcript_id, fetched.error)
         conn.execute(
+            # A new change_seq: these columns travel in the change feed too.
             update(transcripts).where(row).values(
-                hydrate_attempts=bindparam("v_attempts"), hydrate_after=bindparam("v_after"), hydrate_error=bindparam("v_error")
+                hydrate_attempts=bindparam("v_attempts"), hydrate_after=bindparam("v_after"), hydrate_error=bindparam("v_error"),
+                change_seq=seq,
             ),
             [
                 {"b_id": f.transcript_id, "v_attempts": f.attempts + 1, "v_after": now + _retry_delay(f.attempts), "v_error": f.error}

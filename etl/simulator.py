@@ -8,7 +8,9 @@ stalls).
 
 What the API leaves undocumented can be chosen: `after_id_mode`, a server rate limit (`rate_limit`
 requests per second: 429 with Retry-After beyond it), a `status` filter the server ignores
-(`ignore_status_filter`), and how `created_on` is read (`created_on_mode`, one of CREATED_ON_MODES).
+(`ignore_status_filter`), how `created_on` is read (`created_on_mode`, one of CREATED_ON_MODES), a page
+maximum below the one asked for (`page_maximum`: the page and its `page_details.limit` say so, no 400),
+and dated pages that never carry `prev_url` (`dated_prev_url=False`).
 """
 
 from __future__ import annotations
@@ -47,8 +49,9 @@ DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
 LIST_PATH = "/v2/transcript"
 CURSOR_DATE_ERROR = "'created_on' cannot be combined with 'before_id' or 'after_id'"
 # How a server may read created_on, every one plausible since none is documented: applied with the
-# cursors; dropped once a cursor is given; refused (400) with a cursor; a day counted in another zone.
-CREATED_ON_MODES = ("honoured", "ignored_with_cursor", "refused_with_cursor", "other_timezone")
+# cursors; dropped once a cursor is given; refused (400) with a cursor; a day counted in another zone;
+# applied, but the cursor dropped (every page is the day's newest).
+CREATED_ON_MODES = ("honoured", "ignored_with_cursor", "refused_with_cursor", "other_timezone", "cursor_ignored")
 OTHER_TIMEZONE = timedelta(hours=-8)  # "other_timezone": days run from 08:00 UTC to 08:00 UTC
 
 
@@ -137,6 +140,8 @@ class FakeAssemblyAI:
         rate_limit: float | None = None,
         ignore_status_filter: bool = False,
         created_on_mode: str = "honoured",
+        page_maximum: int | None = None,
+        dated_prev_url: bool = True,
     ) -> None:
         if after_id_mode not in ("oldest", "newest"):
             raise ValueError(f"after_id_mode must be 'oldest' or 'newest', not {after_id_mode!r}")
@@ -148,6 +153,8 @@ class FakeAssemblyAI:
         self.latency = latency  # seconds before every answer, each request in its own thread
         self.ignore_status_filter = ignore_status_filter
         self.created_on_mode = created_on_mode
+        self.page_maximum = page_maximum  # a larger limit is answered with this many items, and says so
+        self.dated_prev_url = dated_prev_url  # False: a created_on listing's pages never carry prev_url
         self.rate_limited = 0  # requests answered 429 by the rate limit (scripted faults not counted)
         self.limit_rate(rate_limit)
         self.base_url = ""
@@ -173,6 +180,7 @@ class FakeAssemblyAI:
         self._dirty = False
         self._faults: deque[Fault] = deque()
         self._list_count = 0
+        self._arrived = 0  # requests of every path that arrived, answered or not
         self._hold_at: int | None = None
         self._release = threading.Event()
         self._added = 0
@@ -309,6 +317,11 @@ class FakeAssemblyAI:
             self.held.clear()
             return self._release
 
+    def answered(self) -> bool:
+        """Whether every request that has arrived has been answered (or reset): none is in flight."""
+        with self._lock:
+            return self._arrived == len(self.requests)
+
     def _append(self, item: dict) -> None:
         tid = item["id"]
         if tid in self._all:
@@ -334,6 +347,7 @@ class FakeAssemblyAI:
         """Take this request's fault, and the event to wait on if it is the held one."""
         is_list = path == LIST_PATH
         with self._lock:
+            self._arrived += 1
             fault = self._faults.popleft() if self._faults else None
             if fault is None and self.fault_rate and self._fault_rng.random() < self.fault_rate:
                 fault = self._fault_rng.choice(RANDOM_FAULTS)
@@ -387,6 +401,10 @@ class FakeAssemblyAI:
                 return _json(400, {"error": CURSOR_DATE_ERROR})
             if self.created_on_mode == "ignored_with_cursor":
                 created_on = None
+            if self.created_on_mode == "cursor_ignored":
+                before_id = after_id = None
+        if self.page_maximum is not None:
+            limit = min(limit, self.page_maximum)
         offset = OTHER_TIMEZONE if self.created_on_mode == "other_timezone" else timedelta(0)
         match = _matcher(None if self.ignore_status_filter else status, created_on, offset)
 
@@ -410,7 +428,7 @@ class FakeAssemblyAI:
             prev_url = next_url = None
             if page:
                 # "Older" ignores the after_id bound: prev_url is how a client walks back to it.
-                if _pick(items, range(page[-1] - 1, -1, -1), match, 1):
+                if _pick(items, range(page[-1] - 1, -1, -1), match, 1) and (created_on is None or self.dated_prev_url):
                     prev_url = self._url(limit, before_id=items[page[-1]]["id"])
                 next_url = self._url(limit, after_id=items[page[0]]["id"])
             else:

@@ -139,7 +139,11 @@ def lock_released(database_url: str) -> bool:
         return True
     engine = create_engine(database_url)
     with engine.connect() as conn:
-        held = conn.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")).scalar()
+        # This database's locks only: pg_locks shows those of every database on the server.
+        held = conn.execute(text(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )).scalar()
     engine.dispose()
     return held == 0
 
