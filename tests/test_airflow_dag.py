@@ -87,7 +87,7 @@ def test_one_task_per_account_a_held_lock_skips_and_a_missing_key_fails_without_
     with FakeAssemblyAI(api_key=KEYS["us"], seed=1) as us, FakeAssemblyAI(api_key=KEYS["eu"], seed=2) as eu, \
             FakeAssemblyAI(api_key=KEYS["apac"], seed=3) as apac:
         apis = {"us": us, "eu": eu, "apac": apac}
-        for count, api in zip((120, 40, 75), apis.values()):
+        for count, api in zip((120, 40, 75), apis.values(), strict=True):
             api.add(count)
         config = tmp_path / "accounts.toml"
         config.write_text("".join(
