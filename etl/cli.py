@@ -201,6 +201,7 @@ EXAMPLES = {
     "db current": "aai-etl db current",
     "config": "aai-etl config example > aai-etl.toml",
     "config example": "aai-etl config example > aai-etl.toml",
+    "config accounts": "aai-etl config accounts --json",
 }
 
 EXIT_STATUSES = """\b
@@ -552,6 +553,23 @@ def example() -> None:
     from importlib.resources import files
 
     click.echo((files("etl") / "config.example.toml").read_text(encoding="utf-8"), nl=False)
+
+
+@config_group.command("accounts")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list, for an orchestrator that runs one task per account.")
+@common_options
+def accounts_command(as_json: bool) -> None:
+    """List the configured accounts: name, API base URL, the variable that holds the key and whether it is set."""
+    listed = [
+        {"name": a.name, "base_url": a.base_url, "api_key_env": a.api_key_env, "api_key_set": bool(a.api_key)}
+        for a in _settings().accounts
+    ]
+    if as_json:
+        click.echo(json.dumps(listed))
+        return
+    for account in listed:
+        key = "set" if account["api_key_set"] else "NOT SET"
+        click.echo(f"{account['name']}\t{account['base_url']}\t{account['api_key_env']} ({key})")
 
 
 def _connect(settings: Settings, read_only: bool = False) -> Connection:
