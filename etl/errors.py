@@ -62,6 +62,10 @@ class RetriesExhausted(ApiError):
     """A retriable failure kept happening until the retry budget ran out."""
 
 
+class RateLimited(RetriesExhausted):
+    """Every attempt was answered 429: the server is answering, only not this fast."""
+
+
 class PaginationError(ApiError):
     """The listing did not move backwards as promised; stopping beats looping."""
 
