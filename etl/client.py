@@ -20,7 +20,7 @@ import urllib3
 
 from etl import __version__
 from etl.config import Account, Settings
-from etl.errors import ApiError, AuthError, Retriable, RetriesExhausted, redact
+from etl.errors import ApiError, AuthError, RateLimited, Retriable, RetriesExhausted, redact
 from etl.pacing import Pacer
 from etl.storable import loads
 
@@ -134,20 +134,26 @@ class ApiClient:
 
     def _get(self, path: str, params: dict[str, Any], check) -> dict[str, Any]:
         deadline = time.monotonic() + self.retry_budget_seconds
+        only_429 = True  # every attempt so far answered 429: running out then is no fault of this request
         for attempt in range(self.max_retries + 1):
-            self.pacer.wait()
+            sent = self.pacer.wait()
             try:
                 return check(self._attempt(path, params))
             except Retriable as failure:
-                delay = self._delay(attempt, failure.retry_after)
+                only_429 = only_429 and failure.rate_limited
+                if failure.rate_limited:
+                    delay = self.pacer.rate_limited(sent, failure.retry_after)  # every thread slows down, not just this one
+                else:
+                    delay = self._delay(attempt, failure.retry_after)
+                exhausted = RateLimited if only_429 else RetriesExhausted
                 if attempt == self.max_retries:
-                    raise RetriesExhausted(
+                    raise exhausted(
                         f"the AssemblyAI API kept failing ({failure.reason}) after {attempt + 1} attempts; "
                         "everything synced so far is saved, run again later (max_retries raises the limit)",
                         failure.reason,
                     ) from None
                 if time.monotonic() + delay > deadline:
-                    raise RetriesExhausted(
+                    raise exhausted(
                         f"the AssemblyAI API kept failing ({failure.reason}) and the next retry, in {delay:.0f}s, "
                         f"would pass the {self.retry_budget_seconds:.0f}s retry budget; everything synced so far "
                         "is saved, run again later",
@@ -167,10 +173,8 @@ class ApiClient:
                         "%s, %d times in a row for one request; still retrying (attempt %d of %d)", failure.reason,
                         KEEPS_FAILING, attempt + 2, self.max_retries + 1, extra={"event": "keeps_failing"},
                     )
-                if failure.rate_limited:
-                    self.pacer.rate_limited(delay)  # every thread slows down, not just this one
-                else:
-                    time.sleep(delay)
+                if not failure.rate_limited:
+                    time.sleep(delay)  # a 429's wait is the pacer's, taken in its wait()
         raise AssertionError("unreachable: the loop returns or raises")
 
     def _attempt(self, path: str, params: dict[str, Any]) -> Any:
@@ -188,6 +192,8 @@ class ApiClient:
         except _TooSlow:
             raise Retriable(f"the response took longer than request_deadline ({self.request_deadline:g}s)") from None
         status = response.status_code
+        if status != 429:
+            self.pacer.answered()
         if status in RETRIABLE_STATUSES:
             raise Retriable(
                 f"HTTP {status} {response.reason}", _retry_after(response.headers.get("Retry-After")), rate_limited=status == 429
@@ -210,6 +216,7 @@ class ApiClient:
         return redact(text, [self._api_key])
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
+        """The wait before retrying a failure other than a 429."""
         if retry_after is not None:
             # The server named the wait: honour it, plus a little jitter so parallel jobs do not return in step.
             return retry_after + random.uniform(0, 1)

@@ -93,6 +93,10 @@ class RetriesExhausted(ApiError):
         self.reason = reason  # the last failure alone, for a line that is not about a run (check)
 
 
+class RateLimited(RetriesExhausted):
+    """Every attempt was answered 429: the server is answering, only not this fast."""
+
+
 class PaginationError(ApiError):
     """The listing did not move backwards as promised; stopping beats looping."""
 

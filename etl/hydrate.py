@@ -24,7 +24,7 @@ from etl import derive, interrupt
 from etl.changes import next_change_seq
 from etl.client import ApiClient
 from etl.db import store_or_refuse
-from etl.errors import AuthError, EtlError, RetriesExhausted
+from etl.errors import AuthError, EtlError, RateLimited, RetriesExhausted
 from etl.items import DELETED_AUDIO_URL, FINAL_STATUSES
 from etl.load import DETAIL_COLUMNS
 from etl.presigned import redact_audio_url
@@ -57,6 +57,11 @@ class _Fetched:
     body: dict[str, Any] | None = None
     error: str | None = None
     exhausted: RetriesExhausted | None = None  # the error, when the fetch used up its retries
+
+    @property
+    def rate_limited(self) -> bool:
+        """The fetch used up its retries on 429s alone: the transcript is not at fault, the pace was."""
+        return isinstance(self.exhausted, RateLimited)
 
     @property
     def details(self) -> dict[str, Any]:
@@ -189,12 +194,21 @@ def _fetch(client: ApiClient, transcript_id: str, attempts: int, keep_presigned_
 
 
 def _unless_down(results: Iterator[_Fetched]) -> Iterator[_Fetched]:
-    """The fetches as they complete, until OUTAGE in a row have used up their retries: the API or the network is
-    down, and the run ends on that error rather than count a failed attempt against, and push back the next
-    fetch of, every transcript in the backlog. A fetch that used up its retries is held until one that did not
-    shows the API answering; the ones held when the run ends are not written, their attempts not counted."""
+    """The fetches of one chunk as they complete, until OUTAGE in a row have used up their retries: the API or
+    the network is down, and the run ends on that error rather than count a failed attempt against, and push
+    back the next fetch of, every transcript in the backlog. A fetch that used up its retries is held until one
+    that did not shows the API answering; the ones held when the run ends are not written, their attempts not
+    counted. A fetch that used up its retries on 429s alone is never written: its transcript stays due, for the
+    next chunk at the pace the client has learnt since, or the next run. A chunk that wrote nothing else ends
+    the run on its error, rather than ask for the same transcripts again and again."""
     held: list[_Fetched] = []
+    refused: RetriesExhausted | None = None  # of the last fetch that used up its retries on 429s alone
+    written = False
     for fetched in results:
+        if fetched.rate_limited:
+            refused = fetched.exhausted
+            continue
+        written = True
         if fetched.exhausted is None:
             yield from held
             held.clear()
@@ -203,6 +217,8 @@ def _unless_down(results: Iterator[_Fetched]) -> Iterator[_Fetched]:
         held.append(fetched)
         if len(held) >= OUTAGE:
             raise fetched.exhausted
+    if refused is not None and not written:
+        raise refused
     yield from held
 
 

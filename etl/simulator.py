@@ -7,10 +7,10 @@ faults a real network service produces (rate limits, proxies' HTML pages, resets
 stalls).
 
 What the API leaves undocumented can be chosen: `after_id_mode`, a server rate limit (`rate_limit`
-requests per second: 429 with Retry-After beyond it), a `status` filter the server ignores
-(`ignore_status_filter`), how `created_on` is read (`created_on_mode`, one of CREATED_ON_MODES), a page
-maximum below the one asked for (`page_maximum`: the page and its `page_details.limit` say so, no 400),
-and dated pages that never carry `prev_url` (`dated_prev_url=False`).
+requests per second: 429 beyond it, with or without Retry-After, and changed mid-run with `limit_rate`), a
+`status` filter the server ignores (`ignore_status_filter`), how `created_on` is read (`created_on_mode`, one
+of CREATED_ON_MODES), a page maximum below the one asked for (`page_maximum`: the page and its
+`page_details.limit` say so, no 400), and dated pages that never carry `prev_url` (`dated_prev_url=False`).
 """
 
 from __future__ import annotations
@@ -156,7 +156,6 @@ class FakeAssemblyAI:
         self.page_maximum = page_maximum  # a larger limit is answered with this many items, and says so
         self.dated_prev_url = dated_prev_url  # False: a created_on listing's pages never carry prev_url
         self.rate_limited = 0  # requests answered 429 by the rate limit (scripted faults not counted)
-        self.limit_rate(rate_limit)
         self.base_url = ""
         # True: every list page holds its transcripts in random order (the API promises newest first).
         self.scramble_pages = False
@@ -186,6 +185,10 @@ class FakeAssemblyAI:
         self._added = 0
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._limit: tuple[_TokenBucket | None, bool] = (None, True)  # the rate limit and whether its 429s say Retry-After
+        self._limits: deque[tuple[int, tuple[_TokenBucket | None, bool]]] = deque()  # (from request, limit) to come
+        self._limited = 0  # requests the rate limit has counted
+        self.limit_rate(rate_limit)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -305,9 +308,13 @@ class FakeAssemblyAI:
         with self._lock:
             self._faults.clear()
 
-    def limit_rate(self, requests_per_second: float | None) -> None:
-        """Answer 429 (Retry-After in whole seconds) to requests beyond this rate; None: no limit."""
-        self._bucket = _TokenBucket(requests_per_second) if requests_per_second else None
+    def limit_rate(self, requests_per_second: float | None, *, retry_after: bool = True, after_requests: int = 0) -> None:
+        """Answer 429 to requests beyond this rate, saying Retry-After (whole seconds) unless `retry_after` is
+        False; None: no limit. The limit applies once `after_requests` more requests have arrived, so that a
+        run meets it mid-way."""
+        limit = (_TokenBucket(requests_per_second) if requests_per_second else None, retry_after)
+        with self._lock:
+            self._limits.append((self._limited + after_requests, limit))
 
     def hold(self, after_requests: int) -> threading.Event:
         """Block the (after_requests+1)-th list request from now until the returned event is set."""
@@ -359,16 +366,21 @@ class FakeAssemblyAI:
             self._hold_at = None
             return fault, self._release
 
-    def _over_limit(self) -> str | None:
-        """The Retry-After of a 429 if the rate limit refuses this request now; None when it passes."""
-        if self._bucket is None:
+    def _over_limit(self) -> dict[str, str] | None:
+        """The headers of a 429 if the rate limit refuses this request now; None when it passes."""
+        with self._lock:
+            while self._limits and self._limits[0][0] <= self._limited:
+                self._limit = self._limits.popleft()[1]
+            self._limited += 1
+            bucket, retry_after = self._limit
+        if bucket is None:
             return None
-        wait = self._bucket.take(time.monotonic())
+        wait = bucket.take(time.monotonic())
         if wait is None:
             return None
         with self._lock:
             self.rate_limited += 1
-        return str(max(1, math.ceil(wait)))
+        return {"Retry-After": str(max(1, math.ceil(wait)))} if retry_after else {}
 
     def _log(self, path: str, params: dict[str, str], status: int) -> None:
         with self._lock:
@@ -504,11 +516,11 @@ class _Handler(BaseHTTPRequestHandler):
         if release is not None:
             fake.held.set()
             release.wait()
-        retry_after = None if fault else fake._over_limit()  # counted on arrival, answered after the latency
+        refusal = None if fault else fake._over_limit()  # counted on arrival, answered after the latency
         if fake.latency:
             time.sleep(fake.latency)
-        if retry_after is not None:
-            fault = Fault.status(429, {"error": "Too Many Requests"}, {"Retry-After": retry_after})
+        if refusal is not None:
+            fault = Fault.status(429, {"error": "Too Many Requests"}, refusal)
         fault = fault or Fault.none()
         kind = fault.kind
         if kind == "reset":
