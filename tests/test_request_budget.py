@@ -90,8 +90,8 @@ def exhausted(transcript_id: str, error: RetriesExhausted) -> _Fetched:
 
 
 def test_fetches_that_used_up_their_retries_on_429s_alone_are_never_written():
-    ok, down = _Fetched("ok", 0, body={"id": "ok"}), exhausted("down", RetriesExhausted("HTTP 503"))
-    limited = [exhausted(f"limited-{n}", RateLimited("HTTP 429")) for n in range(OUTAGE + 1)]
+    ok, down = _Fetched("ok", 0, body={"id": "ok"}), exhausted("down", RetriesExhausted("HTTP 503", "HTTP 503"))
+    limited = [exhausted(f"limited-{n}", RateLimited("HTTP 429", "HTTP 429")) for n in range(OUTAGE + 1)]
     # Left out, whatever comes before or after them; they count for no outage either.
     assert list(_unless_down(iter([limited[0], ok, limited[1]]))) == [ok]
     assert list(_unless_down(iter([down, *limited, ok]))) == [down, ok]
