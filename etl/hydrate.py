@@ -26,7 +26,7 @@ from etl.db import store_or_refuse
 from etl.errors import AuthError, EtlError, RetriesExhausted
 from etl.items import DELETED_AUDIO_URL
 from etl.load import DETAIL_COLUMNS
-from etl.presigned import redact_audio_url
+from etl.presigned import redact_credentials
 from etl.schema import NEEDS_DETAILS, transcript_bodies, transcript_words, transcripts
 from etl.storable import escape, escape_json, storable_integer, storable_number, unescape
 
@@ -168,7 +168,7 @@ def _fetch(client: ApiClient, transcript_id: str, attempts: int, keep_presigned_
     for its own."""
     try:
         body = client.get_transcript(unescape(transcript_id))
-        return _Fetched(transcript_id, attempts, body=escape_json(body if keep_presigned_credentials else redact_audio_url(body)))
+        return _Fetched(transcript_id, attempts, body=escape_json(body if keep_presigned_credentials else redact_credentials(body)))
     except AuthError:
         raise  # the key itself is refused: no other fetch can succeed either
     except RetriesExhausted as exc:
