@@ -195,7 +195,7 @@ def _run_accounts(settings: Settings, account_name: str | None, *, full: bool, l
     from etl.sync import run_sync
 
     accounts = settings.select(account_name)
-    engine = make_engine(settings.database_url, settings.private_files)
+    engine = make_engine(settings.database_url, settings.private_files, connect_timeout=settings.database_connect_timeout)
     click.get_current_context().meta[_RESUMES] = True
     reporter = _reporter()
     hydration = HydrateOptions(
@@ -241,7 +241,7 @@ def derive_command(account_name: str | None, again: bool, refetch: bool) -> None
     from etl.sync import derive_from_bodies
 
     settings = _settings()
-    engine = make_engine(settings.database_url, settings.private_files)
+    engine = make_engine(settings.database_url, settings.private_files, connect_timeout=settings.database_connect_timeout)
     say = (lambda line: None) if settings.quiet else _reporter().echo
     for account in settings.select(account_name):
         count, without = derive_from_bodies(engine, account.name, settings.derived_tables, again=again, refetch=refetch)
@@ -468,7 +468,9 @@ def example() -> None:
 def _connect(settings: Settings, read_only: bool = False) -> Connection:
     from etl.db import connect, make_engine
 
-    return connect(make_engine(settings.database_url, settings.private_files, read_only=read_only))
+    return connect(make_engine(
+        settings.database_url, settings.private_files, read_only=read_only, connect_timeout=settings.database_connect_timeout
+    ))
 
 
 def main() -> None:

@@ -51,9 +51,13 @@ def masked(url: URL | str) -> str:
     return url.render_as_string(hide_password=True)
 
 
-def make_engine(database_url: str, private_files: bool = True, *, read_only: bool = False) -> Engine:
+def make_engine(
+    database_url: str, private_files: bool = True, *, read_only: bool = False, connect_timeout: int | None = None,
+) -> Engine:
     """An engine for the URL; `private_files`: a new SQLite database file is readable by its owner only;
-    `read_only` for commands that only read: they work on a database they may not write to, and never create one."""
+    `read_only` for commands that only read: they work on a database they may not write to, and never create one;
+    `connect_timeout`: the seconds a PostgreSQL connection may take (the database_connect_timeout setting), unless
+    the URL sets its own."""
     url = parse_url(database_url)
     try:
         if url.get_backend_name() == "sqlite":
@@ -63,9 +67,14 @@ def make_engine(database_url: str, private_files: bool = True, *, read_only: boo
             event.listen(engine, "connect", _sqlite_pragmas)
             event.listen(engine, "do_connect", _sqlite_connector(url, private_files))
             return engine
+        # Without a timeout, a server host that drops packets holds every command for minutes (the kernel's
+        # SYN retries), and the metrics step, which connects again, as long once more.
+        connect_args = {} if connect_timeout is None or "connect_timeout" in url.query else {"connect_timeout": connect_timeout}
         if read_only:
-            return create_engine(url, pool_pre_ping=True, execution_options={"postgresql_readonly": True})
-        return create_engine(url, pool_pre_ping=True)
+            return create_engine(
+                url, pool_pre_ping=True, connect_args=connect_args, execution_options={"postgresql_readonly": True}
+            )
+        return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
     except (NoSuchModuleError, ModuleNotFoundError):
         raise DatabaseUrlError(
             f"the driver for {masked(url)} is not installed: pip install 'aai-etl[postgres]'"
