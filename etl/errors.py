@@ -105,7 +105,8 @@ class Retriable(Exception):
 
 
 # The password of a URL with one (scheme://user:password@host): a database URL, a Pushgateway URL.
-_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s:/?#@]*:)[^\s/?#@]+(@)")
+# Found from its "://", not its scheme: a scheme pattern rescans a long word at every letter (quadratic).
+_URL_PASSWORD = re.compile(r"(://[^\s:/?#@]*:)[^\s/?#@]+(@)")
 
 
 def redact(text: str, secrets: list[str | None]) -> str:
