@@ -270,7 +270,9 @@ def _run_accounts(settings: Settings, account_name: str | None, *, full: bool, l
     from etl.sync import run_sync
 
     accounts = settings.select(account_name)
-    engine = make_engine(settings.database_url, settings.private_files, schema=settings.database_schema)
+    engine = make_engine(
+        settings.database_url, settings.private_files, schema=settings.database_schema, connect_timeout=settings.database_connect_timeout
+    )
     meta[_RESUMES] = True
     reporter = _reporter()
     hydration = HydrateOptions(
@@ -321,7 +323,9 @@ def derive_command(account_name: str | None, again: bool, refetch: bool) -> None
     from etl.sync import derive_from_bodies
 
     settings = _settings()
-    engine = make_engine(settings.database_url, settings.private_files, schema=settings.database_schema)
+    engine = make_engine(
+        settings.database_url, settings.private_files, schema=settings.database_schema, connect_timeout=settings.database_connect_timeout
+    )
     say = (lambda line: None) if settings.quiet else _reporter().echo
     for account in settings.select(account_name):
         count, without, troubled = derive_from_bodies(engine, account.name, settings.derived_tables, again=again, refetch=refetch)
@@ -575,7 +579,10 @@ def accounts_command(as_json: bool) -> None:
 def _connect(settings: Settings, read_only: bool = False) -> Connection:
     from etl.db import connect, make_engine
 
-    return connect(make_engine(settings.database_url, settings.private_files, read_only=read_only, schema=settings.database_schema))
+    return connect(make_engine(
+        settings.database_url, settings.private_files, read_only=read_only, schema=settings.database_schema,
+        connect_timeout=settings.database_connect_timeout,
+    ))
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -32,6 +32,8 @@ MAX_BACKOFF_SECONDS = 60.0
 KEEPS_FAILING = 3
 READ_SIZE = 64 * 1024
 MAX_ERROR_CHARS = 300  # of an API error message, wherever it is shown or stored
+# A server clock further ahead than this is not trusted to vouch for `created` values in our future.
+MAX_CLOCK_AHEAD = timedelta(days=1)
 
 
 class ApiClient:
@@ -66,6 +68,7 @@ class ApiClient:
         self.pacer = Pacer(requests_per_minute)  # every thread's every attempt goes through it
         self._headers = {"Authorization": api_key, "User-Agent": f"aai-etl/{__version__}"}
         self._lock = threading.Lock()
+        self._clock_ahead = timedelta(0)
         self._idle: list[requests.Session] = []  # sessions not in use, each with its open connections
         self._sessions: list[requests.Session] = []
 
@@ -191,6 +194,7 @@ class ApiClient:
             raise Retriable(_connection_problem(exc, self.host)) from None
         except _TooSlow:
             raise Retriable(f"the response took longer than request_deadline ({self.request_deadline:g}s)") from None
+        self._note_clock(response.headers.get("Date"))
         status = response.status_code
         if status != 429:
             self.pacer.answered()
@@ -210,6 +214,18 @@ class ApiClient:
         except RecursionError:
             # The same body would be as deep on every try: refused, not retried.
             raise ApiError(f"the response nests its values too deeply to read (HTTP {status}, {len(content)} bytes)") from None
+
+    def clock_ahead(self) -> timedelta:
+        """How far the API's clock has been seen ahead of ours (its Date header), at most MAX_CLOCK_AHEAD; zero
+        when behind or not seen. Its `created` values run ahead by as much: they are not in the future."""
+        return self._clock_ahead
+
+    def _note_clock(self, date: str | None) -> None:
+        server = _http_date(date)
+        if server is not None:
+            ahead = min(server - datetime.now(timezone.utc), MAX_CLOCK_AHEAD)
+            with self._lock:
+                self._clock_ahead = max(self._clock_ahead, ahead)
 
     def redact(self, text: str) -> str:
         """The text without this client's API key: for anything printed or stored."""
@@ -249,13 +265,19 @@ def _retry_after(value: str | None) -> float | None:
     value = value.strip()
     if value.isascii() and value.isdigit():  # isdigit alone takes "²", which float() does not
         return float(value)
+    when = _http_date(value)
+    return None if when is None else max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+def _http_date(value: str | None) -> datetime | None:
+    """An HTTP date header's time (UTC); None when absent or unreadable."""
+    if not value:
+        return None
     try:
-        when = parsedate_to_datetime(value)
+        when = parsedate_to_datetime(value.strip())
     except (TypeError, ValueError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when
 
 
 class _TooSlow(Exception):

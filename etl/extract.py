@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -65,19 +65,28 @@ class Page:
 
 
 class Plausible:
-    """Which `created` values a walk may decide on: full timestamps inside the listing window."""
+    """Which `created` values a walk may decide on: full timestamps inside the listing window.
 
-    def __init__(self, now: datetime) -> None:
+    `ahead`: how far the API's clock is seen ahead of ours (ApiClient.clock_ahead), asked at each decision,
+    since the first response tells it. Its `created` values run ahead as far: without it, every new
+    transcript would look created in the future, and the mark could never move to it."""
+
+    def __init__(self, now: datetime, ahead: Callable[[], timedelta] = lambda: timedelta(0)) -> None:
         self.now = now
         self.earliest = now - LISTING_WINDOW - WINDOW_SLACK
-        self.latest = now + CLOCK_SKEW
+        self._ahead = ahead
+
+    @property
+    def latest(self) -> datetime:
+        return self.now + CLOCK_SKEW + self._ahead()
 
     def boundaries(self, items: list[Item]) -> list[Boundary]:
         """The items with a plausible `created`, newest first in the API's (created, id) order."""
+        earliest, latest = self.earliest, self.latest
         found = [
-            Boundary(item.id, item.row["created"])
+            Boundary(item.id, created)
             for item in items
-            if item.id is not None and self.accepts(item.row.get("created"))
+            if item.id is not None and (created := item.row.get("created")) is not None and earliest <= created <= latest
         ]
         return sorted(found, key=lambda boundary: (boundary.created, boundary.id), reverse=True)
 
@@ -101,7 +110,7 @@ def walk_back(
     floor the walk goes to the end of the listing. The next page is the one the API's `prev_url` names.
     The caller commits each page before asking for the next.
     """
-    plausible = Plausible(now or datetime.now(timezone.utc))
+    plausible = Plausible(now or datetime.now(timezone.utc), client.clock_ahead)
     seen: set[str | None] = {before_id} if before_id else set()
     run = 0  # items in a row, across pages, created before the floor
     downloads = _Downloads(client)
@@ -247,7 +256,7 @@ def newer_than(
     items = [parse_item(raw, keep_presigned_credentials) for raw in body["transcripts"]]
     if full_page(body, PAGE_SIZE):
         return None  # more may be newer than this page shows: which page came back is undocumented
-    plausible = Plausible(now or datetime.now(timezone.utc))
+    plausible = Plausible(now or datetime.now(timezone.utc), client.clock_ahead)
     ordered = plausible.boundaries(items)
     if len(ordered) != len(items) or any((b.created, b.id) <= (mark.created, mark.id) for b in ordered):
         log.info("after_id=%s returned items it should not have (no usable id, an odd created, or not newer); walking instead", mark.id)

@@ -27,7 +27,7 @@ from etl.db import store_or_refuse
 from etl.errors import AuthError, EtlError, RateLimited, RetriesExhausted
 from etl.items import DELETED_AUDIO_URL, FINAL_STATUSES
 from etl.load import DETAIL_COLUMNS
-from etl.presigned import redact_audio_url
+from etl.presigned import redact_credentials
 from etl.schema import NEEDS_DETAILS, transcript_bodies, transcript_words, transcripts
 from etl.storable import dumps, escape, escape_json, storable_integer, storable_number, unescape
 
@@ -178,7 +178,7 @@ def _fetch(client: ApiClient, transcript_id: str, attempts: int, keep_presigned_
             # The details lag the list, which showed it final: they are not yet its details.
             said = escape(client.redact(f"{body.get('status')!r:.100}"))
             return _Fetched(transcript_id, attempts, error=f"the API's details say status {said} while the list says it is final")
-        body = escape_json(body if keep_presigned_credentials else redact_audio_url(body))
+        body = escape_json(body if keep_presigned_credentials else redact_credentials(body))
         dumps(body)  # ValueError for NaN or Infinity, which are not JSON: neither database can hold them
         return _Fetched(transcript_id, attempts, body=body)
     except AuthError:

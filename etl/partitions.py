@@ -71,7 +71,7 @@ def walk_days(
     `workers` days at a time: each time, every page waiting (at least one, up to BATCH_ITEMS items), in the
     order they came. Raises Unpartitionable as soon as any day shows `created_on` misread (after yielding the
     pages that came before)."""
-    plausible = Plausible(now)
+    plausible = Plausible(now, client.clock_ahead)
     known = created or {}
     todo: queue.SimpleQueue = queue.SimpleQueue()
     for day in sorted(positions, reverse=True):

@@ -161,6 +161,9 @@ class FakeAssemblyAI:
         self.scramble_pages = False
         # False: bodies of the "malformed" profile are served whole (the demo shows clean data).
         self.malformed_bodies = True
+        # How far the server's clock (its Date header) is ahead of this machine's; set `clock` to match, so
+        # that the transcripts it lists are created by its own clock.
+        self.clock_offset = timedelta(0)
         self.requests: list[dict] = []
         self.held = threading.Event()
         # Time of the last `created`: midnight 30 days ago, so 100k items stay inside the 90-day
@@ -547,6 +550,11 @@ class _Handler(BaseHTTPRequestHandler):
         # Logged before sending, so a client that has its answer also sees the entry.
         fake._log(url.path, params, code)
         self._send(code, body, content_type, headers, fault.seconds if kind == "drip" else 0.0)
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The Date header, by the server's own clock (see clock_offset)."""
+        now = time.time() if timestamp is None else timestamp
+        return super().date_time_string(now + self.fake.clock_offset.total_seconds())
 
     def _send(self, code: int, body: bytes, content_type: str, headers: dict[str, str], drip: float = 0.0) -> None:
         self.send_response(code)

@@ -400,7 +400,7 @@ class _Run:
             save_cursor(self.conn, self.account, Cursor(high_water=_newer(cursor.high_water, newest)), now)
         if full:
             # Every day walked to its end, every item checked against its day: the whole listing was seen.
-            latest = Plausible(now).latest
+            latest = Plausible(now, self.client.clock_ahead).latest
             stats.unlisted += mark_unlisted(
                 self.conn, self.account, oldest.created if oldest else None, latest, set(), now, unplaced=False
             )
@@ -418,7 +418,7 @@ class _Run:
             result = upsert_page(self.conn, self.account, items, now)
             stats = replace(self.stats)
             stats.add(result)
-            newest = Plausible(now).boundaries(items)
+            newest = Plausible(now, self.client.clock_ahead).boundaries(items)
             if newest:
                 save_cursor(self.conn, self.account, Cursor(high_water=newest[0]), now)
             self._commit(stats)
@@ -450,7 +450,7 @@ class _Run:
             self._pages(replace(cursor, walk_top=None, walk_before_id=None), all_new=False)
 
     def _pages(self, cursor: Cursor, all_new: bool) -> None:
-        walk = _Walk(Plausible(_utcnow()))
+        walk = _Walk(Plausible(_utcnow(), self.client.clock_ahead))
         if cursor.walk_before_id is not None:
             created = created_of(self.conn, self.account, cursor.walk_before_id)
             walk.oldest = Boundary(cursor.walk_before_id, created) if created else None
