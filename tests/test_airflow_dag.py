@@ -16,23 +16,18 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine
 
-from conftest import empty_database, stored
+from conftest import required, empty_database, stored
 from etl import lock
 from etl.simulator import FakeAssemblyAI
 
 ROOT = Path(__file__).resolve().parent.parent
 AIRFLOW = os.environ.get("AAI_ETL_AIRFLOW")
-REQUIRED = os.environ.get("AAI_ETL_REQUIRE_AIRFLOW") == "1"
 KEYS = {"us": "us-key-0b1c2d3e", "eu": "eu-key-4f5a6b7c", "apac": "apac-key-8d9e0f1a"}
 
 
 def _airflow() -> str:
-    if AIRFLOW and Path(AIRFLOW).is_file():
-        return AIRFLOW
-    message = f"no Airflow at AAI_ETL_AIRFLOW={AIRFLOW!r}: install apache-airflow in a virtual environment and set it"
-    if REQUIRED:
-        pytest.fail(message)
-    pytest.skip(message)
+    found = AIRFLOW if AIRFLOW and Path(AIRFLOW).is_file() else None
+    return required(found, f"no Airflow at AAI_ETL_AIRFLOW={AIRFLOW!r}: install apache-airflow in a virtual environment and set it", "AAI_ETL_REQUIRE_AIRFLOW")
 
 
 @pytest.fixture(scope="module")

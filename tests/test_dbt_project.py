@@ -13,24 +13,18 @@ from pathlib import Path
 
 import duckdb
 import pyarrow.parquet as pq
-import pytest
 from sqlalchemy import create_engine, make_url, text
 
-from conftest import POSTGRES_URL, cli_env, empty_database, run_cli
+from conftest import required, POSTGRES_URL, cli_env, empty_database, run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = ROOT / "dbt"
 DBT = os.environ.get("AAI_ETL_DBT")
-REQUIRED = os.environ.get("AAI_ETL_REQUIRE_DBT") == "1"
 
 
 def _dbt() -> str:
-    if DBT and Path(DBT).is_file():
-        return DBT
-    message = f"no dbt at AAI_ETL_DBT={DBT!r}: install dbt-duckdb and dbt-postgres in a virtual environment and set it"
-    if REQUIRED:
-        pytest.fail(message)
-    pytest.skip(message)
+    found = DBT if DBT and Path(DBT).is_file() else None
+    return required(found, f"no dbt at AAI_ETL_DBT={DBT!r}: install dbt-duckdb and dbt-postgres in a virtual environment and set it", "AAI_ETL_REQUIRE_DBT")
 
 
 def dbt(command: str, target: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
