@@ -59,7 +59,11 @@ def child_env(fake: FakeAssemblyAI, url: str, budget: str = UNPACED) -> dict[str
 
 
 def hydrated_rows(url: str) -> int:
-    query = "SELECT count(*) FROM transcripts WHERE hydrated_at IS NOT NULL"
+    return rows_where(url, "hydrated_at IS NOT NULL")
+
+
+def rows_where(url: str, condition: str) -> int:
+    query = f"SELECT count(*) FROM transcripts WHERE {condition}"
     if url.startswith("sqlite:///"):
         with closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn:
             return conn.execute(query).fetchone()[0]
@@ -69,14 +73,13 @@ def hydrated_rows(url: str) -> int:
         return conn.execute(query).fetchone()[0]
 
 
-def timestamp_list_requests(fake: FakeAssemblyAI) -> list[float]:
-    """Wrap the fake's request log: the time.monotonic() at which each list request was logged."""
-    stamps: list[float] = []
+def stamp_requests(fake: FakeAssemblyAI) -> list[tuple[float, str, int]]:
+    """Wrap the fake's request log: (time.monotonic(), path, status) of each request as it was logged."""
+    stamps: list[tuple[float, str, int]] = []
     log = fake._log
 
     def logged(path: str, params: dict[str, str], status: int) -> None:
-        if path.rstrip("/") == LIST_PATH:
-            stamps.append(time.monotonic())
+        stamps.append((time.monotonic(), path, status))
         log(path, params, status)
 
     fake._log = logged  # the handler calls fake._log(...): an instance attribute wins over the method
@@ -139,7 +142,7 @@ def listing_cost(spawner: Spawner, kind: str, n: int, repeat: int, workdir: Path
     runs: dict[str, list[dict]] = {mode: [] for mode in modes}
     with FakeAssemblyAI(api_key=API_KEY, seed=n) as fake:
         fake.add(n)
-        stamps = timestamp_list_requests(fake)
+        stamps = stamp_requests(fake)
         for _ in range(repeat):
             for mode, args in modes.items():  # alternated, so drift in the machine hits both alike
                 url = fresh_database(kind, "bench_listing", workdir)
@@ -147,7 +150,7 @@ def listing_cost(spawner: Spawner, kind: str, n: int, repeat: int, workdir: Path
                 before = len(fake.requests)
                 result = spawner.run([AAI_ETL_EXE, *args], child_env(fake, url), workdir, fake)
                 served = fake.requests[before:]
-                lists = stamps[first_stamp:]
+                lists = [at for at, path, _ in stamps[first_stamp:] if path.rstrip("/") == LIST_PATH]
                 drop_database(kind, "bench_listing", workdir)
                 runs[mode].append({
                     **result,

@@ -47,6 +47,15 @@ IDLE_MAX_S = 1.0
 RSS_GROWTH_MAX = 1.25  # "flat": peak RSS at the largest N within 25% of the smallest N's
 
 
+def write_results(out: Path, results: list[dict], aai_etl: str, **meta) -> None:
+    """The results as JSON, with when, which executable and the command that produced them."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "aai_etl": aai_etl, **meta,
+            "command": " ".join(sys.argv)}
+    out.write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
+    print(f"\nwrote {out}")
+
+
 def ensure_dlt_venv() -> None:
     if DLT_PYTHON.exists():
         return

@@ -20,12 +20,11 @@ import sqlite3
 import sys
 import tempfile
 from contextlib import closing
-from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hydrate import child_env  # noqa: E402
-from run import AAI_ETL, API_KEY, BENCH, FakeAssemblyAI, Spawner, drop_database, fresh_database  # noqa: E402
+from run import AAI_ETL, API_KEY, BENCH, FakeAssemblyAI, Spawner, drop_database, fresh_database, write_results  # noqa: E402
 
 PAGE = 200
 TARGET_IDLE, TARGET_FINISHED = 3, 5
@@ -93,11 +92,7 @@ def main() -> None:
               f"{r['finished']['requests']:>12}  {r['finished']['wall_s']:>10.2f}  {str(r['exact']):>5}  "
               f"{r['walk_pages_before']:>18}  {r['walk_floor_s_before']:>11.1f}  {'met' if met else 'MISSED'}")
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "aai_etl": args.aai_etl,
-            "command": " ".join(sys.argv)}
-    args.out.write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
-    print(f"\nwrote {args.out}")
+    write_results(args.out, results, args.aai_etl)
 
 
 AAI_ETL_EXE = str(AAI_ETL)

@@ -45,7 +45,7 @@ def exit_code(checks: list[Check]) -> int:
 
 def _database(settings: Settings) -> Check:
     try:
-        engine = make_engine(settings.database_url, schema=settings.database_schema)
+        engine = make_engine(settings.database_url, schema=settings.database_schema, connect_timeout=settings.database_connect_timeout)
         with connect(engine) as conn:
             current, head = migrate.current_revision(conn), migrate.head_revision()
             migrate.refuse_unknown(current)

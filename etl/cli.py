@@ -201,6 +201,7 @@ EXAMPLES = {
     "db current": "aai-etl db current",
     "config": "aai-etl config example > aai-etl.toml",
     "config example": "aai-etl config example > aai-etl.toml",
+    "config accounts": "aai-etl config accounts --json",
 }
 
 EXIT_STATUSES = """\b
@@ -269,7 +270,9 @@ def _run_accounts(settings: Settings, account_name: str | None, *, full: bool, l
     from etl.sync import run_sync
 
     accounts = settings.select(account_name)
-    engine = make_engine(settings.database_url, settings.private_files, schema=settings.database_schema)
+    engine = make_engine(
+        settings.database_url, settings.private_files, schema=settings.database_schema, connect_timeout=settings.database_connect_timeout
+    )
     meta[_RESUMES] = True
     reporter = _reporter()
     hydration = HydrateOptions(
@@ -320,7 +323,9 @@ def derive_command(account_name: str | None, again: bool, refetch: bool) -> None
     from etl.sync import derive_from_bodies
 
     settings = _settings()
-    engine = make_engine(settings.database_url, settings.private_files, schema=settings.database_schema)
+    engine = make_engine(
+        settings.database_url, settings.private_files, schema=settings.database_schema, connect_timeout=settings.database_connect_timeout
+    )
     say = (lambda line: None) if settings.quiet else _reporter().echo
     for account in settings.select(account_name):
         count, without, troubled = derive_from_bodies(engine, account.name, settings.derived_tables, again=again, refetch=refetch)
@@ -554,10 +559,30 @@ def example() -> None:
     click.echo((files("etl") / "config.example.toml").read_text(encoding="utf-8"), nl=False)
 
 
+@config_group.command("accounts")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list, for an orchestrator that runs one task per account.")
+@common_options
+def accounts_command(as_json: bool) -> None:
+    """List the configured accounts: name, API base URL, the variable that holds the key and whether it is set."""
+    listed = [
+        {"name": a.name, "base_url": a.base_url, "api_key_env": a.api_key_env, "api_key_set": bool(a.api_key)}
+        for a in _settings().accounts
+    ]
+    if as_json:
+        click.echo(json.dumps(listed))
+        return
+    for account in listed:
+        key = "set" if account["api_key_set"] else "NOT SET"
+        click.echo(f"{account['name']}\t{account['base_url']}\t{account['api_key_env']} ({key})")
+
+
 def _connect(settings: Settings, read_only: bool = False) -> Connection:
     from etl.db import connect, make_engine
 
-    return connect(make_engine(settings.database_url, settings.private_files, read_only=read_only, schema=settings.database_schema))
+    return connect(make_engine(
+        settings.database_url, settings.private_files, read_only=read_only, schema=settings.database_schema,
+        connect_timeout=settings.database_connect_timeout,
+    ))
 
 
 def main() -> None:

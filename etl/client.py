@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -20,7 +20,7 @@ import urllib3
 
 from etl import __version__
 from etl.config import Account, Settings
-from etl.errors import ApiError, AuthError, Retriable, RetriesExhausted, redact
+from etl.errors import ApiError, AuthError, RateLimited, Retriable, RetriesExhausted, redact
 from etl.pacing import Pacer
 from etl.storable import loads
 
@@ -32,6 +32,8 @@ MAX_BACKOFF_SECONDS = 60.0
 KEEPS_FAILING = 3
 READ_SIZE = 64 * 1024
 MAX_ERROR_CHARS = 300  # of an API error message, wherever it is shown or stored
+# A server clock further ahead than this is not trusted to vouch for `created` values in our future.
+MAX_CLOCK_AHEAD = timedelta(days=1)
 
 
 class ApiClient:
@@ -66,6 +68,7 @@ class ApiClient:
         self.pacer = Pacer(requests_per_minute)  # every thread's every attempt goes through it
         self._headers = {"Authorization": api_key, "User-Agent": f"aai-etl/{__version__}"}
         self._lock = threading.Lock()
+        self._clock_ahead = timedelta(0)
         self._idle: list[requests.Session] = []  # sessions not in use, each with its open connections
         self._sessions: list[requests.Session] = []
 
@@ -134,20 +137,26 @@ class ApiClient:
 
     def _get(self, path: str, params: dict[str, Any], check) -> dict[str, Any]:
         deadline = time.monotonic() + self.retry_budget_seconds
+        only_429 = True  # every attempt so far answered 429: running out then is no fault of this request
         for attempt in range(self.max_retries + 1):
-            self.pacer.wait()
+            sent = self.pacer.wait()
             try:
                 return check(self._attempt(path, params))
             except Retriable as failure:
-                delay = self._delay(attempt, failure.retry_after)
+                only_429 = only_429 and failure.rate_limited
+                if failure.rate_limited:
+                    delay = self.pacer.rate_limited(sent, failure.retry_after)  # every thread slows down, not just this one
+                else:
+                    delay = self._delay(attempt, failure.retry_after)
+                exhausted = RateLimited if only_429 else RetriesExhausted
                 if attempt == self.max_retries:
-                    raise RetriesExhausted(
+                    raise exhausted(
                         f"the AssemblyAI API kept failing ({failure.reason}) after {attempt + 1} attempts; "
                         "everything synced so far is saved, run again later (max_retries raises the limit)",
                         failure.reason,
                     ) from None
                 if time.monotonic() + delay > deadline:
-                    raise RetriesExhausted(
+                    raise exhausted(
                         f"the AssemblyAI API kept failing ({failure.reason}) and the next retry, in {delay:.0f}s, "
                         f"would pass the {self.retry_budget_seconds:.0f}s retry budget; everything synced so far "
                         "is saved, run again later",
@@ -167,10 +176,8 @@ class ApiClient:
                         "%s, %d times in a row for one request; still retrying (attempt %d of %d)", failure.reason,
                         KEEPS_FAILING, attempt + 2, self.max_retries + 1, extra={"event": "keeps_failing"},
                     )
-                if failure.rate_limited:
-                    self.pacer.rate_limited(delay)  # every thread slows down, not just this one
-                else:
-                    time.sleep(delay)
+                if not failure.rate_limited:
+                    time.sleep(delay)  # a 429's wait is the pacer's, taken in its wait()
         raise AssertionError("unreachable: the loop returns or raises")
 
     def _attempt(self, path: str, params: dict[str, Any]) -> Any:
@@ -187,7 +194,10 @@ class ApiClient:
             raise Retriable(_connection_problem(exc, self.host)) from None
         except _TooSlow:
             raise Retriable(f"the response took longer than request_deadline ({self.request_deadline:g}s)") from None
+        self._note_clock(response.headers.get("Date"))
         status = response.status_code
+        if status != 429:
+            self.pacer.answered()
         if status in RETRIABLE_STATUSES:
             raise Retriable(
                 f"HTTP {status} {response.reason}", _retry_after(response.headers.get("Retry-After")), rate_limited=status == 429
@@ -205,11 +215,24 @@ class ApiClient:
             # The same body would be as deep on every try: refused, not retried.
             raise ApiError(f"the response nests its values too deeply to read (HTTP {status}, {len(content)} bytes)") from None
 
+    def clock_ahead(self) -> timedelta:
+        """How far the API's clock has been seen ahead of ours (its Date header), at most MAX_CLOCK_AHEAD; zero
+        when behind or not seen. Its `created` values run ahead by as much: they are not in the future."""
+        return self._clock_ahead
+
+    def _note_clock(self, date: str | None) -> None:
+        server = _http_date(date)
+        if server is not None:
+            ahead = min(server - datetime.now(timezone.utc), MAX_CLOCK_AHEAD)
+            with self._lock:
+                self._clock_ahead = max(self._clock_ahead, ahead)
+
     def redact(self, text: str) -> str:
         """The text without this client's API key: for anything printed or stored."""
         return redact(text, [self._api_key])
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
+        """The wait before retrying a failure other than a 429."""
         if retry_after is not None:
             # The server named the wait: honour it, plus a little jitter so parallel jobs do not return in step.
             return retry_after + random.uniform(0, 1)
@@ -242,13 +265,19 @@ def _retry_after(value: str | None) -> float | None:
     value = value.strip()
     if value.isascii() and value.isdigit():  # isdigit alone takes "²", which float() does not
         return float(value)
+    when = _http_date(value)
+    return None if when is None else max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+def _http_date(value: str | None) -> datetime | None:
+    """An HTTP date header's time (UTC); None when absent or unreadable."""
+    if not value:
+        return None
     try:
-        when = parsedate_to_datetime(value)
+        when = parsedate_to_datetime(value.strip())
     except (TypeError, ValueError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when
 
 
 class _TooSlow(Exception):

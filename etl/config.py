@@ -24,9 +24,11 @@ REGIONS = {"us": "https://api.assemblyai.com", "eu": "https://api.eu.assemblyai.
 DEFAULT_DATABASE_URL = "sqlite:///aai-etl.db"
 DEFAULT_KEY_VARIABLE = "ASSEMBLYAI_API_KEY"
 CONFIG_VARIABLE = "AAI_ETL_CONFIG"
+MAX_CONFIG_BYTES = 1024 * 1024  # a settings file is a few kilobytes
 # The tables etl.derive fills from transcript bodies (transcript_<name>), all by default.
 DERIVED_TABLE_NAMES = ("utterances", "sentiments", "entities", "highlights", "topics", "content_safety", "chapters")
 _ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+_HEADER_VALUE = re.compile(r"[\x20-\x7e\x80-\xff]+")  # what an HTTP header value can carry
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,11 @@ postgresql+psycopg://etl:PASSWORD@db.internal/analytics   (pip install 'aai-etl[
         pattern=(r"[a-z_][a-z0-9_]{0,62}", "a lowercase PostgreSQL name (a-z, 0-9, _; not starting with a digit)"),
         example="""public (the default) leaves the connection's search_path as the server or the URL sets it; any other
 name sets it to that schema alone. SQLite has no schemas and ignores it.""",
+    ),
+    Setting(
+        "database_connect_timeout", int, 10,
+        "Seconds to wait for a connection to a PostgreSQL server before giving up (a connect_timeout in the URL wins).",
+        minimum=2, example="2 is the least the PostgreSQL client library waits.",
     ),
     Setting(
         "region", str, "us", "The AssemblyAI region of the account: us or eu (each has its own list of transcripts).",
@@ -166,6 +173,9 @@ _BY_NAME = {setting.name: setting for setting in SETTINGS}
 _BY_VARIABLE = {setting.variable: setting for setting in SETTINGS}
 # Read by the CLI and the test suite, not settings: known, so not warned about.
 _OTHER_VARIABLES = (CONFIG_VARIABLE, "AAI_ETL_TEST_POSTGRES_URL", "AAI_ETL_REQUIRE_POSTGRES")
+# Variables that must not be set empty: an empty database URL silently meaning the default would sync
+# into ./aai-etl.db, wherever the job happens to run, while the real database waits.
+_NEVER_EMPTY = {"AAI_ETL_DATABASE_URL": "a database URL (sqlite:///PATH or postgresql+psycopg://USER@HOST/DB)"}
 _ACCOUNT_KEYS: dict[str, type] = {"name": str, "api_key_env": str, "region": str, "base_url": str}
 _TYPE_NAMES = {str: "a string", float: "a number", int: "a whole number", bool: "true or false", tuple: "a list of names"}
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
@@ -183,6 +193,12 @@ class Account:
     source: str | None = None  # the config file that defines it; None for the implicit single account
 
     def require_key(self) -> str:
+        if self.api_key and not _HEADER_VALUE.fullmatch(self.api_key):
+            # Never the key itself in the message: only where it is and what is wrong with it.
+            raise ConfigError(
+                f"the API key in {self.api_key_env} holds characters an HTTP header cannot carry (a control "
+                "character, or one outside Latin-1): set it to the key alone, as AssemblyAI shows it"
+            )
         if self.api_key:
             return self.api_key
         if self.source is None:
@@ -253,6 +269,10 @@ def load_settings(
                 raise ConfigError(f"{file_source}: unknown key '{key}'{_suggest(key, [*_BY_NAME, 'accounts'])}")
             values[key], sources[key] = parse(_BY_NAME[key], value, where), where
     for variable, setting in _BY_VARIABLE.items():
+        if variable in _NEVER_EMPTY and variable in environ and not environ[variable].strip():
+            raise ConfigError(
+                f"environment variable {variable} is set but empty: set it to {_NEVER_EMPTY[variable]}, or unset it"
+            )
         if environ.get(variable):  # set but empty means unset, as a Kubernetes manifest often leaves it
             where = f"environment variable {variable}"
             values[setting.name], sources[setting.name] = parse(setting, environ[variable], where, text=True), where
@@ -325,9 +345,13 @@ def _typed(kind: type, value: Any, where: str, text: bool) -> Any:
 
 def _read_file(path: Path) -> dict[str, Any]:
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as handle:
+            # At most a byte past the cap: a wrong path (/dev/zero, a log, a disk image) is refused, not read whole.
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {path} is larger than {MAX_CONFIG_BYTES // 1024 // 1024} MiB: is it the right file?")
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise ConfigError(f"config file {path} is UTF-16 text: save it as UTF-8")
     try:
@@ -370,7 +394,7 @@ def _accounts(
 ) -> tuple[Account, ...]:
     if not tables:
         # The single-account setup: ASSEMBLYAI_API_KEY alone, as it has always worked.
-        return (Account("default", default_url, DEFAULT_KEY_VARIABLE, environ.get(DEFAULT_KEY_VARIABLE)),)
+        return (Account("default", default_url, DEFAULT_KEY_VARIABLE, _key(environ, DEFAULT_KEY_VARIABLE)),)
     accounts = []
     for number, table in enumerate(tables, start=1):
         where = f"{source}, [[accounts]] #{number}"
@@ -384,12 +408,17 @@ def _accounts(
             base_url = REGIONS[parse(_BY_NAME["region"], table["region"], f"{where}, key 'region'")]
         _check_url(base_url, f"{where}, key 'base_url'")
         variable = table.get("api_key_env", DEFAULT_KEY_VARIABLE)
-        accounts.append(Account(name, base_url, variable, environ.get(variable), source))
+        accounts.append(Account(name, base_url, variable, _key(environ, variable), source))
     names = [account.name for account in accounts]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise ConfigError(f"{source}: account name '{duplicates[0]}' is used twice")
     return tuple(accounts)
+
+
+def _key(environ: Mapping[str, str], variable: str) -> str | None:
+    """The key without surrounding whitespace: a key file read with `$(cat FILE)` or an editor adds a newline."""
+    return (environ.get(variable) or "").strip() or None
 
 
 def _check_url(url: str, where: str) -> None:

@@ -56,10 +56,14 @@ def masked(url: URL | str) -> str:
 _JSON = {"json_serializer": dumps, "json_deserializer": loads}
 
 
-def make_engine(database_url: str, private_files: bool = True, *, read_only: bool = False, schema: str = "public") -> Engine:
+def make_engine(
+    database_url: str, private_files: bool = True, *, read_only: bool = False, schema: str = "public",
+    connect_timeout: int | None = None,
+) -> Engine:
     """An engine for the URL; `private_files`: a new SQLite database file is readable by its owner only;
     `read_only` for commands that only read: they work on a database they may not write to, and never create one;
-    `schema`: PostgreSQL's schema for everything aai-etl keeps (see _in_schema)."""
+    `schema`: PostgreSQL's schema for everything aai-etl keeps (see _in_schema); `connect_timeout`: the seconds a
+    PostgreSQL connection may take (the database_connect_timeout setting), unless the URL sets its own."""
     url = parse_url(database_url)
     try:
         if url.get_backend_name() == "sqlite":
@@ -69,8 +73,11 @@ def make_engine(database_url: str, private_files: bool = True, *, read_only: boo
             event.listen(engine, "connect", _sqlite_pragmas)
             event.listen(engine, "do_connect", _sqlite_connector(url, private_files))
             return engine
+        # Without a timeout, a server host that drops packets holds every command for minutes (the kernel's
+        # SYN retries), and the metrics step, which connects again, as long once more.
+        connect_args = {} if connect_timeout is None or "connect_timeout" in url.query else {"connect_timeout": connect_timeout}
         options = {"execution_options": {"postgresql_readonly": True}} if read_only else {}
-        engine = create_engine(url, pool_pre_ping=True, **options, **_JSON)
+        engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args, **options, **_JSON)
         if schema != "public":
             # First, before SQLAlchemy's own first query reads the connection's default schema.
             event.listen(engine, "connect", _in_schema(schema, create=not read_only), insert=True)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
+from etl.presigned import has_credentials, redact_url
+
 # sysexits.h: EX_TEMPFAIL tells schedulers "try again later", which is what an overlapping run should do.
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
@@ -93,6 +97,10 @@ class RetriesExhausted(ApiError):
         self.reason = reason  # the last failure alone, for a line that is not about a run (check)
 
 
+class RateLimited(RetriesExhausted):
+    """Every attempt was answered 429: the server is answering, only not this fast."""
+
+
 class PaginationError(ApiError):
     """The listing did not move backwards as promised; stopping beats looping."""
 
@@ -131,12 +139,21 @@ class Retriable(Exception):
         self.rate_limited = rate_limited
 
 
+# The password of a URL with one (scheme://user:password@host): a database URL, a Pushgateway URL.
+# Found from its "://", not its scheme: a scheme pattern rescans a long word at every letter (quadratic).
+_URL_PASSWORD = re.compile(r"(://[^\s:/?#@]*:)[^\s/?#@]+(@)")
+
+
 def redact(text: str, secrets: list[str | None]) -> str:
-    """Blank out every secret in text: the last line of defence before anything is printed or stored.
+    """Blank out every secret in text: the last line of defence before anything is printed or stored. The
+    secrets given (API keys, with or without the whitespace a key file adds), the password of any URL, and
+    the credentials of any presigned URL.
 
     Values under 6 characters are left alone: replacing them would mangle ordinary words, and no real
     API key is that short."""
     for secret in secrets:
-        if secret and len(secret) >= 6:
-            text = text.replace(secret, "***")
-    return text
+        for value in {secret, secret.strip()} if secret else ():
+            if len(value) >= 6:
+                text = text.replace(value, "***")
+    text = _URL_PASSWORD.sub(r"\1***\2", text)
+    return redact_url(text) if has_credentials(text) else text

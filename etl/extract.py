@@ -3,8 +3,10 @@
 The listing is walked newest to oldest with `before_id`, down to a floor. That is exact whatever the
 undocumented `after_id` does with more than a page of newer transcripts (oldest 200 after the cursor, or
 newest 200). `after_id` is asked only where both readings agree (`newer_than`): fewer than a page back
-means nothing newer is missing. Transcripts created during a walk appear above its top and are picked up
-by the next walk, so nothing is skipped; `next_url` is ignored, since it is never null.
+means nothing newer is missing. A page is full when it holds as many items as the server's own
+`page_details.limit` (a server whose maximum is below 200 says so there), not the 200 asked for.
+Transcripts created during a walk appear above its top and are picked up by the next walk, so nothing is
+skipped; `next_url` is ignored, since it is never null.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -58,22 +60,33 @@ class Page:
     odd_ids: frozenset[str]
     # True for a page without a usable id (not the empty end of the listing): what it should hold is unseen.
     gap: bool
+    # True when it holds as many items as the server puts on a page (full_page).
+    full: bool
 
 
 class Plausible:
-    """Which `created` values a walk may decide on: full timestamps inside the listing window."""
+    """Which `created` values a walk may decide on: full timestamps inside the listing window.
 
-    def __init__(self, now: datetime) -> None:
+    `ahead`: how far the API's clock is seen ahead of ours (ApiClient.clock_ahead), asked at each decision,
+    since the first response tells it. Its `created` values run ahead as far: without it, every new
+    transcript would look created in the future, and the mark could never move to it."""
+
+    def __init__(self, now: datetime, ahead: Callable[[], timedelta] = lambda: timedelta(0)) -> None:
         self.now = now
         self.earliest = now - LISTING_WINDOW - WINDOW_SLACK
-        self.latest = now + CLOCK_SKEW
+        self._ahead = ahead
+
+    @property
+    def latest(self) -> datetime:
+        return self.now + CLOCK_SKEW + self._ahead()
 
     def boundaries(self, items: list[Item]) -> list[Boundary]:
         """The items with a plausible `created`, newest first in the API's (created, id) order."""
+        earliest, latest = self.earliest, self.latest
         found = [
-            Boundary(item.id, item.row["created"])
+            Boundary(item.id, created)
             for item in items
-            if item.id is not None and self.accepts(item.row.get("created"))
+            if item.id is not None and (created := item.row.get("created")) is not None and earliest <= created <= latest
         ]
         return sorted(found, key=lambda boundary: (boundary.created, boundary.id), reverse=True)
 
@@ -97,7 +110,7 @@ def walk_back(
     floor the walk goes to the end of the listing. The next page is the one the API's `prev_url` names.
     The caller commits each page before asking for the next.
     """
-    plausible = Plausible(now or datetime.now(timezone.utc))
+    plausible = Plausible(now or datetime.now(timezone.utc), client.clock_ahead)
     seen: set[str | None] = {before_id} if before_id else set()
     run = 0  # items in a row, across pages, created before the floor
     downloads = _Downloads(client)
@@ -109,7 +122,7 @@ def walk_back(
             ordered = plausible.boundaries(items)
             reached, run = _reaches_floor(ordered, floor, run)
             prev_url = body["page_details"]["prev_url"]
-            end = prev_url is None
+            end = prev_url is None  # documented for the listing without filters: nothing older exists
             next_id = None if end or reached else next_before_id(prev_url, ordered, items)
             # A page without a usable id hides what it should hold: transcripts (it has items), or older
             # ones (it is empty, yet has a prev_url).
@@ -129,7 +142,8 @@ def walk_back(
                 upcoming = downloads.fetch(next_id)
             usable = {boundary.id for boundary in ordered}
             odd = frozenset(item.id for item in items if item.id is not None and item.id not in usable)
-            yield Page(items, next_id, ordered[0] if ordered else None, ordered[-1] if ordered else None, end, odd, gap)
+            newest, oldest = (ordered[0], ordered[-1]) if ordered else (None, None)
+            yield Page(items, next_id, newest, oldest, end, odd, gap, full_page(body, PAGE_SIZE))
             if next_id is None:
                 return
             seen.add(next_id)
@@ -149,6 +163,17 @@ def _reaches_floor(ordered: list[Boundary], floor: Boundary | None, run: int) ->
         if run >= RUN_PAST_FLOOR:
             return True, run
     return False, run
+
+
+def full_page(body: dict, asked: int) -> bool:
+    """Whether this page holds as many items as the server puts on a page: its `page_details.limit` (the
+    limit it applied, which a server whose maximum is lower than the one asked for makes smaller) or,
+    when that is unreadable, the one asked for. A `result_count` equal to the limit says so too."""
+    details = body["page_details"]
+    stated = details.get("limit")
+    limit = min(asked, stated) if isinstance(stated, int) and not isinstance(stated, bool) and stated > 0 else asked
+    count = details.get("result_count")
+    return len(body["transcripts"]) >= limit or (isinstance(count, int) and count >= limit)
 
 
 def next_before_id(prev_url: Any, ordered: list[Boundary], items: list[Item]) -> str:
@@ -229,9 +254,9 @@ def newer_than(
             return None
         raise
     items = [parse_item(raw, keep_presigned_credentials) for raw in body["transcripts"]]
-    if len(items) >= PAGE_SIZE:
-        return None  # more may be newer than this page shows: which 200 came back is undocumented
-    plausible = Plausible(now or datetime.now(timezone.utc))
+    if full_page(body, PAGE_SIZE):
+        return None  # more may be newer than this page shows: which page came back is undocumented
+    plausible = Plausible(now or datetime.now(timezone.utc), client.clock_ahead)
     ordered = plausible.boundaries(items)
     if len(ordered) != len(items) or any((b.created, b.id) <= (mark.created, mark.id) for b in ordered):
         log.info("after_id=%s returned items it should not have (no usable id, an odd created, or not newer); walking instead", mark.id)

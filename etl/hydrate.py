@@ -3,7 +3,7 @@
 Worker threads only fetch; this thread writes, a batch per transaction. The queue is the table itself
 (final, not deleted, not yet hydrated, not backing off), so an interrupted run resumes where its last
 batch committed, and a transcript whose fetch keeps failing waits longer each time without holding up
-the others.
+the others. A body that is not final yet (the details lag the list) counts as a failed fetch.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from etl import derive, interrupt
 from etl.changes import next_change_seq
 from etl.client import ApiClient
 from etl.db import store_or_refuse
-from etl.errors import AuthError, EtlError, RetriesExhausted
-from etl.items import DELETED_AUDIO_URL
+from etl.errors import AuthError, EtlError, RateLimited, RetriesExhausted
+from etl.items import DELETED_AUDIO_URL, FINAL_STATUSES
 from etl.load import DETAIL_COLUMNS
-from etl.presigned import redact_audio_url
+from etl.presigned import redact_credentials
 from etl.schema import NEEDS_DETAILS, transcript_bodies, transcript_words, transcripts
 from etl.storable import dumps, escape, escape_json, storable_integer, storable_number, unescape
 
@@ -57,6 +57,11 @@ class _Fetched:
     body: dict[str, Any] | None = None
     error: str | None = None
     exhausted: RetriesExhausted | None = None  # the error, when the fetch used up its retries
+
+    @property
+    def rate_limited(self) -> bool:
+        """The fetch used up its retries on 429s alone: the transcript is not at fault, the pace was."""
+        return isinstance(self.exhausted, RateLimited)
 
     @property
     def details(self) -> dict[str, Any]:
@@ -169,7 +174,11 @@ def _fetch(client: ApiClient, transcript_id: str, attempts: int, keep_presigned_
     for its own."""
     try:
         body = client.get_transcript(unescape(transcript_id))
-        body = escape_json(body if keep_presigned_credentials else redact_audio_url(body))
+        if body.get("status") not in FINAL_STATUSES:
+            # The details lag the list, which showed it final: they are not yet its details.
+            said = escape(client.redact(f"{body.get('status')!r:.100}"))
+            return _Fetched(transcript_id, attempts, error=f"the API's details say status {said} while the list says it is final")
+        body = escape_json(body if keep_presigned_credentials else redact_credentials(body))
         dumps(body)  # ValueError for NaN or Infinity, which are not JSON: neither database can hold them
         return _Fetched(transcript_id, attempts, body=body)
     except AuthError:
@@ -185,12 +194,21 @@ def _fetch(client: ApiClient, transcript_id: str, attempts: int, keep_presigned_
 
 
 def _unless_down(results: Iterator[_Fetched]) -> Iterator[_Fetched]:
-    """The fetches as they complete, until OUTAGE in a row have used up their retries: the API or the network is
-    down, and the run ends on that error rather than count a failed attempt against, and push back the next
-    fetch of, every transcript in the backlog. A fetch that used up its retries is held until one that did not
-    shows the API answering; the ones held when the run ends are not written, their attempts not counted."""
+    """The fetches of one chunk as they complete, until OUTAGE in a row have used up their retries: the API or
+    the network is down, and the run ends on that error rather than count a failed attempt against, and push
+    back the next fetch of, every transcript in the backlog. A fetch that used up its retries is held until one
+    that did not shows the API answering; the ones held when the run ends are not written, their attempts not
+    counted. A fetch that used up its retries on 429s alone is never written: its transcript stays due, for the
+    next chunk at the pace the client has learnt since, or the next run. A chunk that wrote nothing else ends
+    the run on its error, rather than ask for the same transcripts again and again."""
     held: list[_Fetched] = []
+    refused: RetriesExhausted | None = None  # of the last fetch that used up its retries on 429s alone
+    written = False
     for fetched in results:
+        if fetched.rate_limited:
+            refused = fetched.exhausted
+            continue
+        written = True
         if fetched.exhausted is None:
             yield from held
             held.clear()
@@ -199,6 +217,8 @@ def _unless_down(results: Iterator[_Fetched]) -> Iterator[_Fetched]:
         held.append(fetched)
         if len(held) >= OUTAGE:
             raise fetched.exhausted
+    if refused is not None and not written:
+        raise refused
     yield from held
 
 
@@ -228,8 +248,10 @@ def _write(conn: Connection, account: str, batch: list[_Fetched], options: Hydra
         for fetched in failed:
             log.warning("transcript %s: details not fetched: %s", fetched.transcript_id, fetched.error)
         conn.execute(
+            # A new change_seq: these columns travel in the change feed too.
             update(transcripts).where(row).values(
-                hydrate_attempts=bindparam("v_attempts"), hydrate_after=bindparam("v_after"), hydrate_error=bindparam("v_error")
+                hydrate_attempts=bindparam("v_attempts"), hydrate_after=bindparam("v_after"), hydrate_error=bindparam("v_error"),
+                change_seq=seq,
             ),
             [
                 {"b_id": f.transcript_id, "v_attempts": f.attempts + 1, "v_after": now + _retry_delay(f.attempts), "v_error": f.error}

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from etl.presigned import redact_audio_url
+from etl.presigned import has_credentials, redact_credentials
 from etl.storable import dumps, escape_json
 
 STATUSES = frozenset({"queued", "processing", "completed", "error"})
@@ -37,17 +37,19 @@ class Item:
 
 
 def parse_item(raw: Any, keep_presigned_credentials: bool = False) -> Item:
-    """The item as stored: every string made storable (etl.storable), the credentials of a presigned
-    `audio_url` redacted unless asked to keep them (etl.presigned), the typed columns read from it."""
+    """The item as stored: every string made storable (etl.storable), the credentials of presigned URLs
+    redacted wherever the item quotes them unless asked to keep them (etl.presigned), the typed columns read
+    from it."""
     if not isinstance(raw, dict):
         return Item(None, {"raw": raw}, ("item",))
-    if not keep_presigned_credentials:
-        raw = redact_audio_url(raw)
     # The JSON text is needed to store the item anyway, and it is ASCII: every character a database refuses
-    # is written as a \u escape in it. Without one (nearly every item) there is nothing to escape, and no
-    # need to look through the item's strings one by one.
+    # is written as a \u escape in it. Without one (nearly every item) there is nothing to escape, and
+    # without a credential parameter in it nothing to redact: no need to look through the item's strings.
     try:
         raw_json = dumps(raw)
+        if not keep_presigned_credentials and has_credentials(raw_json):
+            raw = redact_credentials(raw)
+            raw_json = dumps(raw)
         if "\\u" in raw_json:
             escaped = escape_json(raw)
             if escaped is not raw:

@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 
 from etl import status
 from etl.db import connect
-from etl.errors import SyncAlreadyRunning
+from etl.errors import CannotConnect, SyncAlreadyRunning
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ class Recorder:
     def __init__(self, metrics_file: str | None, pushgateway: str | None) -> None:
         self.metrics_file, self.pushgateway = metrics_file, pushgateway
         self._outcomes: dict[str, _Outcome] = {}
+        self._unreachable = False  # a run could not connect: asking the database again would wait as long again
 
     def observing(self, on_event: Callable[[str, Any], None]) -> Callable[[str, Any], None]:
         """The sync's event callback, with the end of each run recorded on the way."""
@@ -74,11 +75,16 @@ class Recorder:
         """A run that failed before it began (no database, no key). An overlapping run is no failure."""
         if account not in self._outcomes and not isinstance(error, SyncAlreadyRunning):
             self._outcomes[account] = _Outcome(False, time.time(), None)
+        self._unreachable = self._unreachable or isinstance(error, CannotConnect)
 
     def publish(self, engine: Engine) -> None:
         if not self._outcomes or not (self.metrics_file or self.pushgateway):
             return
-        states = _states(engine, list(self._outcomes))
+        if self._unreachable:
+            log.warning("metrics without the database's figures (last success, backlog): the run could not reach the database")
+            states = {}
+        else:
+            states = _states(engine, list(self._outcomes))
         if self.metrics_file:
             self._write_file(self.metrics_file, states)
         if self.pushgateway:

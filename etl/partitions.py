@@ -2,12 +2,15 @@
 
 Each day is listed with `created_on=YYYY-MM-DD` and walked back within the day with `before_id`. What the
 server does with `created_on` is undocumented: honoured with a cursor, ignored once a cursor is given,
-refused (400) with a cursor, or its days counted in another time zone. So every item's `created` is
-checked against its day: an item of another day or a refusal raises Unpartitionable, and the caller walks
-the listing serially instead, as it does for this walk alone after a malformed page (an item without a
-usable id or a plausible `created`, an empty page pointing to older ones). A day that never sends a
-cursor (at most a page) is exact under all four readings. A transcript whose `created` cannot be placed
-in a day is listed by no day: only the serial walk sees it.
+refused (400) with a cursor, its days counted in another time zone, or the cursor ignored once it is given.
+So every item's `created` is checked against its day, and every page asked with a cursor against the
+cursor: an item of another day, a refusal, or a page holding the cursor, an item of the page before or an
+item created after the cursor raises Unpartitionable, and the caller walks the listing serially instead,
+as it does for this walk alone after a malformed page (an item without a usable id or a plausible
+`created`, an empty page pointing to older ones). A day that never sends a cursor (at most a page) is
+exact under all five readings. A full page without `prev_url` does not end its day: the day goes on from
+its oldest item, as a server may leave `prev_url` out of a dated listing. A transcript whose `created`
+cannot be placed in a day is listed by no day: only the serial walk sees it.
 
 Threads fetch the days (the client's pacer spaces all of their requests); the caller stores the pages in
 the order they arrive, each batch of the pages waiting (several days' pages when the database is the
@@ -26,7 +29,7 @@ from typing import Any
 
 from etl.client import ApiClient
 from etl.errors import ApiError, PaginationError
-from etl.extract import CLOCK_SKEW, LISTING_WINDOW, PAGE_SIZE, WINDOW_SLACK, Boundary, Plausible, next_before_id
+from etl.extract import CLOCK_SKEW, LISTING_WINDOW, PAGE_SIZE, WINDOW_SLACK, Boundary, Plausible, full_page, next_before_id
 from etl.items import Item, parse_item
 
 # The most list items handed to the caller at once: the pages that have arrived while it stored the last.
@@ -61,13 +64,15 @@ def days(now: datetime) -> list[date]:
 
 def walk_days(
     client: ApiClient, positions: dict[date, str | None], *, workers: int, now: datetime,
-    keep_presigned_credentials: bool = False,
+    keep_presigned_credentials: bool = False, created: dict[str, datetime] | None = None,
 ) -> Generator[list[DayPage], None, None]:
-    """Yield the pages of these days (each from its `before_id`, None: from the day's newest) as they arrive,
+    """Yield the pages of these days (each from its `before_id`, None: from the day's newest; `created`: when
+    those cursors were created, where known) as they arrive,
     `workers` days at a time: each time, every page waiting (at least one, up to BATCH_ITEMS items), in the
     order they came. Raises Unpartitionable as soon as any day shows `created_on` misread (after yielding the
     pages that came before)."""
-    plausible = Plausible(now)
+    plausible = Plausible(now, client.clock_ahead)
+    known = created or {}
     todo: queue.SimpleQueue = queue.SimpleQueue()
     for day in sorted(positions, reverse=True):
         todo.put(day)
@@ -91,7 +96,9 @@ def walk_days(
                     day = todo.get_nowait()
                 except queue.Empty:
                     break
-                for page in _walk_day(client, day, positions[day], plausible, keep_presigned_credentials, stop):
+                cursor = positions[day]
+                above = Boundary(cursor, known[cursor]) if cursor is not None and cursor in known else None
+                for page in _walk_day(client, day, cursor, above, plausible, keep_presigned_credentials, stop):
                     if not put(page):
                         return
         except BaseException as exc:  # handed to the caller, which raises it
@@ -131,17 +138,19 @@ def walk_days(
 
 
 def _walk_day(
-    client: ApiClient, day: date, before_id: str | None, plausible: Plausible, keep_presigned_credentials: bool,
-    stop: threading.Event,
+    client: ApiClient, day: date, before_id: str | None, cursor: Boundary | None, plausible: Plausible,
+    keep_presigned_credentials: bool, stop: threading.Event,
 ) -> Iterator[DayPage]:
+    """The pages of one day from `before_id`; `cursor`: that transcript, when its `created` is known."""
     seen: set[str] = {before_id} if before_id else set()
+    previous: set[str] = set()  # the ids of the page before: a page asked below it holds none of them
     while not stop.is_set():
         try:
             body = client.list_transcripts(limit=PAGE_SIZE, before_id=before_id, created_on=day.isoformat())
         except ApiError as exc:
             if exc.status == 400:
-                cursor = f" with before_id={before_id}" if before_id else ""
-                raise Unpartitionable(f"the API refused created_on={day}{cursor} ({exc})") from None
+                cursor_text = f" with before_id={before_id}" if before_id else ""
+                raise Unpartitionable(f"the API refused created_on={day}{cursor_text} ({exc})") from None
             raise
         items = [parse_item(raw, keep_presigned_credentials) for raw in body["transcripts"]]
         ordered = plausible.boundaries(items)
@@ -152,11 +161,15 @@ def _walk_day(
                 raise Unpartitionable(
                     f"created_on={day} listed transcript {boundary.id} created {boundary.created:%Y-%m-%d %H:%M:%S} UTC"
                 )
+        if before_id is not None:
+            _below(day, before_id, cursor, previous, ordered)
         prev_url = body["page_details"]["prev_url"]
         if not items and prev_url is not None:
             # Empty, yet pointing to older transcripts: what it should hold is unseen.
             raise Unpartitionable(f"created_on={day} sent an empty page that points to older transcripts", False)
-        next_id = None if prev_url is None else next_before_id(prev_url, ordered, items)
+        # A full page without prev_url may not be the day's last: what is older than its oldest item is asked.
+        ended = prev_url is None and not full_page(body, PAGE_SIZE)
+        next_id = None if ended else next_before_id(prev_url, ordered, items)
         if next_id is not None and next_id in seen:
             raise PaginationError(
                 f"the API listed transcript {next_id} as the oldest of two pages of {day}; stopping rather than looping "
@@ -166,4 +179,20 @@ def _walk_day(
         if next_id is None:
             return
         seen.add(next_id)
+        cursor = next((boundary for boundary in ordered if boundary.id == next_id), None)
+        previous = {boundary.id for boundary in ordered}
         before_id = next_id
+
+
+def _below(day: date, before_id: str, cursor: Boundary | None, previous: set[str], ordered: list[Boundary]) -> None:
+    """Raise Unpartitionable if this page, asked with `before_id`, is not below it: it holds the cursor, an item
+    of the page before, or one created after the cursor. Then the server ignores `before_id` with `created_on`."""
+    for boundary in ordered:
+        if (
+            boundary.id == before_id or boundary.id in previous
+            or (cursor is not None and (boundary.created, boundary.id) > (cursor.created, cursor.id))
+        ):
+            raise Unpartitionable(
+                f"created_on={day} with before_id={before_id} listed transcript {boundary.id}, which is not older: "
+                "the API ignores before_id in a dated listing"
+            )

@@ -2,12 +2,15 @@
 
 An `audio_url` may be a presigned URL (Amazon S3, Google Cloud Storage, Azure Blob Storage): its query
 carries a signature, and sometimes a session token, that let anyone holding the URL read the audio until
-it expires. Only those parameters' values are replaced; the rest of the URL stays as received.
+it expires. Such a URL is quoted in more than `audio_url`: AssemblyAI's download-failure `error` names it,
+and a body may repeat it. So every string of an item or body is looked through. Only those parameters'
+values are replaced; the rest of the text stays as received.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 REDACTED = "REDACTED"
 CREDENTIAL_PARAMETERS = (
@@ -23,11 +26,20 @@ def redact_url(url: str) -> str:
     return _CREDENTIAL.sub(lambda match: match.group(1) + REDACTED, url)
 
 
-def redact_audio_url(value: dict) -> dict:
-    """A list item or transcript body with the credentials in its `audio_url` redacted; the same object
-    when there are none."""
-    url = value.get("audio_url")
-    if not isinstance(url, str) or ("?" not in url and "&" not in url):  # no parameters: nothing to redact
-        return value
-    redacted = redact_url(url)
-    return value if redacted == url else {**value, "audio_url": redacted}
+def has_credentials(text: str) -> bool:
+    """Whether the text (a URL, a message, an item's JSON) holds a credential parameter."""
+    return _CREDENTIAL.search(text) is not None
+
+
+def redact_credentials(value: Any) -> Any:
+    """A list item or transcript body with the credentials in every string redacted, wherever they are
+    quoted; the same object when there are none."""
+    if isinstance(value, str):
+        return redact_url(value) if ("=" in value and has_credentials(value)) else value
+    if isinstance(value, dict):
+        changed = {key: redact_credentials(item) for key, item in value.items()}
+        return value if all(changed[key] is item for key, item in value.items()) else changed
+    if isinstance(value, list):
+        items = [redact_credentials(item) for item in value]
+        return value if all(new is old for new, old in zip(items, value, strict=True)) else items
+    return value

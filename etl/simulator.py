@@ -7,8 +7,10 @@ faults a real network service produces (rate limits, proxies' HTML pages, resets
 stalls).
 
 What the API leaves undocumented can be chosen: `after_id_mode`, a server rate limit (`rate_limit`
-requests per second: 429 with Retry-After beyond it), a `status` filter the server ignores
-(`ignore_status_filter`), and how `created_on` is read (`created_on_mode`, one of CREATED_ON_MODES).
+requests per second: 429 beyond it, with or without Retry-After, and changed mid-run with `limit_rate`), a
+`status` filter the server ignores (`ignore_status_filter`), how `created_on` is read (`created_on_mode`, one
+of CREATED_ON_MODES), a page maximum below the one asked for (`page_maximum`: the page and its
+`page_details.limit` say so, no 400), and dated pages that never carry `prev_url` (`dated_prev_url=False`).
 """
 
 from __future__ import annotations
@@ -47,8 +49,9 @@ DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
 LIST_PATH = "/v2/transcript"
 CURSOR_DATE_ERROR = "'created_on' cannot be combined with 'before_id' or 'after_id'"
 # How a server may read created_on, every one plausible since none is documented: applied with the
-# cursors; dropped once a cursor is given; refused (400) with a cursor; a day counted in another zone.
-CREATED_ON_MODES = ("honoured", "ignored_with_cursor", "refused_with_cursor", "other_timezone")
+# cursors; dropped once a cursor is given; refused (400) with a cursor; a day counted in another zone;
+# applied, but the cursor dropped (every page is the day's newest).
+CREATED_ON_MODES = ("honoured", "ignored_with_cursor", "refused_with_cursor", "other_timezone", "cursor_ignored")
 OTHER_TIMEZONE = timedelta(hours=-8)  # "other_timezone": days run from 08:00 UTC to 08:00 UTC
 
 
@@ -137,6 +140,8 @@ class FakeAssemblyAI:
         rate_limit: float | None = None,
         ignore_status_filter: bool = False,
         created_on_mode: str = "honoured",
+        page_maximum: int | None = None,
+        dated_prev_url: bool = True,
     ) -> None:
         if after_id_mode not in ("oldest", "newest"):
             raise ValueError(f"after_id_mode must be 'oldest' or 'newest', not {after_id_mode!r}")
@@ -148,13 +153,17 @@ class FakeAssemblyAI:
         self.latency = latency  # seconds before every answer, each request in its own thread
         self.ignore_status_filter = ignore_status_filter
         self.created_on_mode = created_on_mode
+        self.page_maximum = page_maximum  # a larger limit is answered with this many items, and says so
+        self.dated_prev_url = dated_prev_url  # False: a created_on listing's pages never carry prev_url
         self.rate_limited = 0  # requests answered 429 by the rate limit (scripted faults not counted)
-        self.limit_rate(rate_limit)
         self.base_url = ""
         # True: every list page holds its transcripts in random order (the API promises newest first).
         self.scramble_pages = False
         # False: bodies of the "malformed" profile are served whole (the demo shows clean data).
         self.malformed_bodies = True
+        # How far the server's clock (its Date header) is ahead of this machine's; set `clock` to match, so
+        # that the transcripts it lists are created by its own clock.
+        self.clock_offset = timedelta(0)
         self.requests: list[dict] = []
         self.held = threading.Event()
         # Time of the last `created`: midnight 30 days ago, so 100k items stay inside the 90-day
@@ -173,11 +182,16 @@ class FakeAssemblyAI:
         self._dirty = False
         self._faults: deque[Fault] = deque()
         self._list_count = 0
+        self._arrived = 0  # requests of every path that arrived, answered or not
         self._hold_at: int | None = None
         self._release = threading.Event()
         self._added = 0
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._limit: tuple[_TokenBucket | None, bool] = (None, True)  # the rate limit and whether its 429s say Retry-After
+        self._limits: deque[tuple[int, tuple[_TokenBucket | None, bool]]] = deque()  # (from request, limit) to come
+        self._limited = 0  # requests the rate limit has counted
+        self.limit_rate(rate_limit)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -297,9 +311,13 @@ class FakeAssemblyAI:
         with self._lock:
             self._faults.clear()
 
-    def limit_rate(self, requests_per_second: float | None) -> None:
-        """Answer 429 (Retry-After in whole seconds) to requests beyond this rate; None: no limit."""
-        self._bucket = _TokenBucket(requests_per_second) if requests_per_second else None
+    def limit_rate(self, requests_per_second: float | None, *, retry_after: bool = True, after_requests: int = 0) -> None:
+        """Answer 429 to requests beyond this rate, saying Retry-After (whole seconds) unless `retry_after` is
+        False; None: no limit. The limit applies once `after_requests` more requests have arrived, so that a
+        run meets it mid-way."""
+        limit = (_TokenBucket(requests_per_second) if requests_per_second else None, retry_after)
+        with self._lock:
+            self._limits.append((self._limited + after_requests, limit))
 
     def hold(self, after_requests: int) -> threading.Event:
         """Block the (after_requests+1)-th list request from now until the returned event is set."""
@@ -308,6 +326,11 @@ class FakeAssemblyAI:
             self._release = threading.Event()
             self.held.clear()
             return self._release
+
+    def answered(self) -> bool:
+        """Whether every request that has arrived has been answered (or reset): none is in flight."""
+        with self._lock:
+            return self._arrived == len(self.requests)
 
     def _append(self, item: dict) -> None:
         tid = item["id"]
@@ -334,6 +357,7 @@ class FakeAssemblyAI:
         """Take this request's fault, and the event to wait on if it is the held one."""
         is_list = path == LIST_PATH
         with self._lock:
+            self._arrived += 1
             fault = self._faults.popleft() if self._faults else None
             if fault is None and self.fault_rate and self._fault_rng.random() < self.fault_rate:
                 fault = self._fault_rng.choice(RANDOM_FAULTS)
@@ -345,16 +369,21 @@ class FakeAssemblyAI:
             self._hold_at = None
             return fault, self._release
 
-    def _over_limit(self) -> str | None:
-        """The Retry-After of a 429 if the rate limit refuses this request now; None when it passes."""
-        if self._bucket is None:
+    def _over_limit(self) -> dict[str, str] | None:
+        """The headers of a 429 if the rate limit refuses this request now; None when it passes."""
+        with self._lock:
+            while self._limits and self._limits[0][0] <= self._limited:
+                self._limit = self._limits.popleft()[1]
+            self._limited += 1
+            bucket, retry_after = self._limit
+        if bucket is None:
             return None
-        wait = self._bucket.take(time.monotonic())
+        wait = bucket.take(time.monotonic())
         if wait is None:
             return None
         with self._lock:
             self.rate_limited += 1
-        return str(max(1, math.ceil(wait)))
+        return {"Retry-After": str(max(1, math.ceil(wait)))} if retry_after else {}
 
     def _log(self, path: str, params: dict[str, str], status: int) -> None:
         with self._lock:
@@ -387,6 +416,10 @@ class FakeAssemblyAI:
                 return _json(400, {"error": CURSOR_DATE_ERROR})
             if self.created_on_mode == "ignored_with_cursor":
                 created_on = None
+            if self.created_on_mode == "cursor_ignored":
+                before_id = after_id = None
+        if self.page_maximum is not None:
+            limit = min(limit, self.page_maximum)
         offset = OTHER_TIMEZONE if self.created_on_mode == "other_timezone" else timedelta(0)
         match = _matcher(None if self.ignore_status_filter else status, created_on, offset)
 
@@ -410,7 +443,7 @@ class FakeAssemblyAI:
             prev_url = next_url = None
             if page:
                 # "Older" ignores the after_id bound: prev_url is how a client walks back to it.
-                if _pick(items, range(page[-1] - 1, -1, -1), match, 1):
+                if _pick(items, range(page[-1] - 1, -1, -1), match, 1) and (created_on is None or self.dated_prev_url):
                     prev_url = self._url(limit, before_id=items[page[-1]]["id"])
                 next_url = self._url(limit, after_id=items[page[0]]["id"])
             else:
@@ -486,11 +519,11 @@ class _Handler(BaseHTTPRequestHandler):
         if release is not None:
             fake.held.set()
             release.wait()
-        retry_after = None if fault else fake._over_limit()  # counted on arrival, answered after the latency
+        refusal = None if fault else fake._over_limit()  # counted on arrival, answered after the latency
         if fake.latency:
             time.sleep(fake.latency)
-        if retry_after is not None:
-            fault = Fault.status(429, {"error": "Too Many Requests"}, {"Retry-After": retry_after})
+        if refusal is not None:
+            fault = Fault.status(429, {"error": "Too Many Requests"}, refusal)
         fault = fault or Fault.none()
         kind = fault.kind
         if kind == "reset":
@@ -517,6 +550,11 @@ class _Handler(BaseHTTPRequestHandler):
         # Logged before sending, so a client that has its answer also sees the entry.
         fake._log(url.path, params, code)
         self._send(code, body, content_type, headers, fault.seconds if kind == "drip" else 0.0)
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The Date header, by the server's own clock (see clock_offset)."""
+        now = time.time() if timestamp is None else timestamp
+        return super().date_time_string(now + self.fake.clock_offset.total_seconds())
 
     def _send(self, code: int, body: bytes, content_type: str, headers: dict[str, str], drip: float = 0.0) -> None:
         self.send_response(code)

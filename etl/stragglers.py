@@ -152,7 +152,7 @@ class Recheck:
         stragglers not listed there (no longer in that status), or all if the filter proves unreliable."""
         wanted = {s.id: s for s in group}
         oldest = group[0]
-        plausible = Plausible(datetime.now(timezone.utc))
+        plausible = Plausible(datetime.now(timezone.utc), self.client.clock_ahead)
         before_id: str | None = None
         seen: set[str] = set()
         while True:

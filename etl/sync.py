@@ -18,7 +18,7 @@ from etl import derive, interrupt, lock, migrate, partitions, stragglers
 from etl.client import ApiClient
 from etl.db import connect, first_line
 from etl.errors import CursorRejected, EtlError, SyncAlreadyRunning
-from etl.extract import LISTING_WINDOW, PAGE_SIZE, Boundary, Page, Plausible, newer_than, reaches, walk_back
+from etl.extract import LISTING_WINDOW, Boundary, Page, Plausible, newer_than, reaches, walk_back
 from etl.hydrate import HydrateOptions, hydrate, hydration_backlog
 from etl.items import Item
 from etl.load import (
@@ -218,7 +218,13 @@ class _Run:
         to misread `created_on`; the plain run that follows catches what arrived."""
         positions, partitions_full = read_partitions(self.conn, self.account)
         fell_back = False  # a walk by days that fell back is not tried again in this run
-        if positions:
+        if positions and self.partitions == "serial":
+            # Told to walk serially: the stored days are dropped, and the serial walk covers them.
+            with interrupt.writing():
+                end_partitions(self.conn, self.account)
+                self.conn.commit()
+            fell_back, full = True, full or partitions_full
+        elif positions:
             # An interrupted full walk, finished, is the reconcile asked for; one that fell back is still owed.
             fell_back = not self._partitioned(positions, partitions_full)
             full = (full or partitions_full) if fell_back else (full and not partitions_full)
@@ -274,8 +280,11 @@ class _Run:
         todo = {day: position.before_id for day, position in positions.items() if not position.done}
         self.days = dict(positions)  # as committed: what the progress says of the walk
         _days_walked(self.stats, self.days)
+        # When each stored position was created: a page of its day above it shows the cursor ignored.
+        created = {cursor: created_of(self.conn, self.account, cursor) for cursor in todo.values() if cursor is not None}
         pages = partitions.walk_days(
-            self.client, todo, workers=self.partition_days, now=now, keep_presigned_credentials=self.keep_presigned_credentials
+            self.client, todo, workers=self.partition_days, now=now, keep_presigned_credentials=self.keep_presigned_credentials,
+            created={cursor: moment for cursor, moment in created.items() if moment is not None},
         )
         try:
             if self.partition_writers > 1:
@@ -391,7 +400,7 @@ class _Run:
             save_cursor(self.conn, self.account, Cursor(high_water=_newer(cursor.high_water, newest)), now)
         if full:
             # Every day walked to its end, every item checked against its day: the whole listing was seen.
-            latest = Plausible(now).latest
+            latest = Plausible(now, self.client.clock_ahead).latest
             stats.unlisted += mark_unlisted(
                 self.conn, self.account, oldest.created if oldest else None, latest, set(), now, unplaced=False
             )
@@ -409,7 +418,7 @@ class _Run:
             result = upsert_page(self.conn, self.account, items, now)
             stats = replace(self.stats)
             stats.add(result)
-            newest = Plausible(now).boundaries(items)
+            newest = Plausible(now, self.client.clock_ahead).boundaries(items)
             if newest:
                 save_cursor(self.conn, self.account, Cursor(high_water=newest[0]), now)
             self._commit(stats)
@@ -441,7 +450,7 @@ class _Run:
             self._pages(replace(cursor, walk_top=None, walk_before_id=None), all_new=False)
 
     def _pages(self, cursor: Cursor, all_new: bool) -> None:
-        walk = _Walk(Plausible(_utcnow()))
+        walk = _Walk(Plausible(_utcnow(), self.client.clock_ahead))
         if cursor.walk_before_id is not None:
             created = created_of(self.conn, self.account, cursor.walk_before_id)
             walk.oldest = Boundary(cursor.walk_before_id, created) if created else None
@@ -467,7 +476,7 @@ class _Run:
         go with that day, for the high water mark and the unlisted rows at the end."""
         if not self.may_switch or cursor.walk_floor is not None or not (cursor.walk_full or cursor.high_water is None):
             return False
-        if walk.pages < SWITCH_PAGES or walk.items < SWITCH_PAGES * PAGE_SIZE or walk.gap:
+        if walk.pages < SWITCH_PAGES or walk.full_pages < SWITCH_PAGES or walk.gap:
             return False
         if walk.newest is None or walk.oldest is None or walk.newest.created - walk.oldest.created >= walk.pages * DENSE_SPAN:
             return False
@@ -579,11 +588,11 @@ class _Walk:
         self.newest: Boundary | None = None
         self.odd_ids: set[str] = set()
         self.gap = False  # a page hid its transcripts
-        self.pages = self.items = 0
+        self.pages = self.full_pages = 0
 
     def add(self, page: Page) -> None:
         self.pages += 1
-        self.items += len(page.items)
+        self.full_pages += page.full
         self.newest = _newer(self.newest, page.newest)
         if page.oldest is not None and (self.oldest is None or page.oldest.created < self.oldest.created):
             self.oldest = page.oldest

@@ -122,6 +122,16 @@ def spawn(args: list[str], env: dict[str, str], **popen) -> subprocess.Popen:
     return subprocess.Popen([str(script), *args], env=full_env, **popen)
 
 
+def required(found: str | None, missing: str, variable: str) -> str:
+    """What a test needs from outside the package (a tool in a virtual environment of its own, a built site):
+    `found`, or else a failure where CI sets `variable` to 1, a skip that says `missing` elsewhere."""
+    if found:
+        return found
+    if os.environ.get(variable) == "1":
+        pytest.fail(missing)
+    pytest.skip(missing)
+
+
 def wait_until(condition, timeout: float = 30.0) -> None:
     """Poll until condition() is true: a run commits each page while the next one downloads."""
     deadline = time.monotonic() + timeout
@@ -144,7 +154,11 @@ def lock_released(database_url: str) -> bool:
         return True
     engine = create_engine(database_url)
     with engine.connect() as conn:
-        held = conn.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")).scalar()
+        # This database's locks only: pg_locks shows those of every database on the server.
+        held = conn.execute(text(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )).scalar()
     engine.dispose()
     return held == 0
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from conftest import assert_table_equals_api, stored, summary_json, sync
-from etl.simulator import TS_FORMAT
+import pytest
+
+from conftest import API_KEY, assert_table_equals_api, stored, summary_json, sync
+from etl.simulator import TS_FORMAT, FakeAssemblyAI
 
 
 def _run(fake, database_url) -> tuple[dict, list[dict]]:
@@ -95,3 +97,23 @@ def test_a_pending_mark_is_re_read_by_the_walk(database_url, fake):
     assert_table_equals_api(database_url, fake)
     _, requests = _run(fake, database_url)  # now final: the probe again
     assert ["after_id" in request["params"] for request in requests] == [True]
+
+
+@pytest.mark.parametrize("after_id_mode", ["oldest", "newest"])
+@pytest.mark.parametrize("maximum", [50, 100])
+def test_a_server_whose_page_maximum_is_smaller_is_exact(database_url, maximum, after_id_mode):
+    # It answers limit=200 with `maximum` items and says so in page_details.limit: a page of that many is
+    # full, not "all that is newer".
+    with FakeAssemblyAI(api_key=API_KEY, after_id_mode=after_id_mode, page_maximum=maximum) as fake:
+        fake.add(300)
+        _run(fake, database_url)
+        assert_table_equals_api(database_url, fake)
+        fake.add(150)
+        summary, requests = _run(fake, database_url)
+        assert summary["inserted"] == 150
+        assert_table_equals_api(database_url, fake)
+        # Fewer than its page back still comes from the one after_id request.
+        fake.add(maximum - 1)
+        summary, requests = _run(fake, database_url)
+        assert [("after_id" in request["params"]) for request in requests] == [True]
+        assert_table_equals_api(database_url, fake)

@@ -91,7 +91,7 @@ def test_status_shows_cursor_pending_counts_and_runs(database_url, fake):
     shown = run_cli(["status"], env).stdout
     newest = fake.listing()[0]
     assert f"high water   {newest['id']}" in shown
-    assert "pending      3 queued or processing, oldest created" in shown
+    assert "pending      3 not yet completed or error, oldest created" in shown
     assert "transcripts  8 (5 completed, 3 queued)" in shown
     assert re.search(r"#1 \S+ \S+ succeeded: 8 new, 0 updated", shown)
     report = json.loads(run_cli(["status", "--json"], env).stdout)

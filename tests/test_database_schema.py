@@ -91,9 +91,10 @@ def test_a_schema_name_that_needs_quoting_is_one_line(sqlite_url, fake):
 
 
 def test_the_dbt_sources_default_to_the_setting_default():
-    sources = yaml.safe_load((Path(__file__).resolve().parent.parent / "docs" / "dbt" / "sources.yml").read_text())
-    (source,) = sources["sources"]
-    assert source["schema"] == f"{{{{ var('aai_etl_schema', '{Settings().database_schema}') }}}}"
+    project = Path(__file__).resolve().parent.parent / "dbt"
+    assert yaml.safe_load((project / "dbt_project.yml").read_text())["vars"]["aai_etl_schema"] == Settings().database_schema
+    sources = yaml.safe_load((project / "models" / "sources.yml").read_text())["sources"]
+    assert [source["schema"] for source in sources] == ["{{ var('aai_etl_schema') }}"] * len(sources)
 
 
 def test_a_reader_creates_no_schema(postgres_url, fake):

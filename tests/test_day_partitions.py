@@ -10,7 +10,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import create_engine, select
 
-from conftest import API_KEY, assert_table_equals_api, cli_env, empty_database, lock_released, spawn, stored, summary_json, sync, wait_until
+from conftest import (
+    API_KEY, assert_table_equals_api, cli_env, empty_database, kill_when, lock_released, spawn, stored, summary_json, sync, wait_until,
+)
 from etl.schema import sync_cursors, sync_partitions, sync_runs
 from etl.simulator import FakeAssemblyAI
 from etl.sync import SWITCH_PAGES
@@ -124,7 +126,7 @@ def test_partitions_serial_never_walks_by_days(database_url):
 
 
 @pytest.mark.parametrize("settings", [PARTITIONS, DEFAULT], ids=["days", "default"])
-@pytest.mark.parametrize("mode", ["ignored_with_cursor", "refused_with_cursor", "other_timezone"])
+@pytest.mark.parametrize("mode", ["ignored_with_cursor", "refused_with_cursor", "other_timezone", "cursor_ignored"])
 def test_a_misread_created_on_falls_back_to_the_serial_walk_said_once_and_remembered(database_url, mode, settings):
     with spread_fake(mode) as fake:
         result = partitioned(fake, database_url, settings=settings)
@@ -197,3 +199,44 @@ def test_a_killed_partitioned_backfill_resumes_every_day_where_it_stopped(databa
         done = {day for day, row in positions.items() if row["done"]}
         assert not [p for p in again if p["created_on"] in done]
         assert rows_of(database_url, sync_partitions) == []
+
+
+@pytest.mark.parametrize("settings", [PARTITIONS, DEFAULT], ids=["days", "default"])
+@pytest.mark.parametrize("maximum", [None, 100])
+def test_a_full_day_page_without_prev_url_is_not_the_end_of_its_day(database_url, settings, maximum):
+    # Dated pages never say that older transcripts exist: a full one is followed with before_id.
+    with spread_fake(dated_prev_url=False, page_maximum=maximum) as fake:
+        result = partitioned(fake, database_url, settings=settings)
+        assert_table_equals_api(database_url, fake)
+        assert summary_json(result).get("warning") is None
+        assert any("before_id" in params for params in dated(fake.requests))
+        assert rows_of(database_url, sync_partitions) == []
+
+
+def within_a_day(database_url: str) -> bool:
+    """Whether a stored day position is within its day."""
+    return any(row["before_id"] for row in rows_of(database_url, sync_partitions))
+
+
+@pytest.mark.parametrize("resume", ["again", "serial"])
+def test_stored_day_positions_on_a_server_that_ignores_the_cursor_fall_back_at_once(database_url, resume):
+    # A backfill by days killed midway; then the server drops before_id from dated listings.
+    with spread_fake(n=3000, days=3, latency=0.05) as fake:
+        process = spawn(["sync", "--no-hydrate"], cli_env(fake, database_url, **PARTITIONS))
+        # Killed while a day has a stored position within it: each day has five pages, each taking the latency.
+        wait_until(lambda: fake.requests)  # the schema is in place before the first request
+        kill_when(process, lambda: within_a_day(database_url))
+        assert within_a_day(database_url)
+        wait_until(lambda: lock_released(database_url) and fake.answered())  # the killed run's requests are done
+        fake.created_on_mode = "cursor_ignored"
+
+        before = len(fake.requests)
+        settings = PARTITIONS if resume == "again" else {"AAI_ETL_PARTITIONS": "serial"}
+        result = partitioned(fake, database_url, settings=settings)
+        assert_table_equals_api(database_url, fake)
+        assert rows_of(database_url, sync_partitions) == []
+        if resume == "again":
+            assert "ignores before_id" in summary_json(result)["warning"]
+            assert result.stderr.count("walked the listing serially instead") == 1
+        else:
+            assert not dated(fake.requests[before:])

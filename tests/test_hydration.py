@@ -89,6 +89,18 @@ def test_a_429_storm_slows_everyone_down_and_honours_retry_after(database_url, f
     assert all(row["hydrated_at"] is not None for row in stored(database_url).values())
 
 
+def mended(fake, database_url, config, transcript_id) -> dict:
+    """Mend the transcript's details, let its backoff pass, hydrate: its row once it is fetched again."""
+    fake.break_transcript(transcript_id, None)
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(update(transcripts).values(hydrate_after=func.current_timestamp()))
+    engine.dispose()
+    result = run(fake, database_url, config, "hydrate")
+    assert summary_json(result)["hydrated"] == 1
+    return stored(database_url)[transcript_id]
+
+
 def test_a_failing_transcript_backs_off_without_blocking_the_others(database_url, fake, config):
     items = fake.add(20)
     broken = items[7]["id"]
@@ -106,14 +118,7 @@ def test_a_failing_transcript_backs_off_without_blocking_the_others(database_url
     run(fake, database_url, config, "hydrate")
     assert detail_requests(fake) == before  # backing off: not retried yet
 
-    fake.break_transcript(broken, None)
-    engine = create_engine(database_url)
-    with engine.begin() as conn:  # let the backoff pass
-        conn.execute(update(transcripts).values(hydrate_after=func.current_timestamp()))
-    engine.dispose()
-    result = run(fake, database_url, config, "hydrate")
-    assert summary_json(result)["hydrated"] == 1
-    row = stored(database_url)[broken]
+    row = mended(fake, database_url, config, broken)
     assert row["hydrated_at"] is not None and row["hydrate_error"] is None
 
 
@@ -200,3 +205,20 @@ def test_an_api_down_during_hydration_ends_the_run_and_pushes_no_transcript_back
 
     result = run(fake, database_url, config, "hydrate")
     assert (result.exit_code, summary_json(result)["hydrated"]) == (0, 30)
+
+
+def test_details_that_lag_the_list_are_fetched_again_later(database_url, fake, config):
+    # The list shows it completed; its details still say processing, without text.
+    items = fake.add(5)
+    lagging = items[2]["id"]
+    fake.break_transcript(lagging, Fault.mangled(lambda body: {**body, "status": "processing", "text": None, "words": None}))
+    result = run(fake, database_url, config, "sync")
+    assert result.exit_code == 0, result.output
+    assert (summary_json(result)["hydrated"], summary_json(result)["hydrate_failures"]) == (4, 1)
+    row = stored(database_url)[lagging]
+    assert row["hydrated_at"] is None and row["text"] is None and row["hydrate_attempts"] == 1
+    assert row["hydrate_after"] is not None and "'processing'" in row["hydrate_error"]
+    assert not [body for body in table(database_url, transcript_bodies) if body["transcript_id"] == lagging]
+
+    row = mended(fake, database_url, config, lagging)
+    assert row["hydrated_at"] is not None and row["text"] == body_of(fake, lagging)["text"] and row["hydrate_error"] is None

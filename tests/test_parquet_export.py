@@ -11,12 +11,13 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, func, select, update
 
 from conftest import cli_env, run_cli
 from etl.errors import hint_for, install_hint
 from etl.parquet import TABLES, arrow_schema
 from etl.schema import RawJSON, transcripts
+from etl.simulator import Fault
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -197,3 +198,30 @@ def test_install_hints_follow_where_aai_etl_came_from():
     wheel = {"url": "file:///tmp/aai_etl-0.1.0-py3-none-any.whl", "archive_info": {}}
     assert hint_for("parquet", wheel, "/") == "pip install '/tmp/aai_etl-0.1.0-py3-none-any.whl[parquet]'"
     assert hint_for("parquet", {}, "/") == "pip install 'aai-etl[parquet]'"  # from an index: no direct URL
+
+
+def test_a_failed_detail_fetch_moves_the_feed(database_url, fake, tmp_path, duck):
+    # Its attempts, error and next try are columns of the feed: the union of the exports must hold them.
+    items = fake.add(6)
+    broken = items[3]["id"]
+    fake.break_transcript(broken, Fault.status(404, {"error": "Transcript not found"}))
+    synced(fake, database_url)
+    first = export(fake, database_url, tmp_path)
+    engine = create_engine(database_url)
+    with engine.begin() as conn:  # let the backoff pass: the next fetch fails again
+        conn.execute(update(transcripts).where(transcripts.c.id == broken).values(hydrate_after=func.current_timestamp()))
+    engine.dispose()
+    synced(fake, database_url)
+    second = export(fake, database_url, tmp_path, "--since", str(first))
+    assert second > first
+
+    union = duckdb_rows(duck, sorted((tmp_path / "transcripts").glob("*.parquet")), "transcripts")
+    latest: dict[str, dict] = {}
+    for row in union:
+        if row["id"] not in latest or row["change_seq"] > latest[row["id"]]["change_seq"]:
+            latest[row["id"]] = row
+    rows = {row["id"]: row for row in database_rows(database_url, "transcripts")}
+    assert latest.keys() == rows.keys()
+    for transcript_id, row in rows.items():
+        assert {name: latest[transcript_id][name] for name in row} == row, transcript_id
+    assert latest[broken]["hydrate_attempts"] == 2
