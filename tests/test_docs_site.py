@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from conftest import required
 from etl.cli import cli
 from etl.schema import metadata
 from test_documented_commands import commands
@@ -29,7 +30,6 @@ sys.path.insert(0, str(ROOT))
 import mkdocs_hooks  # noqa: E402
 
 SITE = os.environ.get("AAI_ETL_DOCS_SITE")
-REQUIRED = os.environ.get("AAI_ETL_REQUIRE_DOCS") == "1"
 ARTIFACTS = ROOT / "test-artifacts"
 
 
@@ -55,21 +55,14 @@ def test_the_changelog_page_is_the_changelog():
 
 
 def _site() -> Path:
-    if SITE and (Path(SITE) / "index.html").is_file():
-        return Path(SITE)
-    message = f"no built documentation site at AAI_ETL_DOCS_SITE={SITE!r}: run `mkdocs build --strict -d DIR` and set it"
-    if REQUIRED:
-        pytest.fail(message)
-    pytest.skip(message)
+    built = SITE if SITE and (Path(SITE) / "index.html").is_file() else None
+    missing = f"no built documentation site at AAI_ETL_DOCS_SITE={SITE!r}: run `mkdocs build --strict -d DIR` and set it"
+    return Path(required(built, missing, "AAI_ETL_REQUIRE_DOCS"))
 
 
 def _chromium() -> str:
     found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found:
-        return found
-    if REQUIRED:
-        pytest.fail("Chromium is not installed: apt-get install chromium")
-    pytest.skip("Chromium is not installed: apt-get install chromium")
+    return required(found, "Chromium is not installed: apt-get install chromium", "AAI_ETL_REQUIRE_DOCS")
 
 
 @pytest.fixture(scope="module")
