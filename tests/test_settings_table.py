@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from importlib.resources import files
 from pathlib import Path
@@ -129,6 +130,14 @@ def test_an_unknown_aai_etl_variable_is_warned_about_with_the_close_match(tmp_pa
         "(did you mean AAI_ETL_HYDRATE_WORKERS?); it is ignored\n"
     )
     assert load_settings(None, {"AAI_ETL_CONFIG": "x", "AAI_ETL_LOG_FORMAT": "json"}).warnings == ()
+
+
+def test_the_variables_of_the_shipped_airflow_dag_are_not_warned_about():
+    """Its workers run aai-etl in the environment that configures the DAG: every run would warn otherwise."""
+    dag = (ROOT / "deploy" / "airflow" / "aai_etl_dag.py").read_text()
+    variables = set(re.findall(r"AAI_ETL_[A-Z_]+", dag))
+    assert {"AAI_ETL_COMMAND", "AAI_ETL_EXPORT_DIR"} <= variables
+    assert load_settings(None, dict.fromkeys(variables, "x")).warnings == ()
 
 
 def test_a_byte_order_mark_is_skipped(tmp_path):
