@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import importlib.util
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from click.testing import CliRunner, Result
@@ -120,6 +122,16 @@ def spawn(args: list[str], env: dict[str, str], **popen) -> subprocess.Popen:
     script = Path(sys.executable).with_name("aai-etl")
     popen = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, **popen}
     return subprocess.Popen([str(script), *args], env=full_env, **popen)
+
+
+def mkdocs_hooks() -> ModuleType:
+    """The documentation site's hooks (mkdocs_hooks.py at the root), loaded from their file: putting the root on
+    sys.path would make importlib.metadata find the checkout's aai_etl.egg-info instead of the installed aai-etl."""
+    spec = importlib.util.spec_from_file_location("mkdocs_hooks", Path(__file__).resolve().parent.parent / "mkdocs_hooks.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def required(found: str | None, missing: str, variable: str) -> str:

@@ -13,22 +13,21 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from conftest import mkdocs_hooks as load_hooks
 from conftest import required
 from etl.cli import cli
 from etl.schema import metadata
 from test_documented_commands import commands
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-import mkdocs_hooks  # noqa: E402
 
+mkdocs_hooks = load_hooks()
 SITE = os.environ.get("AAI_ETL_DOCS_SITE")
 ARTIFACTS = ROOT / "test-artifacts"
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-import sys
 from importlib.resources import files
 from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import mkdocs_hooks, run_cli
 from etl.config import SETTINGS, example_text, load_settings, settings_markdown
 from etl.errors import ConfigError
 
@@ -169,11 +168,8 @@ def test_the_example_file_is_the_table_and_loads():
 
 def test_the_settings_page_is_the_table():
     """The documentation's settings page is written from the table when the site is built."""
-    sys.path.insert(0, str(ROOT))
-    import mkdocs_hooks
-
     page = (ROOT / "docs" / "reference" / "settings.md").read_text()
-    assert settings_markdown() in mkdocs_hooks.on_page_markdown(page, None, None, None)
+    assert settings_markdown() in mkdocs_hooks().on_page_markdown(page, None, None, None)
 
 
 def test_config_example_prints_the_shipped_file():
