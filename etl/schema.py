@@ -297,6 +297,42 @@ DERIVED_TABLES = {
     "chapters": transcript_chapters,
 }
 
+
+
+def _segments(name: str) -> Table:
+    """Sentences or paragraphs: GET /v2/transcript/{id}/sentences or /paragraphs, one row per element, in its order."""
+    return Table(
+        name,
+        metadata,
+        Column("transcript_id", Text, primary_key=True),
+        Column("account", Text, primary_key=True),
+        Column("position", Integer, primary_key=True, comment="its order in the API's list"),
+        Column("text", Text),
+        Column("start_ms", Integer),
+        Column("end_ms", Integer),
+        Column("confidence", Float),
+        Column("speaker", Text),
+        Column("channel", Text),
+        ForeignKeyConstraint(["transcript_id", "account"], ["transcripts.id", "transcripts.account"], ondelete="CASCADE"),
+    )
+
+
+# The extra details setting's parts, each one more request per completed transcript.
+transcript_sentences = _segments("transcript_sentences")
+transcript_paragraphs = _segments("transcript_paragraphs")
+transcript_subtitles = Table(
+    "transcript_subtitles",
+    metadata,
+    Column("transcript_id", Text, primary_key=True),
+    Column("account", Text, primary_key=True),
+    Column("format", Text, primary_key=True, comment="srt or vtt"),
+    Column("text", Text, nullable=False, comment="GET /v2/transcript/{id}/srt or /vtt exactly as received"),
+    ForeignKeyConstraint(["transcript_id", "account"], ["transcripts.id", "transcripts.account"], ondelete="CASCADE"),
+)
+# Every table of extra details, by the name the extra_details setting uses (srt and vtt share one).
+EXTRA_DETAIL_TABLES = {"sentences": transcript_sentences, "paragraphs": transcript_paragraphs, "srt": transcript_subtitles,
+                       "vtt": transcript_subtitles}
+
 # Where each account's sync stands. The high water mark is the newest transcript up to which everything is
 # stored; a walk in progress is resumable from walk_before_id down to its floor.
 sync_cursors = Table(
