@@ -14,7 +14,7 @@
    request (the fake logs a request just before it sends the answer, so the storing of the last page is
    not included, in either mode). The `--no-hydrate` run's whole wall time is shown too.
 
-3. The request budget (issue 9). `--budget-latency` (300 ms) per request, a server rate limit of
+3. The request budget. `--budget-latency` (300 ms) per request, a server rate limit of
    `--server-limit` requests a second (80), `--budget-n` (2,400) completed transcripts: `aai-etl hydrate`
    with AAI_ETL_REQUESTS_PER_MINUTE=3600 and default settings otherwise. Reported: transcripts/s against
    the budget's rate (target: at least 85%, 51/s) and the share of requests answered 429 (target: under

@@ -1,4 +1,4 @@
-"""Idle-run and start-up benchmark (issue 13, parts 3 and 4): what a scheduled run with nothing to do costs,
+"""Idle-run and start-up benchmark: what a scheduled run with nothing to do costs,
 and whether that grows with the table.
 
     .venv/bin/python benchmarks/idle.py --n 20000 300000 --db sqlite postgresql --repeat 7

@@ -1,6 +1,6 @@
 """The first sync with the default walk (by days when they pay), the idle and straggler runs after it and
 hydration, beside the serial walk and dlt, at several latencies, with and without a server rate limit
-(issue 9).
+(the shape of a real account).
 
     .venv/bin/python benchmarks/partitions.py                   # defaults below: the whole matrix
     .venv/bin/python benchmarks/partitions.py --db sqlite --latency 0.1 --rate-limit 0   # one cell

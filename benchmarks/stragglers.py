@@ -1,4 +1,4 @@
-"""Straggler benchmark (issue 9, part 1): what one transcript stuck pending deep in the listing costs.
+"""Straggler benchmark: what one transcript stuck pending deep in the listing costs.
 
     .venv/bin/python benchmarks/stragglers.py                   # defaults below
     .venv/bin/python benchmarks/stragglers.py --n 20000 --depth 16000 --latency 0 0.1 0.3 --db sqlite postgresql

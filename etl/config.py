@@ -2,7 +2,7 @@
 
 Every setting is one entry of SETTINGS: its TOML key, its environment variable, its flag, its type,
 default and allowed values, and the line that documents it. The file, environment and flag parsing,
-the example file (`aai-etl config example`) and the README's settings table all come from there.
+the example file (`aai-etl config example`) and the documentation's settings page all come from there.
 """
 
 from __future__ import annotations
@@ -180,8 +180,15 @@ name sets it to that schema alone. SQLite has no schemas and ignores it.""",
 )
 _BY_NAME = {setting.name: setting for setting in SETTINGS}
 _BY_VARIABLE = {setting.variable: setting for setting in SETTINGS}
-# Read by the CLI and the test suite, not settings: known, so not warned about.
-_OTHER_VARIABLES = (CONFIG_VARIABLE, "AAI_ETL_TEST_POSTGRES_URL", "AAI_ETL_REQUIRE_POSTGRES")
+# Not settings, but known, so not warned about: read by the CLI; by the Airflow DAG in deploy/airflow, whose
+# workers run aai-etl in the same environment; by the dbt project in dbt/; and by the test suite.
+_OTHER_VARIABLES = (
+    CONFIG_VARIABLE,
+    "AAI_ETL_COMMAND", "AAI_ETL_EXPORT_DIR", "AAI_ETL_SCHEDULE", "AAI_ETL_POOL",
+    "AAI_ETL_FEED", "AAI_ETL_DUCKDB_PATH", "AAI_ETL_DBT_SCHEMA",
+    "AAI_ETL_TEST_POSTGRES_URL", "AAI_ETL_REQUIRE_POSTGRES", "AAI_ETL_AIRFLOW", "AAI_ETL_REQUIRE_AIRFLOW", "AAI_ETL_DBT",
+    "AAI_ETL_REQUIRE_DBT", "AAI_ETL_REQUIRE_IMAGE", "AAI_ETL_DOCS_SITE", "AAI_ETL_REQUIRE_DOCS",
+)
 # Variables that must not be set empty: an empty database URL silently meaning the default would sync
 # into ./aai-etl.db, wherever the job happens to run, while the real database waits.
 _NEVER_EMPTY = {"AAI_ETL_DATABASE_URL": "a database URL (sqlite:///PATH or postgresql+psycopg://USER@HOST/DB)"}
@@ -472,8 +479,8 @@ def example_text() -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def readme_table() -> str:
-    """The README's settings table."""
+def settings_markdown() -> str:
+    """The settings table in Markdown, for the documentation's settings page."""
     rows = ["| setting | environment | flag | default | |", "| --- | --- | --- | --- | --- |"]
     rows.append(f"| API key (never in a file) | `{DEFAULT_KEY_VARIABLE}` | | required for `sync` | |")
     for setting in SETTINGS:

@@ -25,7 +25,7 @@ from etl.sync import RunStats, run_sync
 
 ACCOUNT = "default"  # what `aai-etl status` shows without a config file
 DEMO_KEY = "demo-key-not-a-real-one"
-# The simulated API runs on this machine: no account budget to leave room in.
+# The simulated API runs in this process, on loopback: no account budget to leave room in.
 DEMO_BUDGET = 600_000.0
 # The demo's mark in its database's header (SQLite's application_id: "AAId"): only a file that carries it is
 # replaced, so a --path pointing at a real database is refused rather than overwritten.

@@ -165,7 +165,7 @@ class FakeAssemblyAI:
         self.scramble_pages = False
         # False: bodies of the "malformed" profile are served whole (the demo shows clean data).
         self.malformed_bodies = True
-        # How far the server's clock (its Date header) is ahead of this machine's; set `clock` to match, so
+        # How far the server's clock (its Date header) is ahead of the client's; set `clock` to match, so
         # that the transcripts it lists are created by its own clock.
         self.clock_offset = timedelta(0)
         self.requests: list[dict] = []

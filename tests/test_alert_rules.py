@@ -1,4 +1,4 @@
-"""deploy/prometheus/alerts.yml: the alert rules the README shows, through the real promtool."""
+"""deploy/prometheus/alerts.yml: the alert rules the documentation shows, through the real promtool."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def test_the_rules_use_only_metrics_the_job_writes():
     assert used and used <= set(_HELP), used - set(_HELP)
 
 
-def test_the_readme_shows_the_rules_file():
-    readme = (ROOT / "README.md").read_text()
-    blocks = [yaml.safe_load(block) for block in re.findall(r"```yaml\n(.*?)```", readme, re.S)]
+def test_the_metrics_page_shows_the_rules_file():
+    page = (ROOT / "docs" / "running" / "metrics.md").read_text()
+    blocks = [yaml.safe_load(block) for block in re.findall(r"```yaml\n(.*?)```", page, re.S)]
     assert yaml.safe_load(RULES.read_text()) in blocks

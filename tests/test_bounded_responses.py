@@ -46,9 +46,9 @@ def test_a_list_response_dripping_a_byte_at_a_time_is_cut_off_and_retried(databa
     fake.add(5)
     fake.fail_next(Fault.drip(0.2))  # about 2 KB: over six minutes, each byte well inside read_timeout
     process = spawn(["sync", "--no-hydrate", "--config", config], cli_env(fake, database_url))
-    status, stderr, _ = finish(process, within=30)
-    assert status == 0, stderr
-    assert "the response took longer than request_deadline (1s)" in stderr
+    stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert ", 1 retry, " in stdout  # cut off at request_deadline and retried: a retry that succeeds is counted, not a warning
     assert_table_equals_api(database_url, fake)
 
 

@@ -102,7 +102,7 @@ def test_example_config_documents_every_key_and_loads():
 
 
 def test_a_list_setting_is_none_from_the_environment_as_in_the_file():
-    """README: `[]` for none. From the environment an empty value means unset (all seven tables), and `[]`
+    """The settings reference: `[]` for none. From the environment an empty value means unset (all seven tables), and `[]`
     was an unknown table name: there was no way to turn the derived tables off there."""
     assert load_settings(None, {"AAI_ETL_DERIVED_TABLES": "[]"}).derived_tables == ()
     assert load_settings(None, {"AAI_ETL_DERIVED_TABLES": " [] "}).derived_tables == ()

@@ -19,7 +19,7 @@ from etl.config import _BY_VARIABLE, DEFAULT_KEY_VARIABLE, SETTINGS
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 SCRIPT = "/opt/aai-etl/bin/aai-etl"
-README = (DEPLOY.parent / "README.md").read_text()
+DEPLOYING = (DEPLOY.parent / "docs" / "running" / "deploying.md").read_text()
 # A strict Kubernetes schema check, offline: kubernetes-validate in a venv of its own (.ci/run makes it),
 # against the oldest Kubernetes version still commonly run.
 KUBERNETES_VALIDATE = DEPLOY.parent / ".venv-k8s" / "bin" / "kubernetes-validate"
@@ -118,7 +118,7 @@ SERVICES = ("aai-etl.service", "aai-etl-probe.service")
 
 
 def installed_units(root: Path) -> Path:
-    """A root directory with the host's systemd units, ours in /etc/systemd/system as the README installs
+    """A root directory with the host's systemd units, ours in /etc/systemd/system as the docs install
     them, and a stand-in for each command they run that the host lacks (the venv in /opt)."""
     shutil.copytree("/usr/lib/systemd/system", root / "usr/lib/systemd/system", symlinks=True)
     shutil.copytree(DEPLOY / "systemd", root / "etc/systemd/system")
@@ -163,7 +163,7 @@ def test_the_install_paths_match_everywhere():
     assert metrics_directory in service["ReadWritePaths"].split()
     (metrics,) = [setting for setting in SETTINGS if setting.name == "metrics_file"]
     assert str(Path(metrics.placeholder.strip('"')).parent) == metrics_directory
-    install = README.split("### Installing the systemd units", 1)[1].split("\n### ", 1)[0]
+    install = DEPLOYING.split("\n## Installing the systemd units\n", 1)[1].split("\n## ", 1)[0]
     for name in SERVICES:
         service = unit(name)["Service"]
         for path in (service["EnvironmentFile"], service["WorkingDirectory"], str(Path(SCRIPT).parent.parent)):

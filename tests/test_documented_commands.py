@@ -1,4 +1,4 @@
-"""Every command and option, as click knows them and as the README writes them: documented, and no traceback.
+"""Every command and option, as click knows them and as the README and the docs write them: documented, and no traceback.
 
 The commands come from click's command tree, so a new command is walked (and must be documented) as soon as
 it exists."""
@@ -13,11 +13,14 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from conftest import cli_env, sync
+from conftest import clean_env, cli_env, sync
 from etl.cli import cli
+from etl.config import settings_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
-README = (ROOT / "README.md").read_text()
+# The README and every page of the documentation site, with the settings table its settings page shows. The
+# commands page's `--help` texts are left out: made from the command tree, they would document every command.
+README = "\n".join([*(path.read_text() for path in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]), settings_markdown()])
 BUILT_IN = {"--help", "--version"}
 # Values for arguments, by command path: a new command with an argument adds its value here.
 ARGUMENTS = {("db", "upgrade"): ["head"], ("db", "downgrade"): ["-1"], ("simulate",): ["--port", "0", "--duration", "0"]}
@@ -25,7 +28,7 @@ ARGUMENTS = {("db", "upgrade"): ["head"], ("db", "downgrade"): ["-1"], ("simulat
 STRINGS = {
     "metrics_file": "{tmp}/aai_etl.prom", "pushgateway": "http://127.0.0.1:9", "host": "127.0.0.1", "api_key": "simulated-key", "max_age": "1d",
 }
-# Documented refusals: the demo writes only its own file (README, "Commands").
+# Documented refusals: the demo writes only its own file (docs/reference/commands.md).
 REFUSED = {(("demo",), "--database-url")}
 # Options (or values) that only work with another: given with it (the Parquet feed goes to --output-dir).
 COMPANIONS = {(("export",), "--output-dir"): ["--format", "parquet"], (("export",), "parquet"): ["--output-dir", "{tmp}/feed"]}
@@ -49,7 +52,7 @@ COMMON = {opt for param in options(cli) for opt in param.opts + param.secondary_
 
 
 def documented() -> list[tuple[str, tuple[str, ...], set[str]]]:
-    """Each `aai-etl ...` the README writes (in code spans and code blocks): its text, command path and options."""
+    """Each `aai-etl ...` the README and the docs write (in code spans and code blocks): its text, command path and options."""
     spans = re.findall(r"`([^`\n]+)`", README) + [line for block in re.findall(r"```\w*\n(.*?)```", README, re.S)
                                                   for line in block.splitlines()]
     found = []
@@ -74,25 +77,25 @@ def test_help_of_every_command(path):
     assert f"Usage: cli {' '.join(path)}" in result.output
 
 
-def test_every_command_and_option_is_in_the_readme():
+def test_every_command_and_option_is_in_the_docs():
     table = {path for text, path, _ in documented() if text.startswith("aai-etl")}
     for path, command in commands():
         if not isinstance(command, click.Group):
-            assert path in table, f"`aai-etl {' '.join(path)}` is not in the README"
+            assert path in table, f"`aai-etl {' '.join(path)}` is not in the README or the docs"
         for param in options(command):
             for opt in param.opts + param.secondary_opts:
-                assert re.search(rf"(?<![\w-]){re.escape(opt)}\b", README), f"{opt} of `aai-etl {' '.join(path)}` is not in the README"
+                assert re.search(rf"(?<![\w-]){re.escape(opt)}\b", README), f"{opt} of `aai-etl {' '.join(path)}` is not in the README or the docs"
 
 
-def test_every_command_the_readme_writes_exists_with_its_options():
+def test_every_command_the_docs_write_exists_with_its_options():
     tree = dict(commands())
     assert len(documented()) > 20
     for text, path, opts in documented():
         if not path:
-            assert not opts - COMMON, text
+            assert not opts - COMMON - BUILT_IN, text
             continue
-        known = COMMON | {opt for param in options(tree[path]) for opt in param.opts + param.secondary_opts}
-        assert opts <= known, f"the README's `{text}` uses {sorted(opts - known)}, which `aai-etl {' '.join(path)}` lacks"
+        known = COMMON | BUILT_IN | {opt for param in options(tree[path]) for opt in param.opts + param.secondary_opts}
+        assert opts <= known, f"the docs' `{text}` uses {sorted(opts - known)}, which `aai-etl {' '.join(path)}` lacks"
 
 
 def _value(param: click.Option, tmp_path: Path, database_url: str) -> list[list[str]]:
@@ -128,7 +131,7 @@ def test_every_command_with_every_option_runs_without_a_traceback(database_url, 
     fake.add(5)
     fake.add(2, status="queued")
     assert sync(fake, database_url).exit_code == 0
-    env = cli_env(fake, database_url)
+    env = clean_env(cli_env(fake, database_url))
     common = [value for param in options(cli) for value in _value(param, tmp_path, database_url)[0]]
     runs = []
     for path, command in commands():

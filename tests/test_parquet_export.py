@@ -102,7 +102,7 @@ def test_duckdb_reads_back_exactly_the_database(database_url, fake, tmp_path, du
 
 
 def load(duck, directory: Path, since: int, watermark: int) -> None:
-    """A loader following the README's contract: upsert transcripts by key; for every transcript in the
+    """A loader following the contract of the Parquet docs page: upsert transcripts by key; for every transcript in the
     export, replace its rows in each other table with the rows the export holds."""
     name = f"{since + 1:020d}-{watermark:020d}.parquet"
     exported = directory / "transcripts" / name
