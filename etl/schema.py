@@ -185,20 +185,27 @@ transcript_status_changes = Table(
     Index(None, "observed_at"),
 )
 
-transcript_words = Table(
-    "transcript_words",
-    metadata,
-    Column("transcript_id", Text, primary_key=True),
-    Column("account", Text, primary_key=True),
-    Column("position", Integer, primary_key=True),
-    Column("text", Text),
-    Column("start_ms", Integer),
-    Column("end_ms", Integer),
-    Column("confidence", Float),
-    Column("speaker", Text),
-    Column("channel", Text),
-    ForeignKeyConstraint(["transcript_id", "account"], ["transcripts.id", "transcripts.account"], ondelete="CASCADE"),
-)
+
+def _timed(name: str, position: str | None = None) -> Table:
+    """Words, sentences or paragraphs of a transcript: one row per element of the API's list, in its order
+    (`position`: its comment)."""
+    return Table(
+        name,
+        metadata,
+        Column("transcript_id", Text, primary_key=True),
+        Column("account", Text, primary_key=True),
+        Column("position", Integer, primary_key=True, comment=position),
+        Column("text", Text),
+        Column("start_ms", Integer),
+        Column("end_ms", Integer),
+        Column("confidence", Float),
+        Column("speaker", Text),
+        Column("channel", Text),
+        ForeignKeyConstraint(["transcript_id", "account"], ["transcripts.id", "transcripts.account"], ondelete="CASCADE"),
+    )
+
+
+transcript_words = _timed("transcript_words")
 
 transcript_bodies = Table(
     "transcript_bodies",
@@ -298,28 +305,10 @@ DERIVED_TABLES = {
 }
 
 
-
-def _segments(name: str) -> Table:
-    """Sentences or paragraphs: GET /v2/transcript/{id}/sentences or /paragraphs, one row per element, in its order."""
-    return Table(
-        name,
-        metadata,
-        Column("transcript_id", Text, primary_key=True),
-        Column("account", Text, primary_key=True),
-        Column("position", Integer, primary_key=True, comment="its order in the API's list"),
-        Column("text", Text),
-        Column("start_ms", Integer),
-        Column("end_ms", Integer),
-        Column("confidence", Float),
-        Column("speaker", Text),
-        Column("channel", Text),
-        ForeignKeyConstraint(["transcript_id", "account"], ["transcripts.id", "transcripts.account"], ondelete="CASCADE"),
-    )
-
-
-# The extra details setting's parts, each one more request per completed transcript.
-transcript_sentences = _segments("transcript_sentences")
-transcript_paragraphs = _segments("transcript_paragraphs")
+# The extra_details setting's parts (GET /v2/transcript/{id}/sentences, ...), each one more request per
+# completed transcript.
+transcript_sentences = _timed("transcript_sentences", "its order in the API's list")
+transcript_paragraphs = _timed("transcript_paragraphs", "its order in the API's list")
 transcript_subtitles = Table(
     "transcript_subtitles",
     metadata,

@@ -151,3 +151,14 @@ def test_the_parquet_export_carries_them_with_their_transcripts_change_seq(datab
             assert rows and sorted(exported, key=repr) == sorted(rows, key=repr), table.name
             assert pq.read_schema(next((tmp_path / table.name).iterdir())).names == [*table.columns.keys(), "change_seq"]
     engine.dispose()
+
+
+def test_the_simulator_serves_parts_of_completed_transcripts_only_and_counts_every_request(fake):
+    (done,), (failed,) = fake.add(1), fake.add(1, status="error")
+    asked = {"Authorization": API_KEY}
+    for part in ALL:
+        assert requests.get(f"{fake.base_url}/v2/transcript/{done['id']}/{part}", headers=asked, timeout=30).status_code == 200
+        assert requests.get(f"{fake.base_url}/v2/transcript/{failed['id']}/{part}", headers=asked, timeout=30).status_code == 400
+        assert requests.get(f"{fake.base_url}/v2/transcript/no-such-id/{part}", headers=asked, timeout=30).status_code == 404
+    assert [request["status"] for request in fake.requests] == [200, 400, 404] * len(ALL)
+    assert served(fake, done["id"], "srt").startswith("1\n00:00:00,") and served(fake, done["id"], "vtt").startswith("WEBVTT\n\n")
