@@ -4,6 +4,7 @@ deletion, in the Parquet export; not asked for, not a single extra request."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pyarrow.parquet as pq
@@ -162,3 +163,15 @@ def test_the_simulator_serves_parts_of_completed_transcripts_only_and_counts_eve
         assert requests.get(f"{fake.base_url}/v2/transcript/no-such-id/{part}", headers=asked, timeout=30).status_code == 404
     assert [request["status"] for request in fake.requests] == [200, 400, 404] * len(ALL)
     assert served(fake, done["id"], "srt").startswith("1\n00:00:00,") and served(fake, done["id"], "vtt").startswith("WEBVTT\n\n")
+
+
+def test_the_details_phase_counts_the_extra_requests_in_its_time_up_front(sqlite_url, fake):
+    fake.add(20)
+    # 3,000 requests a minute: 20 transcripts of five requests each take at least 2 s (the bodies alone, 0.4 s).
+    env = cli_env(fake, sqlite_url, AAI_ETL_REQUESTS_PER_MINUTE="3000", AAI_ETL_PROGRESS_INTERVAL="1",
+                  AAI_ETL_EXTRA_DETAILS=",".join(ALL))
+    result = run_cli(["sync", "--log-format", "json"], env)
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stderr.splitlines()]
+    first = next(line for line in lines if line["event"] == "progress" and line["phase"] == "hydrating")
+    assert (first["done"], first["total"], first["eta_seconds"]) == (0, 20, 2)
