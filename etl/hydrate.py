@@ -193,7 +193,7 @@ def _fetch(
     except AuthError:
         raise  # the key itself is refused: no other fetch can succeed either
     except RecursionError:  # read, but too deep for the walks that make it storable
-        return _Fetched(transcript_id, attempts, error=_of(part, "its body nests its values too deeply to store"))
+        return _Fetched(transcript_id, attempts, error=f"its {part or 'body'} nests its values too deeply to store")
     except ValueError:
         return _Fetched(transcript_id, attempts, error="its body holds NaN or Infinity, which are not JSON")
     except RetriesExhausted as exc:
