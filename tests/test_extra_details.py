@@ -14,6 +14,7 @@ from sqlalchemy import create_engine, func, select, update
 from conftest import API_KEY, cli_env, run_cli, stored, summary_json
 from etl.schema import transcript_paragraphs, transcript_sentences, transcript_subtitles, transcripts
 from etl.simulator import Fault
+from etl.storable import escape, unescape
 
 ALL = ("sentences", "paragraphs", "srt", "vtt")
 TABLES = {"sentences": transcript_sentences, "paragraphs": transcript_paragraphs}
@@ -175,3 +176,15 @@ def test_the_details_phase_counts_the_extra_requests_in_its_time_up_front(sqlite
     lines = [json.loads(line) for line in result.stderr.splitlines()]
     first = next(line for line in lines if line["event"] == "progress" and line["phase"] == "hydrating")
     assert (first["done"], first["total"], first["eta_seconds"]) == (0, 20, 2)
+
+
+def test_a_character_a_database_refuses_is_stored_escaped_as_in_a_body(database_url, fake):
+    """PostgreSQL refuses NUL in text: without the escape the whole batch's details would be refused."""
+    (item,) = fake.add(1)
+    odd = "a\x00b \ud800"
+    fake.break_transcript(item["id"], Fault.mangled(lambda body: {**body, "sentences": [{**body["sentences"][0], "text": odd}]}),
+                          part="sentences")
+    result = run(fake, database_url, "sync", kinds=("sentences",))
+    assert (result.exit_code, summary_json(result)["hydrated"]) == (0, 1), result.output
+    (row,) = held(database_url)["sentences"][item["id"]]
+    assert row[1] == escape(odd) and unescape(row[1]) == odd
