@@ -277,7 +277,7 @@ def _run_accounts(settings: Settings, account_name: str | None, *, full: bool, l
     reporter = _reporter()
     hydration = HydrateOptions(
         settings.hydrate_workers, settings.store_words, settings.store_bodies, settings.keep_presigned_credentials,
-        derive.Deriver(settings.derived_tables),
+        derive.Deriver(settings.derived_tables), settings.extra_details,
     ) if hydrate else None
     recorder = metrics.Recorder(settings.metrics_file, settings.pushgateway)
     on_event = recorder.observing(reporter.event) if settings.metrics_file or settings.pushgateway else reporter.event

@@ -8,7 +8,7 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
@@ -34,6 +34,7 @@ READ_SIZE = 64 * 1024
 MAX_ERROR_CHARS = 300  # of an API error message, wherever it is shown or stored
 # A server clock further ahead than this is not trusted to vouch for `created` values in our future.
 MAX_CLOCK_AHEAD = timedelta(days=1)
+TEXT_PARTS = frozenset({"srt", "vtt"})  # parts of a transcript the API answers as text/plain, not JSON
 
 
 class ApiClient:
@@ -119,11 +120,15 @@ class ApiClient:
 
     def get_transcript(self, transcript_id: str) -> dict[str, Any]:
         """GET /v2/transcript/{id}: the full transcript."""
-        try:
-            path = f"/v2/transcript/{quote(transcript_id, safe='')}"
-        except UnicodeEncodeError:  # a lone surrogate: no URL can carry it, so the API cannot be asked
-            raise ApiError("its id holds a character that is not valid Unicode, which no URL can carry") from None
-        return self._get(path, {}, _check_transcript)
+        return self._get(_transcript_path(transcript_id), {}, _check_transcript)
+
+    def get_transcript_part(self, transcript_id: str, part: str) -> Any:
+        """GET /v2/transcript/{id}/{part}: `sentences` or `paragraphs` (an object with that list), `srt` or
+        `vtt` (the subtitles' text)."""
+        path = f"{_transcript_path(transcript_id)}/{part}"
+        if part in TEXT_PARTS:
+            return self._get(path, {}, _check_text, read=_text)
+        return self._get(path, {}, lambda body: _check_part(body, part))
 
     def close(self) -> None:
         for session in self._sessions:
@@ -135,13 +140,13 @@ class ApiClient:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _get(self, path: str, params: dict[str, Any], check) -> dict[str, Any]:
+    def _get(self, path: str, params: dict[str, Any], check, read: Callable[[bytes], Any] = loads) -> Any:
         deadline = time.monotonic() + self.retry_budget_seconds
         only_429 = True  # every attempt so far answered 429: running out then is no fault of this request
         for attempt in range(self.max_retries + 1):
             sent = self.pacer.wait()
             try:
-                return check(self._attempt(path, params))
+                return check(self._attempt(path, params, read))
             except Retriable as failure:
                 only_429 = only_429 and failure.rate_limited
                 if failure.rate_limited:
@@ -180,7 +185,7 @@ class ApiClient:
                     time.sleep(delay)  # a 429's wait is the pacer's, taken in its wait()
         raise AssertionError("unreachable: the loop returns or raises")
 
-    def _attempt(self, path: str, params: dict[str, Any]) -> Any:
+    def _attempt(self, path: str, params: dict[str, Any], read: Callable[[bytes], Any]) -> Any:
         with self._lock:
             self.requests_made += 1
         deadline = time.monotonic() + self.request_deadline
@@ -208,8 +213,8 @@ class ApiClient:
             message = _capped(self.redact(_error_message(content, response.reason)))  # redacted whole, then cut
             raise ApiError(f"the AssemblyAI API refused the request (HTTP {status}): {message}", status)
         try:
-            return loads(content)
-        except ValueError:
+            return read(content)
+        except ValueError:  # not JSON, or not UTF-8 text
             raise Retriable(f"unreadable response body (HTTP {status}, {len(content)} bytes)") from None
         except RecursionError:
             # The same body would be as deep on every try: refused, not retried.
@@ -256,6 +261,28 @@ def _check_transcript(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict) or not isinstance(body.get("id"), str):
         raise Retriable("response that is not a transcript")
     return body
+
+
+def _check_part(body: Any, part: str) -> dict[str, Any]:
+    if not isinstance(body, dict) or not isinstance(body.get(part), list):
+        raise Retriable(f"response without a list of {part}")
+    return body
+
+
+def _check_text(body: str) -> str:
+    return body  # any text is subtitles: a transcript without words has empty ones
+
+
+def _text(content: bytes) -> str:
+    """A text/plain answer (subtitles): UTF-8, as the API sends; UnicodeDecodeError is a ValueError."""
+    return content.decode("utf-8")
+
+
+def _transcript_path(transcript_id: str) -> str:
+    try:
+        return f"/v2/transcript/{quote(transcript_id, safe='')}"
+    except UnicodeEncodeError:  # a lone surrogate: no URL can carry it, so the API cannot be asked
+        raise ApiError("its id holds a character that is not valid Unicode, which no URL can carry") from None
 
 
 def _retry_after(value: str | None) -> float | None:

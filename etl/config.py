@@ -27,6 +27,8 @@ CONFIG_VARIABLE = "AAI_ETL_CONFIG"
 MAX_CONFIG_BYTES = 1024 * 1024  # a settings file is a few kilobytes
 # The tables etl.derive fills from transcript bodies (transcript_<name>), all by default.
 DERIVED_TABLE_NAMES = ("utterances", "sentiments", "entities", "highlights", "topics", "content_safety", "chapters")
+# The parts of a transcript each fetched with one more request (GET /v2/transcript/{id}/<name>), none by default.
+EXTRA_DETAIL_NAMES = ("sentences", "paragraphs", "srt", "vtt")
 _ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _HEADER_VALUE = re.compile(r"[\x20-\x7e\x80-\xff]+")  # what an HTTP header value can carry
 
@@ -147,6 +149,13 @@ name sets it to that schema alone. SQLite has no schemas and ignores it.""",
         "derived_tables", tuple, DERIVED_TABLE_NAMES,
         "The audio intelligence tables filled from each transcript's body (transcript_<name>); [] for none.",
         choices=DERIVED_TABLE_NAMES, example="In the environment: names separated by commas, or [] for none.",
+    ),
+    Setting(
+        "extra_details", tuple, (),
+        "More of each completed transcript, one more request each: sentences and paragraphs (transcript_<name>), "
+        "srt and vtt subtitles (transcript_subtitles); [] for none.",
+        choices=EXTRA_DETAIL_NAMES,
+        example="In the environment: names separated by commas, or [] for none. Each costs a request per transcript from the budget.",
     ),
     Setting(
         "private_files", bool, True, "Create the SQLite database, its lock files and the exports readable by their owner only (0600, folders 0700).",

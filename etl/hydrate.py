@@ -22,13 +22,13 @@ from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select
 
 from etl import derive, interrupt
 from etl.changes import next_change_seq
-from etl.client import ApiClient
+from etl.client import TEXT_PARTS, ApiClient
 from etl.db import store_or_refuse
 from etl.errors import AuthError, EtlError, RateLimited, RetriesExhausted
 from etl.items import DELETED_AUDIO_URL, FINAL_STATUSES
 from etl.load import DETAIL_COLUMNS
 from etl.presigned import redact_credentials
-from etl.schema import NEEDS_DETAILS, transcript_bodies, transcript_words, transcripts
+from etl.schema import EXTRA_DETAIL_TABLES, NEEDS_DETAILS, transcript_bodies, transcript_subtitles, transcript_words, transcripts
 from etl.storable import dumps, escape, escape_json, storable_integer, storable_number, unescape
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ class HydrateOptions:
     store_bodies: bool = True
     keep_presigned_credentials: bool = False
     deriver: derive.Deriver = field(default_factory=derive.Deriver)  # fills the audio intelligence tables
+    extra_details: tuple[str, ...] = ()  # more of each completed transcript, one request each (etl.config)
 
 
 @dataclass
@@ -55,6 +56,7 @@ class _Fetched:
     transcript_id: str
     attempts: int
     body: dict[str, Any] | None = None
+    parts: dict[str, Any] = field(default_factory=dict)  # its extra details, by name, as stored
     error: str | None = None
     exhausted: RetriesExhausted | None = None  # the error, when the fetch used up its retries
 
@@ -125,6 +127,7 @@ class _Fetchers:
         self._client = client
         self._workers = options.workers
         self._keep_presigned_credentials = options.keep_presigned_credentials
+        self._extra_details = options.extra_details
         self._todo: queue.SimpleQueue = queue.SimpleQueue()
         self._done: queue.Queue = queue.Queue()  # Queue, not SimpleQueue: its wait gives way to a signal
         self._closed = threading.Event()
@@ -149,7 +152,7 @@ class _Fetchers:
         while (job := self._todo.get()) is not None and not self._closed.is_set():
             transcript_id, attempts = job
             try:
-                self._done.put(_fetch(self._client, transcript_id, attempts, self._keep_presigned_credentials))
+                self._done.put(_fetch(self._client, transcript_id, attempts, self._keep_presigned_credentials, self._extra_details))
             except BaseException as exc:  # raised in the writing thread, where it asks for the result
                 self._done.put(exc)
 
@@ -169,9 +172,12 @@ def _queue(conn: Connection, account: str) -> Iterator[list[tuple[str, int]]]:
         yield [tuple(row) for row in chunk]
 
 
-def _fetch(client: ApiClient, transcript_id: str, attempts: int, keep_presigned_credentials: bool) -> _Fetched:
-    """The body as stored (etl.storable, etl.presigned); `transcript_id` is the stored id, the API is asked
-    for its own."""
+def _fetch(
+    client: ApiClient, transcript_id: str, attempts: int, keep_presigned_credentials: bool, extra_details: tuple[str, ...]
+) -> _Fetched:
+    """The body and, of a completed transcript, its `extra_details`, as stored (etl.storable, etl.presigned);
+    `transcript_id` is the stored id, the API is asked for its own. Any part that fails fails the fetch."""
+    part = None  # the extra detail being fetched: named when it fails
     try:
         body = client.get_transcript(unescape(transcript_id))
         if body.get("status") not in FINAL_STATUSES:
@@ -180,17 +186,25 @@ def _fetch(client: ApiClient, transcript_id: str, attempts: int, keep_presigned_
             return _Fetched(transcript_id, attempts, error=f"the API's details say status {said} while the list says it is final")
         body = escape_json(body if keep_presigned_credentials else redact_credentials(body))
         dumps(body)  # ValueError for NaN or Infinity, which are not JSON: neither database can hold them
-        return _Fetched(transcript_id, attempts, body=body)
+        parts = {}
+        for part in extra_details if body.get("status") == "completed" and not _deleted(body) else ():
+            parts[part] = escape_json(client.get_transcript_part(unescape(transcript_id), part))
+        return _Fetched(transcript_id, attempts, body=body, parts=parts)
     except AuthError:
         raise  # the key itself is refused: no other fetch can succeed either
     except RecursionError:  # read, but too deep for the walks that make it storable
-        return _Fetched(transcript_id, attempts, error="its body nests its values too deeply to store")
+        return _Fetched(transcript_id, attempts, error=f"its {part or 'body'} nests its values too deeply to store")
     except ValueError:
         return _Fetched(transcript_id, attempts, error="its body holds NaN or Infinity, which are not JSON")
     except RetriesExhausted as exc:
-        return _Fetched(transcript_id, attempts, error=escape(client.redact(str(exc))), exhausted=exc)
+        return _Fetched(transcript_id, attempts, error=_of(part, escape(client.redact(str(exc)))), exhausted=exc)
     except EtlError as exc:
-        return _Fetched(transcript_id, attempts, error=escape(client.redact(str(exc))))
+        return _Fetched(transcript_id, attempts, error=_of(part, escape(client.redact(str(exc)))))
+
+
+def _of(part: str | None, error: str) -> str:
+    """A failed fetch's error, naming the extra detail that failed it."""
+    return error if part is None else f"its {part}: {error}"
 
 
 def _unless_down(results: Iterator[_Fetched]) -> Iterator[_Fetched]:
@@ -289,6 +303,8 @@ def _store(conn: Connection, account: str, done: list[_Fetched], options: Hydrat
         bodies = [{"account": account, "transcript_id": f.transcript_id, "body": f.details} for f in done if not _deleted(f.details)]
         _replace(conn, transcript_bodies, account, ids, bodies)
     options.deriver.replace(conn, account, contents)
+    if options.extra_details:
+        _replace_extra_details(conn, account, done, options.extra_details)
 
 
 def _details(fetched: _Fetched) -> dict[str, Any]:
@@ -321,21 +337,45 @@ def _words(account: str, fetched: _Fetched) -> list[dict[str, Any]]:
     words = fetched.details.get("words")
     if _deleted(fetched.details) or not isinstance(words, list):
         return []
+    return _timed(account, fetched.transcript_id, words)
+
+
+def _timed(account: str, transcript_id: str, elements: list[Any]) -> list[dict[str, Any]]:
+    """Rows of words, sentences or paragraphs: each element's text, times (ms), confidence, speaker and channel."""
     return [
         {
             "account": account,
-            "transcript_id": fetched.transcript_id,
+            "transcript_id": transcript_id,
             "position": position,
-            "text": _typed(word, "text", str),
-            "start_ms": _integer(word.get("start")),
-            "end_ms": _integer(word.get("end")),
-            "confidence": storable_number(word.get("confidence")),
-            "speaker": None if word.get("speaker") is None else str(word["speaker"]),
-            "channel": None if word.get("channel") is None else str(word["channel"]),
+            "text": _typed(element, "text", str),
+            "start_ms": _integer(element.get("start")),
+            "end_ms": _integer(element.get("end")),
+            "confidence": storable_number(element.get("confidence")),
+            "speaker": None if element.get("speaker") is None else str(element["speaker"]),
+            "channel": None if element.get("channel") is None else str(element["channel"]),
         }
-        for position, word in enumerate(words)
-        if isinstance(word, dict)
+        for position, element in enumerate(elements)
+        if isinstance(element, dict)
     ]
+
+
+def _replace_extra_details(conn: Connection, account: str, done: list[_Fetched], kinds: tuple[str, ...]) -> None:
+    """Each transcript's sentences, paragraphs and subtitles of the kinds asked for, in place of those it had."""
+    ids = [f.transcript_id for f in done]
+    for kind in kinds:
+        if kind not in TEXT_PARTS:  # the client checked that the response holds a list of them
+            rows = [row for f in done if kind in f.parts for row in _timed(account, f.transcript_id, f.parts[kind][kind])]
+            _replace(conn, EXTRA_DETAIL_TABLES[kind], account, ids, rows)
+    formats = [kind for kind in kinds if kind in TEXT_PARTS]
+    if formats:
+        table = transcript_subtitles
+        conn.execute(delete(table).where(table.c.account == account, table.c.transcript_id.in_(ids), table.c.format.in_(formats)))
+        subtitles = [
+            {"account": account, "transcript_id": f.transcript_id, "format": kind, "text": f.parts[kind]}
+            for f in done for kind in formats if kind in f.parts
+        ]
+        if subtitles:
+            conn.execute(insert(table), subtitles)
 
 
 def _replace(conn: Connection, table, account: str, ids: list[str], rows: list[dict[str, Any]]) -> None:

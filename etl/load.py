@@ -15,6 +15,7 @@ from etl.extract import Boundary
 from etl.items import DELETED_AUDIO_URL, Item
 from etl.schema import (
     DERIVED_TABLES,
+    EXTRA_DETAIL_TABLES,
     sync_cursors,
     sync_partitions,
     transcript_bodies,
@@ -276,13 +277,13 @@ class _PageSql:
 
 
 def purge_content(conn: Connection, account: str, transcript_ids: list[str]) -> None:
-    """Drop what aai-etl holds of deleted transcripts' content: text, details, words, the full body, and
-    everything derived from it."""
+    """Drop what aai-etl holds of deleted transcripts' content: text, details, words, the full body,
+    everything derived from it, and its sentences, paragraphs and subtitles."""
     if not transcript_ids:
         return
     mine = (transcripts.c.account == account) & transcripts.c.id.in_(transcript_ids)
     conn.execute(update(transcripts).where(mine).values(**{name: None for name in (*DETAIL_COLUMNS, *FEATURE_COLUMNS)}))
-    for table in (transcript_words, transcript_bodies, *DERIVED_TABLES.values()):
+    for table in (transcript_words, transcript_bodies, *DERIVED_TABLES.values(), *dict.fromkeys(EXTRA_DETAIL_TABLES.values())):
         conn.execute(delete(table).where(table.c.account == account, table.c.transcript_id.in_(transcript_ids)))
 
 

@@ -1,11 +1,11 @@
 """The change feed as Parquet: for each table, the rows of the transcripts changed after a watermark, typed.
 
 The feed follows transcripts' change_seq, as the JSON Lines export does. A transcript's rows in every other
-table (its status changes and the audio intelligence tables) travel with it: they are exported whenever
-the transcript is, all of them, each carrying the transcript's change_seq. So a loader replaces, for each
-transcript in an export, all its rows in a table with the rows the export holds for it; a transcript
-whose rows are gone (deleted through the API: its transcripts row has deleted_at set) has none, which
-deletes them.
+table (its status changes, the audio intelligence tables, its sentences, paragraphs and subtitles) travel
+with it: they are exported whenever the transcript is, all of them, each carrying the transcript's
+change_seq. So a loader replaces, for each transcript in an export, all its rows in a table with the rows
+the export holds for it; a transcript whose rows are gone (deleted through the API: its transcripts row
+has deleted_at set) has none, which deletes them.
 
 pyarrow is imported only here, and only when a Parquet export runs: it is an install extra.
 """
@@ -24,7 +24,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from etl.changes import settled
 from etl.errors import ConfigError, install_hint
-from etl.schema import DERIVED_TABLES, RawJSON, UTCDateTime, transcript_status_changes, transcripts
+from etl.schema import DERIVED_TABLES, EXTRA_DETAIL_TABLES, RawJSON, UTCDateTime, transcript_status_changes, transcripts
 
 if TYPE_CHECKING:
     import pyarrow
@@ -33,6 +33,7 @@ TABLES: dict[str, Table] = {
     "transcripts": transcripts,
     "transcript_status_changes": transcript_status_changes,
     **{table.name: table for table in DERIVED_TABLES.values()},
+    **{table.name: table for table in EXTRA_DETAIL_TABLES.values()},
 }
 BATCH_ROWS = 10_000  # rows read, converted and written at a time: memory stays flat however many changed
 

@@ -185,20 +185,27 @@ transcript_status_changes = Table(
     Index(None, "observed_at"),
 )
 
-transcript_words = Table(
-    "transcript_words",
-    metadata,
-    Column("transcript_id", Text, primary_key=True),
-    Column("account", Text, primary_key=True),
-    Column("position", Integer, primary_key=True),
-    Column("text", Text),
-    Column("start_ms", Integer),
-    Column("end_ms", Integer),
-    Column("confidence", Float),
-    Column("speaker", Text),
-    Column("channel", Text),
-    ForeignKeyConstraint(["transcript_id", "account"], ["transcripts.id", "transcripts.account"], ondelete="CASCADE"),
-)
+
+def _timed(name: str, position: str | None = None) -> Table:
+    """Words, sentences or paragraphs of a transcript: one row per element of the API's list, in its order
+    (`position`: its comment)."""
+    return Table(
+        name,
+        metadata,
+        Column("transcript_id", Text, primary_key=True),
+        Column("account", Text, primary_key=True),
+        Column("position", Integer, primary_key=True, comment=position),
+        Column("text", Text),
+        Column("start_ms", Integer),
+        Column("end_ms", Integer),
+        Column("confidence", Float),
+        Column("speaker", Text),
+        Column("channel", Text),
+        ForeignKeyConstraint(["transcript_id", "account"], ["transcripts.id", "transcripts.account"], ondelete="CASCADE"),
+    )
+
+
+transcript_words = _timed("transcript_words")
 
 transcript_bodies = Table(
     "transcript_bodies",
@@ -296,6 +303,24 @@ DERIVED_TABLES = {
     "content_safety": transcript_content_safety,
     "chapters": transcript_chapters,
 }
+
+
+# The extra_details setting's parts (GET /v2/transcript/{id}/sentences, ...), each one more request per
+# completed transcript.
+transcript_sentences = _timed("transcript_sentences", "its order in the API's list")
+transcript_paragraphs = _timed("transcript_paragraphs", "its order in the API's list")
+transcript_subtitles = Table(
+    "transcript_subtitles",
+    metadata,
+    Column("transcript_id", Text, primary_key=True),
+    Column("account", Text, primary_key=True),
+    Column("format", Text, primary_key=True, comment="srt or vtt"),
+    Column("text", Text, nullable=False, comment="GET /v2/transcript/{id}/srt or /vtt exactly as received"),
+    ForeignKeyConstraint(["transcript_id", "account"], ["transcripts.id", "transcripts.account"], ondelete="CASCADE"),
+)
+# Every table of extra details, by the name the extra_details setting uses (srt and vtt share one).
+EXTRA_DETAIL_TABLES = {"sentences": transcript_sentences, "paragraphs": transcript_paragraphs, "srt": transcript_subtitles,
+                       "vtt": transcript_subtitles}
 
 # Where each account's sync stands. The high water mark is the newest transcript up to which everything is
 # stored; a walk in progress is resumable from walk_before_id down to its floor.

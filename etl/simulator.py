@@ -1,7 +1,8 @@
 """A simulated AssemblyAI API, served over real HTTP on loopback.
 
 For the tests, the benchmarks and `aai-etl demo`: the sync never imports it. It is an independent
-implementation of `GET /v2/transcript` and `GET /v2/transcript/{id}` as described in
+implementation of `GET /v2/transcript`, `GET /v2/transcript/{id}` and its sentences, paragraphs and
+subtitles (`/sentences`, `/paragraphs`, `/srt`, `/vtt`) as described in
 shared/reference/api-notes.md (both undocumented `after_id` behaviours included), and can script the
 faults a real network service produces (rate limits, proxies' HTML pages, resets, truncated bodies,
 stalls).
@@ -47,6 +48,9 @@ ORDER_ERROR = "'after_id' must be a newer transcript than 'before_id'"
 DOWNLOAD_ERROR = "Download error, unable to download the audio file."
 DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
 LIST_PATH = "/v2/transcript"
+# GET /v2/transcript/{id}/<part>: JSON objects holding a list named after the part, or subtitles as text.
+PARTS = ("sentences", "paragraphs", "srt", "vtt")
+NOT_COMPLETED_ERROR = "Transcript is not completed"
 CURSOR_DATE_ERROR = "'created_on' cannot be combined with 'before_id' or 'after_id'"
 # How a server may read created_on, every one plausible since none is documented: applied with the
 # cursors; dropped once a cursor is given; refused (400) with a cursor; a day counted in another zone;
@@ -298,13 +302,15 @@ class FakeAssemblyAI:
         with self._lock:
             self._faults.extend(responses)
 
-    def break_transcript(self, transcript_id: str, fault: Fault | None) -> None:
-        """Answer every GET /v2/transcript/{id} for this transcript with `fault` (None: mend it)."""
+    def break_transcript(self, transcript_id: str, fault: Fault | None, part: str | None = None) -> None:
+        """Answer every GET /v2/transcript/{id} for this transcript, or every GET of one `part` of it
+        (/v2/transcript/{id}/sentences), with `fault` (None: mend it)."""
+        key = transcript_id if part is None else f"{transcript_id}/{part}"
         with self._lock:
             if fault is None:
-                self._broken.pop(transcript_id, None)
+                self._broken.pop(key, None)
             else:
-                self._broken[transcript_id] = fault
+                self._broken[key] = fault
 
     def clear_faults(self) -> None:
         """Drop queued faults that no request has used."""
@@ -362,7 +368,7 @@ class FakeAssemblyAI:
             if fault is None and self.fault_rate and self._fault_rng.random() < self.fault_rate:
                 fault = self._fault_rng.choice(RANDOM_FAULTS)
             if not is_list:
-                return fault or self._broken.get(path.rsplit("/", 1)[-1]), None
+                return fault or self._broken.get(path.removeprefix(LIST_PATH + "/")), None
             self._list_count += 1
             if self._list_count != self._hold_at:
                 return fault, None
@@ -395,7 +401,8 @@ class FakeAssemblyAI:
         if path.rstrip("/") == LIST_PATH:
             return self._list_page(params)
         if path.startswith(LIST_PATH + "/"):
-            return self._transcript(path[len(LIST_PATH) + 1 :])
+            tid, _, part = path[len(LIST_PATH) + 1 :].partition("/")
+            return self._part(tid, part) if part else self._transcript(tid)
         return _json(404, {"error": "Not found"})
 
     def _list_page(self, params: dict[str, str]) -> tuple[int, bytes]:
@@ -491,6 +498,17 @@ class FakeAssemblyAI:
                 "words": words,
             })
 
+    def _part(self, tid: str, part: str) -> tuple[int, bytes]:
+        """Sentences, paragraphs or subtitles, made from the same words as the transcript's body."""
+        with self._lock:
+            item = self._all.get(tid)
+            if item is None or part not in PARTS:
+                return _json(404, {"error": "Transcript not found" if part in PARTS else "Not found"})
+            if item.get("status") != "completed" or tid in self._deleted:
+                return _json(400, {"error": NOT_COMPLETED_ERROR})
+        served = transcript_part(tid, part)
+        return (200, served.encode()) if isinstance(served, str) else _json(200, served)
+
     def _url(self, limit: int, **query: str | None) -> str:
         pairs = {"limit": limit, **{k: v for k, v in query.items() if v is not None}}
         return f"{self.base_url}{LIST_PATH}?{urlencode(pairs)}"
@@ -543,6 +561,8 @@ class _Handler(BaseHTTPRequestHandler):
             if kind == "slow":
                 time.sleep(fault.seconds)
             code, body = fake._reply(self.headers.get("Authorization"), url.path, params)
+            if code == 200 and url.path.rsplit("/", 1)[-1] in ("srt", "vtt"):
+                content_type = "text/plain; charset=utf-8"  # subtitles are text, not JSON
             if kind == "truncated":
                 code, body = 200, body[: len(body) // 2]
             elif kind == "mangled" and code == 200:
@@ -579,6 +599,53 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # one stderr line per request would drown test and benchmark output
+
+
+def transcript_part(tid: str, part: str) -> dict[str, Any] | str:
+    """What GET /v2/transcript/{id}/<part> answers for a completed transcript: its words, grouped into
+    sentences of one to four words and those into paragraphs of one to three sentences, each as AssemblyAI's
+    API reference shapes them; srt and vtt give each sentence a caption."""
+    rng = random.Random(f"parts:{tid}")
+    sentences = _groups(_words(tid), lambda: rng.randint(1, 4))
+    paragraphs = [[word for sentence in group for word in sentence] for group in _groups(sentences, lambda: rng.randint(1, 3))]
+    if part in ("srt", "vtt"):
+        return _subtitles([_segment(sentence) for sentence in sentences], part)
+    segments = [_segment(group) for group in (sentences if part == "sentences" else paragraphs)]
+    return {"id": tid, "confidence": 0.93, "audio_duration": _audio_duration(tid), part: segments}
+
+
+def _groups(elements: list, size: Callable[[], int]) -> list[list]:
+    """The elements in order, cut into groups of `size()` each (the last may be shorter)."""
+    groups, done = [], 0
+    while done < len(elements):
+        step = size()
+        groups.append(elements[done : done + step])
+        done += step
+    return groups
+
+
+def _segment(words: list[dict]) -> dict[str, Any]:
+    return {
+        "text": " ".join(word["text"] for word in words), "start": words[0]["start"], "end": words[-1]["end"],
+        "confidence": round(sum(word["confidence"] for word in words) / len(words), 4), "words": words,
+        "speaker": words[0]["speaker"], "channel": None,
+    }
+
+
+def _subtitles(segments: list[dict[str, Any]], kind: str) -> str:
+    """SubRip (numbered, 00:00:01,500) or WebVTT (a header, 00:01.500) captions, one per segment."""
+    def at(ms: int) -> str:
+        hours, rest = divmod(ms, 3_600_000)
+        minutes, rest = divmod(rest, 60_000)
+        seconds, millis = divmod(rest, 1000)
+        if kind == "srt":
+            return f"{hours:02d}:{minutes:02d}:{seconds:02d},{millis:03d}"
+        return f"{hours * 60 + minutes:02d}:{seconds:02d}.{millis:03d}"
+
+    cues = [f"{at(segment['start'])} --> {at(segment['end'])}\n{segment['text']}" for segment in segments]
+    if kind == "srt":
+        return "\n\n".join(f"{number}\n{cue}" for number, cue in enumerate(cues, start=1)) + "\n"
+    return "\n\n".join(["WEBVTT", *cues]) + "\n"
 
 
 def _words(tid: str) -> list[dict]:

@@ -186,7 +186,8 @@ class _Run:
             self.until_current(full)
         if hydration is not None:
             self.stats.phase, self.stats.hydrate_total = "hydrating", hydration_backlog(self.conn, self.account)
-            self.stats.hydrate_estimate = math.ceil(self.stats.hydrate_total / self.client.pacer.budget)
+            requests = self.stats.hydrate_total * (1 + len(hydration.extra_details))  # each extra detail is one more
+            self.stats.hydrate_estimate = math.ceil(requests / self.client.pacer.budget)
             self.on_event("phase", self.stats)
             hydrate(self.conn, self.client, self.account, hydration, self._hydrated)
             if self.analyze_at is not None and self.stats.hydrated >= ANALYZE_FIRST:

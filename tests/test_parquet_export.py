@@ -31,6 +31,8 @@ def export(fake, database_url, directory: Path, *args) -> int:
 def key_of(name: str) -> tuple[str, ...]:
     if name == "transcripts":
         return ("account", "id")
+    if name == "transcript_subtitles":
+        return ("account", "transcript_id", "format")
     return ("account", "id") if name == "transcript_status_changes" else ("account", "transcript_id", "position")
 
 
@@ -72,7 +74,8 @@ def duck():
 
 
 def synced(fake, database_url, *args):
-    result = run_cli(["sync", *args], cli_env(fake, database_url))
+    """A sync that fills every table the feed carries: sentences, paragraphs and subtitles too."""
+    result = run_cli(["sync", *args], cli_env(fake, database_url, AAI_ETL_EXTRA_DETAILS="sentences,paragraphs,srt,vtt"))
     assert result.exit_code == 0, result.output
 
 
