@@ -27,7 +27,7 @@ from etl.db import store_or_refuse
 from etl.errors import AuthError, EtlError, RateLimited, RetriesExhausted
 from etl.items import DELETED_AUDIO_URL, FINAL_STATUSES
 from etl.load import DETAIL_COLUMNS
-from etl.presigned import redact_credentials
+from etl.presigned import has_credentials, redact_credentials
 from etl.schema import EXTRA_DETAIL_TABLES, NEEDS_DETAILS, transcript_bodies, transcript_subtitles, transcript_words, transcripts
 from etl.storable import dumps, escape, escape_json, storable_integer, storable_number, unescape
 
@@ -184,8 +184,13 @@ def _fetch(
             # The details lag the list, which showed it final: they are not yet its details.
             said = escape(client.redact(f"{body.get('status')!r:.100}"))
             return _Fetched(transcript_id, attempts, error=f"the API's details say status {said} while the list says it is final")
-        body = escape_json(body if keep_presigned_credentials else redact_credentials(body))
-        dumps(body)  # ValueError for NaN or Infinity, which are not JSON: neither database can hold them
+        text = dumps(body)  # ValueError for NaN or Infinity, which are not JSON: neither database can hold them
+        # As for a list item (etl.items.parse_item): a walk through every string of a body that may hold tens of
+        # thousands only when its text shows a credential to redact or a character that may need escaping.
+        if not keep_presigned_credentials and has_credentials(text):
+            body = redact_credentials(body)
+        if "\\u" in text:
+            body = escape_json(body)
         parts = {}
         for part in extra_details if body.get("status") == "completed" and not _deleted(body) else ():
             parts[part] = escape_json(client.get_transcript_part(unescape(transcript_id), part))

@@ -10,8 +10,10 @@ from etl.storable import escape
 def test_a_body_nested_too_deep_is_refused_for_its_transcript_alone(database_url, fake):
     """10,000 levels raised RecursionError out of hydration: a traceback, and no transcript got details again."""
     items = fake.add(6)
-    for item, levels in ((items[1], 10_000), (items[4], 700)):
-        nested = JsonText("[" * levels + "]" * levels)
+    # Too deep to read at all; deep enough that making its strings storable (a NUL in it) cannot walk it; and as
+    # deep with nothing to make storable, which is stored as it came.
+    for item, levels, inside in ((items[1], 10_000, ""), (items[4], 700, '"\\u0000"'), (items[2], 700, "")):
+        nested = JsonText("[" * levels + inside + "]" * levels)
         fake.break_transcript(item["id"], Fault.mangled(lambda body, nested=nested: body | {"extra": nested}))
     for _ in range(2):  # the next run goes on too
         result = run_cli(["sync", "--log-format", "json"], cli_env(fake, database_url))
@@ -22,6 +24,7 @@ def test_a_body_nested_too_deep_is_refused_for_its_transcript_alone(database_url
     assert rows[items[4]["id"]]["hydrate_error"] == "its body nests its values too deeply to store"
     assert [row["hydrate_attempts"] for row in rows.values()].count(1) == 2
     assert sum(row["hydrated_at"] is not None for row in rows.values()) == 4
+    assert rows[items[2]["id"]]["hydrated_at"] is not None
 
 
 def test_an_id_no_url_can_carry_is_skipped_with_a_warning_and_counted(database_url, fake):
