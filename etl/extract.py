@@ -116,8 +116,15 @@ def walk_back(
     downloads = _Downloads(client)
     try:
         upcoming = downloads.fetch(before_id, first if before_id is None else None)
+        reread = None  # the before_id whose empty last page has been asked for twice
         while True:
             body = _page(upcoming, before_id)
+            if before_id is not None and before_id != reread and _empty_end(body):
+                # A page named by the one above it, empty and the end of the listing: the end, or a page the API
+                # dropped. Asked once more before it is believed; a listing that ends exactly where a page does
+                # costs this one request.
+                reread, upcoming = before_id, downloads.fetch(before_id)
+                continue
             items = [parse_item(raw, keep_presigned_credentials) for raw in body["transcripts"]]
             ordered = plausible.boundaries(items)
             reached, run = _reaches_floor(ordered, floor, run)
@@ -150,6 +157,10 @@ def walk_back(
             before_id = next_id
     finally:
         downloads.close()
+
+
+def _empty_end(body: dict) -> bool:
+    return not body["transcripts"] and body["page_details"]["prev_url"] is None
 
 
 def _reaches_floor(ordered: list[Boundary], floor: Boundary | None, run: int) -> tuple[bool, int]:

@@ -178,3 +178,14 @@ def test_a_last_page_without_usable_ids_is_walked_again_and_unlists_nothing(data
     result = sync(fake, database_url, config, "--full")
     assert summary_json(result)["unlisted"] == 0
     assert unlisted(database_url) == set()
+
+
+def test_an_empty_last_page_is_asked_for_twice_before_it_ends_the_walk(database_url, fake, config):
+    """201 transcripts, and the page below the first answered empty with no prev_url: taken for the end, it
+    lost the 201st for good (the high water mark was above it and nothing re-checks what was never stored)."""
+    fake.add(201, status="queued")
+    fake.fail_next(Fault.none(), Fault.mangled(lambda body: {**body, "transcripts": []}))
+    result = sync(fake, database_url, config)
+    assert result.exit_code == 0, result.output
+    assert summary_json(result)["requests"] == 3  # the empty page, asked for again
+    assert_table_equals_api(database_url, fake)
