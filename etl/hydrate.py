@@ -25,11 +25,10 @@ from etl.changes import next_change_seq
 from etl.client import TEXT_PARTS, ApiClient
 from etl.db import store_or_refuse
 from etl.errors import AuthError, EtlError, RateLimited, RetriesExhausted
-from etl.items import DELETED_AUDIO_URL, FINAL_STATUSES
+from etl.items import DELETED_AUDIO_URL, FINAL_STATUSES, as_stored
 from etl.load import DETAIL_COLUMNS
-from etl.presigned import has_credentials, redact_credentials
 from etl.schema import EXTRA_DETAIL_TABLES, NEEDS_DETAILS, transcript_bodies, transcript_subtitles, transcript_words, transcripts
-from etl.storable import dumps, escape, escape_json, storable_integer, storable_number, unescape
+from etl.storable import escape, storable_integer, storable_number, unescape
 
 log = logging.getLogger(__name__)
 
@@ -184,23 +183,17 @@ def _fetch(
             # The details lag the list, which showed it final: they are not yet its details.
             said = escape(client.redact(f"{body.get('status')!r:.100}"))
             return _Fetched(transcript_id, attempts, error=f"the API's details say status {said} while the list says it is final")
-        text = dumps(body)  # ValueError for NaN or Infinity, which are not JSON: neither database can hold them
-        # As for a list item (etl.items.parse_item): a walk through every string of a body that may hold tens of
-        # thousands only when its text shows a credential to redact or a character that may need escaping.
-        if not keep_presigned_credentials and has_credentials(text):
-            body = redact_credentials(body)
-        if "\\u" in text:
-            body = escape_json(body)
+        body, _ = as_stored(body, redact=not keep_presigned_credentials)
         parts = {}
         for part in extra_details if body.get("status") == "completed" and not _deleted(body) else ():
-            parts[part] = escape_json(client.get_transcript_part(unescape(transcript_id), part))
+            parts[part], _ = as_stored(client.get_transcript_part(unescape(transcript_id), part), redact=False)
         return _Fetched(transcript_id, attempts, body=body, parts=parts)
     except AuthError:
         raise  # the key itself is refused: no other fetch can succeed either
     except RecursionError:  # read, but too deep for the walks that make it storable
         return _Fetched(transcript_id, attempts, error=f"its {part or 'body'} nests its values too deeply to store")
     except ValueError:
-        return _Fetched(transcript_id, attempts, error="its body holds NaN or Infinity, which are not JSON")
+        return _Fetched(transcript_id, attempts, error=f"its {part or 'body'} holds NaN or Infinity, which are not JSON")
     except RetriesExhausted as exc:
         return _Fetched(transcript_id, attempts, error=_of(part, escape(client.redact(str(exc)))), exhausted=exc)
     except EtlError as exc:

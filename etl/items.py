@@ -36,24 +36,33 @@ class Item:
     refused: str | None = None  # why no database can store it
 
 
+def as_stored(value: Any, *, redact: bool) -> tuple[Any, str]:
+    """A decoded JSON value as it is stored, and its JSON text: credentials redacted if `redact`
+    (etl.presigned), every string made storable (etl.storable). ValueError for NaN or Infinity, which are not
+    JSON; RecursionError for a value too deep to walk.
+
+    The text is needed to store the value anyway, and it is ASCII: every character a database refuses is
+    written as a \\u escape in it. Without one (nearly every item and body) there is nothing to escape, and
+    without a credential parameter nothing to redact: no walk through the value's strings."""
+    text = dumps(value)
+    if redact and has_credentials(text):
+        value = redact_credentials(value)
+        text = dumps(value)
+    if "\\u" in text:
+        escaped = escape_json(value)
+        if escaped is not value:
+            value, text = escaped, dumps(escaped)
+    return value, text
+
+
 def parse_item(raw: Any, keep_presigned_credentials: bool = False) -> Item:
     """The item as stored: every string made storable (etl.storable), the credentials of presigned URLs
     redacted wherever the item quotes them unless asked to keep them (etl.presigned), the typed columns read
     from it."""
     if not isinstance(raw, dict):
         return Item(None, {"raw": raw}, ("item",))
-    # The JSON text is needed to store the item anyway, and it is ASCII: every character a database refuses
-    # is written as a \u escape in it. Without one (nearly every item) there is nothing to escape, and
-    # without a credential parameter in it nothing to redact: no need to look through the item's strings.
     try:
-        raw_json = dumps(raw)
-        if not keep_presigned_credentials and has_credentials(raw_json):
-            raw = redact_credentials(raw)
-            raw_json = dumps(raw)
-        if "\\u" in raw_json:
-            escaped = escape_json(raw)
-            if escaped is not raw:
-                raw, raw_json = escaped, dumps(escaped)
+        raw, raw_json = as_stored(raw, redact=not keep_presigned_credentials)
     except ValueError:
         # Not JSON, so neither database can hold it: refused alone, as PostgreSQL's jsonb refuses it.
         return _refused(raw, "it holds NaN or Infinity, which are not JSON")
