@@ -24,7 +24,7 @@ from etl.errors import AccountsFailed, ConfigError, EtlError, Unhealthy, UsageEr
 from etl.report import Reporter
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection
+    from sqlalchemy import Connection, Engine
     from sqlalchemy.exc import DBAPIError
 
 log = logging.getLogger(__name__)
@@ -265,14 +265,11 @@ def _run_accounts(settings: Settings, account_name: str | None, *, full: bool, l
     meta[_METRICS_OWED] = bool(settings.metrics_file or settings.pushgateway)
     from etl import derive, metrics
     from etl.client import ApiClient
-    from etl.db import make_engine
     from etl.hydrate import HydrateOptions
     from etl.sync import run_sync
 
     accounts = settings.select(account_name)
-    engine = make_engine(
-        settings.database_url, settings.private_files, schema=settings.database_schema, connect_timeout=settings.database_connect_timeout
-    )
+    engine = _engine(settings)
     meta[_RESUMES] = True
     reporter = _reporter()
     hydration = HydrateOptions(
@@ -319,13 +316,10 @@ def _run_accounts(settings: Settings, account_name: str | None, *, full: bool, l
 @common_options
 def derive_command(account_name: str | None, again: bool, refetch: bool) -> None:
     """Fill the audio intelligence tables from stored bodies for transcripts fetched before: no API requests."""
-    from etl.db import make_engine
     from etl.sync import derive_from_bodies
 
     settings = _settings()
-    engine = make_engine(
-        settings.database_url, settings.private_files, schema=settings.database_schema, connect_timeout=settings.database_connect_timeout
-    )
+    engine = _engine(settings)
     say = (lambda line: None) if settings.quiet else _reporter().echo
     for account in settings.select(account_name):
         count, without, troubled = derive_from_bodies(engine, account.name, settings.derived_tables, again=again, refetch=refetch)
@@ -577,12 +571,18 @@ def accounts_command(as_json: bool) -> None:
 
 
 def _connect(settings: Settings, read_only: bool = False) -> Connection:
-    from etl.db import connect, make_engine
+    from etl.db import connect
 
-    return connect(make_engine(
+    return connect(_engine(settings, read_only))
+
+
+def _engine(settings: Settings, read_only: bool = False) -> Engine:
+    from etl.db import make_engine
+
+    return make_engine(
         settings.database_url, settings.private_files, read_only=read_only, schema=settings.database_schema,
         connect_timeout=settings.database_connect_timeout,
-    ))
+    )
 
 
 def main() -> None:

@@ -90,9 +90,6 @@ class Plausible:
         ]
         return sorted(found, key=lambda boundary: (boundary.created, boundary.id), reverse=True)
 
-    def accepts(self, created: datetime | None) -> bool:
-        return created is not None and self.earliest <= created <= self.latest
-
 
 def walk_back(
     client: ApiClient,
