@@ -1,7 +1,7 @@
 """The change sequence: the number each writing transaction stamps on the rows it writes, and the bound
 up to which an export may read them and hand out a watermark.
 
-The change feed's promise (README, "The change feed") is that a watermark never skips a write: whatever
+The change feed's promise (docs/data/change-feed.md) is that a watermark never skips a write: whatever
 commits after an export hands out watermark W carries a change_seq above W. An export may therefore
 hand out a number only once every transaction holding that number or a lower one has ended.
 

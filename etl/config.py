@@ -40,7 +40,7 @@ class Setting:
     name: str
     kind: type  # str, int, float, bool, or tuple: a list of names (each one of `choices`)
     default: Any  # None: unset (the example shows it commented out)
-    doc: str  # one line: --help, the README's table, the example file
+    doc: str  # one line: --help, the docs' settings page, the example file
     choices: tuple[str, ...] = ()
     minimum: float | None = None  # allowed: minimum <= value
     maximum: float | None = None  # allowed: value <= maximum

@@ -180,7 +180,7 @@ class Reporter:
             self._bars = None
 
 
-# The fields every JSON line starts with, in this order (README "Watching a run").
+# The fields every JSON line starts with, in this order (the docs, running/watching.md).
 SCHEMA = ("time", "level", "event", "run_id", "account", "message")
 # The run's position when it ended, which the progress events say: not part of its result.
 _NOT_SUMMARISED = {"phase", "days_done", "days_total", "oldest_day", "hydrate_estimate"}

@@ -77,7 +77,7 @@ def test_missing_key_variable_names_the_account_and_the_variable(database_url, t
     environment = env(database_url)
     del environment["AAI_KEY_EU"]
     result = run_cli(["sync", "--config", config], environment)
-    assert result.exit_code == 2  # a configuration mistake, as the README says
+    assert result.exit_code == 2  # a configuration mistake, as the exit statuses page says
     assert (
         "aai-etl: error: account 'eu': no API key: the environment variable AAI_KEY_EU is not set "
         f"(api_key_env of account 'eu' in config file {config})"
