@@ -3,7 +3,7 @@
 A page asks for a generated part with a marker line: `<!-- generated: commands -->` (every command's
 `--help`, from click's command tree), `<!-- generated: settings -->` (the one settings table) or
 `<!-- generated: schema -->` (every table and column, from the SQLAlchemy metadata). A column's meaning is
-its `comment` in etl/schema.py, else its line in docs/reference/columns.yml (under its table, or under
+its `comment` in etl/store/schema.py, else its line in docs/reference/columns.yml (under its table, or under
 `every table` for a column many tables share); the build fails on a column with no meaning, and on a
 meaning for a column that no longer exists.
 """
@@ -59,7 +59,7 @@ def settings() -> str:
 
 
 def schema() -> str:
-    from etl.schema import metadata
+    from etl.store.schema import metadata
 
     meanings: dict[str, dict[str, str]] = yaml.safe_load(MEANINGS.read_text())
     shared = meanings.pop("every table")

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/falling_limit.py                 # SQLite and PostgreSQL, with and without Retry-After
     .venv/bin/python benchmarks/falling_limit.py --db sqlite --n 300 --fall-after 100   # one database, shorter
 
-The fake API (etl/simulator.py, in this process) holds N completed transcripts, answers after `--latency`
+The fake API (etl/tools/simulator.py, in this process) holds N completed transcripts, answers after `--latency`
 seconds (50 ms) and limits requests to `--before` a second (80); after `--fall-after` detail requests the
 limit falls to `--after` a second (5), its 429s saying Retry-After or not. `aai-etl hydrate` runs as a
 subprocess with a budget above both (`--budget`, 12,000 a minute: 200 a second) and default settings

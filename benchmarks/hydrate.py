@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/hydrate.py                      # both parts, defaults below
     .venv/bin/python benchmarks/hydrate.py --db sqlite postgresql --n 2000 --listing-n 20000 --repeat 3
 
-1. Throughput. The fake API (etl/simulator.py, in this process) answers every request after `--latency`
+1. Throughput. The fake API (etl/tools/simulator.py, in this process) answers every request after `--latency`
    seconds (50 ms), and holds N completed transcripts. `aai-etl sync --no-hydrate` stores the list (not
    timed); then `aai-etl hydrate --quiet`, default settings (at most 64 fetches in flight), runs as a
    timed subprocess on that database. Reported: transcripts/s (N / wall, start-up included), requests,

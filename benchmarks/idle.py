@@ -8,10 +8,10 @@ wall and CPU seconds (median of --repeat), and the modules each imports (PYTHONP
 the heavy optional ones named if they are among them; and the floor under both, the same interpreter
 importing SQLAlchemy, requests and click (and psycopg, which a PostgreSQL run also needs) and nothing else.
 
-Idle runs: for each N and database, a fake API (etl/simulator.py, in this process, zero latency) holds N
+Idle runs: for each N and database, a fake API (etl/tools/simulator.py, in this process, zero latency) holds N
 transcripts (one in 30 `error`, the rest `completed`). The database is seeded directly, not by a sync (a
 300,000-transcript sync and hydration would take minutes): `aai-etl db upgrade` (the measured executable's
-schema), then the fake's listing written with etl.load.upsert_page, the sync's own page write, 2,000
+schema), then the fake's listing written with etl.store.writes.upsert_page, the sync's own page write, 2,000
 items a transaction; the high water mark at the newest; every transcript marked hydrated but 10 whose
 detail fetch is failing and waits for a retry; 13,000 earlier runs in sync_runs (90 days of a run every
 10 minutes); on PostgreSQL a VACUUM ANALYZE, as autovacuum would do after that many writes. Then one idle
@@ -41,21 +41,21 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hydrate import child_env  # noqa: E402
 from run import AAI_ETL, API_KEY, BENCH, FakeAssemblyAI, Spawner, drop_database, fresh_database, interpreter_of  # noqa: E402
-
 from sqlalchemy import insert, text, update  # noqa: E402
 
-from etl.db import make_engine  # noqa: E402
-from etl.items import parse_item  # noqa: E402
-from etl.load import Cursor, save_cursor, upsert_page  # noqa: E402
-from etl.extract import Boundary  # noqa: E402
-from etl.schema import sync_runs, transcripts  # noqa: E402
+from etl.model.items import parse_item  # noqa: E402
+from etl.model.position import Boundary  # noqa: E402
+from etl.store.engine import make_engine  # noqa: E402
+from etl.store.positions import Cursor, save_cursor
+from etl.store.schema import sync_runs, transcripts  # noqa: E402
+from etl.store.writes import upsert_page  # noqa: E402
 
 ACCOUNT = "default"
 SEED_BATCH = 2_000
 FAILING = 10  # transcripts whose detail fetch failed and waits for a retry: the queue must skip them
 HISTORY = 13_000  # earlier runs: 90 days of a run every 10 minutes
 IDLE_MAX_S = 0.5
-HEAVY = ("alembic", "tqdm", "pyarrow", "prometheus_client", "etl.simulator", "etl.demo", "sqlalchemy", "requests")
+HEAVY = ("alembic", "tqdm", "pyarrow", "prometheus_client", "etl.tools.simulator", "etl.tools.demo", "sqlalchemy", "requests")
 
 
 def load() -> str:

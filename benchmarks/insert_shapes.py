@@ -28,9 +28,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import DB_SUFFIX, drop_database, fresh_database, set_db_suffix  # noqa: E402
 
-from etl import migrate  # noqa: E402
-from etl.db import connect, make_engine  # noqa: E402
-from etl.load import _PageSql  # noqa: E402
+from etl.store import migrate  # noqa: E402
+from etl.store.engine import connect, make_engine  # noqa: E402
+from etl.store.writes import _PageSql  # noqa: E402
 
 SECONDARY = ("ix_transcripts_status_created", "ix_transcripts_created", "ix_transcripts_change_seq", "ix_transcripts_hydrated_at_account")
 

@@ -2,8 +2,8 @@
 
     .venv/bin/python benchmarks/intelligence.py --db sqlite postgresql --n 3000 --export-n 100000 --repeat 3
 
-1. Deriving. The fake API (etl/simulator.py, in this process, zero latency) holds N completed transcripts,
-   three in four of them with audio intelligence in their bodies (etl.simulator.intelligence_profile).
+1. Deriving. The fake API (etl/tools/simulator.py, in this process, zero latency) holds N completed transcripts,
+   three in four of them with audio intelligence in their bodies (etl.tools.simulator.intelligence_profile).
    On a fresh database `aai-etl sync --no-hydrate` stores the list (not timed); then `aai-etl hydrate
    --quiet` runs as a timed subprocess, with `derived_tables = []` (deriving off) and with the default (all
    seven tables), alternated; with `--baseline EXE`, also that aai-etl (e.g. one installed from main,

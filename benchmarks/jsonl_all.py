@@ -11,10 +11,10 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from etl.db import make_engine
-from etl.export import _writer
-from etl.parquet import TABLES
-from etl.schema import transcripts
+from etl.outputs.export import _writer
+from etl.outputs.parquet import TABLES
+from etl.store.engine import make_engine
+from etl.store.schema import transcripts
 
 
 def main(url: str, directory: Path) -> None:

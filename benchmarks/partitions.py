@@ -5,7 +5,7 @@ hydration, beside the serial walk and dlt, at several latencies, with and withou
     .venv/bin/python benchmarks/partitions.py                   # defaults below: the whole matrix
     .venv/bin/python benchmarks/partitions.py --db sqlite --latency 0.1 --rate-limit 0   # one cell
 
-For each database, server limit and latency, the fake (etl/simulator.py, in this process) holds N
+For each database, server limit and latency, the fake (etl/tools/simulator.py, in this process) holds N
 completed transcripts spread over `--days` UTC days, one of them `queued` `--depth` transcripts deep, and
 answers each request after the latency, at most `--rate-limit` requests a second (0: none). One
 subprocess each, each on a fresh database (names end in `--suffix`, so that concurrent runs of several
@@ -38,6 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hydrate import child_env, hydrated_rows  # noqa: E402
 from run import (  # noqa: E402
     AAI_ETL as AAI_ETL_PATH,
+)
+from run import (
     API_KEY,
     BENCH,
     DLT_PYTHON,

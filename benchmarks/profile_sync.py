@@ -25,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import AAI_ETL, API_KEY, BENCH, DB_SUFFIX, FakeAssemblyAI, drop_database, fresh_database, interpreter_of, set_db_suffix  # noqa: E402
 
+
 # (stage, predicate on one sampled stack), first match wins. Frames read "function (file:line)"; stages go
 # by function names, which survive edits, except the SELECT, found by its source line (see `select_lines`).
 def stages(select_lines: set[int], analyze_lines: set[int]) -> list:
@@ -39,8 +40,8 @@ def stages(select_lines: set[int], analyze_lines: set[int]) -> list:
         ("schema check", lambda s: "ensure_schema (" in s),
         ("HTTP GET + JSON decode", lambda s: "list_transcripts (" in s),
         ("start the next page's download thread", lambda s: "_fetch_in_background (" in s),
-        ("wait for the next page's download", lambda s: "_page (etl/extract.py" in s),
-        ("parse items (etl/items.py)", lambda s: "parse_item (" in s),
+        ("wait for the next page's download", lambda s: "_page (etl/walk/backwards.py" in s),
+        ("parse items (etl/model/items.py)", lambda s: "parse_item (" in s),
         ("ANALYZE (PostgreSQL, long walks)", in_analyze),
         ("change counter UPDATE", lambda s: "next_change_seq (" in s),
         ("SELECT stored rows of the page's ids", lambda s: "upsert_page (" in s and in_select(s)),
@@ -56,10 +57,10 @@ def stages(select_lines: set[int], analyze_lines: set[int]) -> list:
 
 
 def select_lines(aai_etl: str) -> set[int]:
-    """The lines of the statement in etl/load.py that reads the page's stored rows (`stored = ...`)."""
+    """The lines of the statement in etl/store/writes.py that reads the page's stored rows (`stored = ...`)."""
     python = interpreter_of(aai_etl)
     # cwd="/": `python -c` puts the current directory first on sys.path, which may hold another etl/.
-    path = subprocess.run([python, "-c", "import etl.load; print(etl.load.__file__)"],
+    path = subprocess.run([python, "-c", "import etl.store.writes; print(etl.store.writes.__file__)"],
                           capture_output=True, text=True, check=True, cwd="/").stdout.strip()
     source = Path(path).read_text()
     marker = next(number for number, text in enumerate(source.splitlines(), 1) if "stored =" in text)

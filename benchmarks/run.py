@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/run.py --n 1000 20000 100000 --db sqlite postgresql
 
-For each N and database kind one fake AssemblyAI API (etl/simulator.py, in this process, zero latency)
+For each N and database kind one fake AssemblyAI API (etl/tools/simulator.py, in this process, zero latency)
 holds N transcripts; each tool then runs as a subprocess on its own fresh empty database, so wall time
 includes interpreter start and imports, as a cron job pays them. See benchmarks/README.md.
 """
@@ -25,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "benchmarks"
-from etl.simulator import FakeAssemblyAI  # noqa: E402  (the project's venv has etl installed)
+from etl.tools.simulator import FakeAssemblyAI  # noqa: E402  (the project's venv has etl installed
 
 PROJECT_PYTHON = ROOT / ".venv" / "bin" / "python"
 AAI_ETL = ROOT / ".venv" / "bin" / "aai-etl"

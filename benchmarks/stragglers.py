@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/stragglers.py                   # defaults below
     .venv/bin/python benchmarks/stragglers.py --n 20000 --depth 16000 --latency 0 0.1 0.3 --db sqlite postgresql
 
-The fake (etl/simulator.py, in this process) holds N completed transcripts and one `queued` transcript
+The fake (etl/tools/simulator.py, in this process) holds N completed transcripts and one `queued` transcript
 with `--depth` newer ones above it. `aai-etl sync --no-hydrate` stores them at zero latency (not timed).
 Then, at each `--latency`, one subprocess each of:
 - idle: `aai-etl sync --quiet --no-hydrate` with nothing new (target: at most 3 requests);

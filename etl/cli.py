@@ -18,10 +18,12 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeGuard
 
 import click
 
-from etl import __version__, export, interrupt, stats
+from etl import __version__
 from etl.config import CONFIG_VARIABLE, SETTINGS, Settings, load_settings
 from etl.errors import AccountsFailed, ConfigError, EtlError, Unhealthy, UsageError
-from etl.report import Reporter
+from etl.outputs import export, stats
+from etl.outputs.report import Reporter
+from etl.store import interrupt
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
@@ -144,7 +146,7 @@ class _Group(_HelpGroup):
                 self._interrupted(ctx)
             if not _database_error(exc):
                 raise
-            from etl.db import first_line
+            from etl.store.engine import first_line
 
             # A connection that worked and then failed mid-run (server restart, disk full).
             ctx.meta["aai_etl.reporter"].error(f"database error: {first_line(exc)}; everything committed so far is kept")
@@ -263,9 +265,10 @@ def hydrate_command(account_name: str | None) -> None:
 def _run_accounts(settings: Settings, account_name: str | None, *, full: bool, listing: bool, hydrate: bool) -> None:
     meta = click.get_current_context().meta
     meta[_METRICS_OWED] = bool(settings.metrics_file or settings.pushgateway)
-    from etl import derive, metrics
-    from etl.client import ApiClient
-    from etl.hydrate import HydrateOptions
+    from etl.api.client import ApiClient
+    from etl.details import derive
+    from etl.details.hydrate import HydrateOptions
+    from etl.outputs import metrics
     from etl.sync import run_sync
 
     accounts = settings.select(account_name)
@@ -337,7 +340,7 @@ def derive_command(account_name: str | None, again: bool, refetch: bool) -> None
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> timedelta | None:
-    from etl import status
+    from etl.outputs import status
 
     try:
         return None if value is None else status.parse_duration(value)
@@ -353,7 +356,7 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @common_options
 def status_command(account_name: str | None, as_json: bool, max_age: timedelta | None) -> None:
     """Show where the sync stands: cursor, pending transcripts, counts, last runs."""
-    from etl import status
+    from etl.outputs import status
 
     settings = _settings()
     names = [account.name for account in settings.select(account_name)]
@@ -372,7 +375,7 @@ def status_command(account_name: str | None, as_json: bool, max_age: timedelta |
 @common_options
 def check_command() -> None:
     """Check the settings, the database and each account's API key (one small request), without syncing."""
-    from etl import check
+    from etl.tools import check
 
     ctx = click.get_current_context()
     try:
@@ -401,7 +404,7 @@ def simulate(
     port: int, host: str, transcripts: int, latency: float, faults: float, api_key: str, seed: int, duration: float | None
 ) -> None:
     """Serve a simulated AssemblyAI API to rehearse a deployment or a dashboard without a key (Ctrl-C stops)."""
-    from etl.simulator import serve  # the simulator stays out of every other command's start-up
+    from etl.tools.simulator import serve  # the simulator stays out of every other command's start-up
 
     _settings()  # the log format, and one line for a bad config, as every command
     try:
@@ -423,7 +426,7 @@ def simulate(
 @common_options
 def stats_command(since: datetime | None, until: datetime | None, account_name: str | None, fmt: str, view_name: str) -> None:
     """Daily counts by status, audio hours, error rate and turnaround (median, p95); or --view an audio intelligence figure."""
-    from etl import migrate
+    from etl.store import migrate
 
     settings = _settings()
     last = until.date() if until else datetime.now(timezone.utc).date()
@@ -450,7 +453,8 @@ def stats_command(since: datetime | None, until: datetime | None, account_name: 
 @common_options
 def export_command(since: int | None, fmt: str, output: str | None, output_dir: Path | None, account_name: str | None) -> None:
     """Write the transcript rows changed after a watermark, then print the next watermark."""
-    from etl import changes, migrate, parquet
+    from etl.outputs import parquet
+    from etl.store import changes, migrate
 
     settings = _settings()
     account = settings.select(account_name)[0].name if account_name else None
@@ -483,7 +487,7 @@ def export_command(since: int | None, fmt: str, output: str | None, output_dir: 
 @no_database_options
 def demo(path: Path) -> None:
     """Watch a sync work against a simulated AssemblyAI API: no key needed."""
-    from etl.demo import run as run_demo  # the simulator stays out of every other command's start-up
+    from etl.tools.demo import run as run_demo  # the simulator stays out of every other command's start-up
 
     settings = _settings()
     if settings.source("database_url").startswith("flag"):
@@ -504,7 +508,7 @@ def db() -> None:
 @common_options
 def upgrade(revision: str) -> None:
     """Upgrade the schema to REVISION (default: head)."""
-    from etl import migrate
+    from etl.store import migrate
 
     with _connect(_settings()) as conn:
         if revision == "head":  # as a sync does: under the schema lock, a new database created without Alembic
@@ -520,7 +524,7 @@ def upgrade(revision: str) -> None:
 @common_options
 def downgrade(revision: str, yes: bool) -> None:
     """Downgrade the schema to REVISION (a revision id, -1, or base)."""
-    from etl import migrate
+    from etl.store import migrate
 
     with _connect(_settings()) as conn:
         dropped = migrate.downgrade(conn, revision, drop_rows=yes)
@@ -532,7 +536,7 @@ def downgrade(revision: str, yes: bool) -> None:
 @common_options
 def current() -> None:
     """Print the schema revision of the database."""
-    from etl import migrate
+    from etl.store import migrate
 
     with _connect(_settings(), read_only=True) as conn:
         revision, head = migrate.current_revision(conn), migrate.head_revision()
@@ -571,13 +575,13 @@ def accounts_command(as_json: bool) -> None:
 
 
 def _connect(settings: Settings, read_only: bool = False) -> Connection:
-    from etl.db import connect
+    from etl.store.engine import connect
 
     return connect(_engine(settings, read_only))
 
 
 def _engine(settings: Settings, read_only: bool = False) -> Engine:
-    from etl.db import make_engine
+    from etl.store.engine import make_engine
 
     return make_engine(
         settings.database_url, settings.private_files, read_only=read_only, schema=settings.database_schema,

@@ -25,7 +25,7 @@ DEFAULT_DATABASE_URL = "sqlite:///aai-etl.db"
 DEFAULT_KEY_VARIABLE = "ASSEMBLYAI_API_KEY"
 CONFIG_VARIABLE = "AAI_ETL_CONFIG"
 MAX_CONFIG_BYTES = 1024 * 1024  # a settings file is a few kilobytes
-# The tables etl.derive fills from transcript bodies (transcript_<name>), all by default.
+# The tables etl.details.derive fills from transcript bodies (transcript_<name>), all by default.
 DERIVED_TABLE_NAMES = ("utterances", "sentiments", "entities", "highlights", "topics", "content_safety", "chapters")
 # The parts of a transcript each fetched with one more request (GET /v2/transcript/{id}/<name>), none by default.
 EXTRA_DETAIL_NAMES = ("sentences", "paragraphs", "srt", "vtt")

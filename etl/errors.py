@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from etl.presigned import has_credentials, redact_url
+from etl.model.credentials import has_credentials, redact_url
 
 # sysexits.h: EX_TEMPFAIL tells schedulers "try again later", which is what an overlapping run should do.
 EXIT_FAILURE = 1

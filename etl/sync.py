@@ -14,21 +14,19 @@ from datetime import date, datetime, timedelta, timezone
 from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 
-from etl import derive, interrupt, lock, migrate, partitions, stragglers
-from etl.client import ApiClient
-from etl.db import connect, first_line
+from etl.api.client import ApiClient
+from etl.details import derive
+from etl.details.hydrate import HydrateOptions, hydrate, hydration_backlog
 from etl.errors import CursorRejected, EtlError, SyncAlreadyRunning
-from etl.extract import LISTING_WINDOW, Boundary, Page, Plausible, newer_than, reaches, walk_back
-from etl.hydrate import HydrateOptions, hydrate, hydration_backlog
-from etl.items import Item
-from etl.load import (
+from etl.model.items import Item
+from etl.model.position import Boundary, newer
+from etl.model.storable import escape
+from etl.store import interrupt, lock, migrate
+from etl.store.engine import connect, first_line
+from etl.store.positions import (
     Cursor,
     DayPosition,
-    PageResult,
-    created_of,
     end_partitions,
-    has_rows,
-    mark_unlisted,
     partitions_refused,
     read_cursor,
     read_partitions,
@@ -36,11 +34,13 @@ from etl.load import (
     save_cursor,
     save_partitions,
     start_partitions,
-    upsert_page,
 )
-from etl.schema import sync_run_writers, sync_runs
-from etl.storable import escape
-from etl.writers import WriterPool
+from etl.store.reads import StoredRows, created_of, has_rows, is_pending
+from etl.store.schema import sync_run_writers, sync_runs
+from etl.store.writers import WriterPool
+from etl.store.writes import PageResult, mark_unlisted, upsert_page
+from etl.walk import days, stragglers
+from etl.walk.backwards import LISTING_WINDOW, Page, Plausible, newer_than, reaches, walk_back
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +240,7 @@ class _Run:
         if (full or cursor.high_water is None) and self.partitions == "days" and not fell_back and not refused:
             now = _utcnow()
             with interrupt.writing():
-                start_partitions(self.conn, self.account, partitions.days(now), full, now)
+                start_partitions(self.conn, self.account, days.days(now), full, now)
                 self.conn.commit()
             if self._partitioned(*read_partitions(self.conn, self.account)):
                 full = False
@@ -251,7 +251,7 @@ class _Run:
             # Pending transcripts below the high water mark are re-checked apart; only those that are better
             # walked to lower the walk's floor.
             check = stragglers.recheck(
-                self.conn, self.client, self.account, cursor.high_water, _utcnow() - LISTING_WINDOW, self.keep_presigned_credentials
+                StoredRows(self.conn, self.account), self.client, cursor.high_water, _utcnow() - LISTING_WINDOW, self.keep_presigned_credentials
             )
             for items in check:
                 with interrupt.writing():
@@ -262,7 +262,7 @@ class _Run:
             high_water = cursor.high_water
             if (
                 deepest is None and high_water is not None
-                and not stragglers.is_pending(self.conn, self.account, high_water.id)
+                and not is_pending(self.conn, self.account, high_water.id)
                 and self._newer_than(high_water)
             ):
                 return
@@ -283,7 +283,7 @@ class _Run:
         _days_walked(self.stats, self.days)
         # When each stored position was created: a page of its day above it shows the cursor ignored.
         created = {cursor: created_of(self.conn, self.account, cursor) for cursor in todo.values() if cursor is not None}
-        pages = partitions.walk_days(
+        pages = days.walk_days(
             self.client, todo, workers=self.partition_days, now=now, keep_presigned_credentials=self.keep_presigned_credentials,
             created={cursor: moment for cursor, moment in created.items() if moment is not None},
         )
@@ -294,7 +294,7 @@ class _Run:
                 for batch in pages:
                     with interrupt.writing():
                         self._store_days(batch, positions, all_new)
-        except partitions.Unpartitionable as refused:
+        except days.Unpartitionable as refused:
             pages.close()
             self.conn.rollback()
             if refused.misread:
@@ -313,7 +313,7 @@ class _Run:
             self._end_partitions(positions, full)
         return True
 
-    def _store_days(self, batch: list[partitions.DayPage], positions: dict[date, DayPosition], all_new: bool) -> None:
+    def _store_days(self, batch: list[days.DayPage], positions: dict[date, DayPosition], all_new: bool) -> None:
         """Pages of one or more days, as they arrived: their rows (one upsert), their days' positions and the
         run's counters, in one transaction. `positions` is brought up to date once it has committed."""
         now = _utcnow()
@@ -332,7 +332,7 @@ class _Run:
         _warn_bad_values(result)
         self._analyze_if_grown()
 
-    def _store_days_at_once(self, pages: Iterator[list[partitions.DayPage]], positions: dict[date, DayPosition], all_new: bool) -> None:
+    def _store_days_at_once(self, pages: Iterator[list[days.DayPage]], positions: dict[date, DayPosition], all_new: bool) -> None:
         """Store the pages on `partition_writers` connections at once: each day's pages on one of them, in
         order, each page one transaction with its day's position and its writer's counters (rows of their
         own in sync_run_writers, so that writers do not queue on the run's row)."""
@@ -361,7 +361,7 @@ class _Run:
                 log.debug("a writer failed too, while the run stopped", exc_info=error)
 
     def _write_day(
-        self, conn: Connection, run: int, writer: int, job: tuple[partitions.DayPage, DayPosition], all_new: bool,
+        self, conn: Connection, run: int, writer: int, job: tuple[days.DayPage, DayPosition], all_new: bool,
     ) -> tuple[PageResult, date, DayPosition]:
         """On a writer's connection, in its thread: one page, its day's position and the writer's counters."""
         page, position = job
@@ -393,12 +393,12 @@ class _Run:
         stats = replace(self.stats)
         newest = oldest = None
         for position in positions.values():
-            newest = _newer(newest, position.newest)
+            newest = newer(newest, position.newest)
             if position.oldest is not None and (oldest is None or position.oldest.created < oldest.created):
                 oldest = position.oldest
         cursor = read_cursor(self.conn, self.account)
         if newest is not None:
-            save_cursor(self.conn, self.account, Cursor(high_water=_newer(cursor.high_water, newest)), now)
+            save_cursor(self.conn, self.account, Cursor(high_water=newer(cursor.high_water, newest)), now)
         if full:
             # Every day walked to its end, every item checked against its day: the whole listing was seen.
             latest = Plausible(now, self.client.clock_ahead).latest
@@ -486,9 +486,9 @@ class _Run:
         self.may_switch = False  # decided once a walk
         now = _utcnow()
         reached = page.oldest.created.date()
-        older = [day for day in partitions.days(now) if day <= reached]
+        older = [day for day in days.days(now) if day <= reached]
         start_partitions(self.conn, self.account, older, cursor.walk_full, now)
-        position = DayPosition(page.resume_before_id, False, _newer(walk.newest, cursor.walk_top), walk.oldest)
+        position = DayPosition(page.resume_before_id, False, newer(walk.newest, cursor.walk_top), walk.oldest)
         save_partitions(self.conn, self.account, {reached: position}, now)
         save_cursor(self.conn, self.account, Cursor(high_water=cursor.high_water), now)
         self.conn.commit()
@@ -508,7 +508,7 @@ class _Run:
         walk.add(page)
         # After a gap (a page that hid its transcripts) the walk's top starts again below it, so the high
         # water mark it leaves is below the gap: the next run walks that stretch again and finds them.
-        cursor = replace(cursor, walk_top=None if page.gap else _newer(cursor.walk_top, page.newest))
+        cursor = replace(cursor, walk_top=None if page.gap else newer(cursor.walk_top, page.newest))
         floor = cursor.walk_floor.created if cursor.walk_floor is not None else now - LISTING_WINDOW
         stats.listed_back_to = _minute(walk.oldest.created) if walk.oldest else None
         stats.walking_down_to = _minute(floor)
@@ -594,25 +594,19 @@ class _Walk:
     def add(self, page: Page) -> None:
         self.pages += 1
         self.full_pages += page.full
-        self.newest = _newer(self.newest, page.newest)
+        self.newest = newer(self.newest, page.newest)
         if page.oldest is not None and (self.oldest is None or page.oldest.created < self.oldest.created):
             self.oldest = page.oldest
         self.odd_ids |= page.odd_ids
         self.gap = self.gap or page.gap
 
 
-def _advance(position: DayPosition, page: partitions.DayPage) -> DayPosition:
+def _advance(position: DayPosition, page: days.DayPage) -> DayPosition:
     """A day's position once this page of it is stored."""
     oldest = position.oldest
     if page.oldest is not None and (oldest is None or (page.oldest.created, page.oldest.id) < (oldest.created, oldest.id)):
         oldest = page.oldest
-    return DayPosition(page.resume_before_id, page.resume_before_id is None, _newer(position.newest, page.newest), oldest)
-
-
-def _newer(top: Boundary | None, newest: Boundary | None) -> Boundary | None:
-    if top is None or newest is None:
-        return top or newest
-    return newest if (newest.created, newest.id) > (top.created, top.id) else top
+    return DayPosition(page.resume_before_id, page.resume_before_id is None, newer(position.newest, page.newest), oldest)
 
 
 def _days_walked(stats: RunStats, days: dict[date, DayPosition]) -> None:

@@ -1,6 +1,6 @@
 """Alembic environment: run from code with a connection handed over in config.attributes.
 
-`etl.migrate` passes the connection (the Alembic cookbook's "Sharing a Connection"). For a developer
+`etl.store.migrate` passes the connection (the Alembic cookbook's "Sharing a Connection"). For a developer
 running the `alembic` command from a checkout, the database comes from AAI_ETL_DATABASE_URL.
 """
 
@@ -10,7 +10,7 @@ from alembic import context
 from sqlalchemy import create_engine
 
 from etl.config import DEFAULT_DATABASE_URL
-from etl.schema import metadata
+from etl.store.schema import metadata
 
 
 def run_with(connection) -> None:

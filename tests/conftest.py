@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import importlib.util
+import json
 import os
 import signal
 import subprocess
@@ -19,8 +19,8 @@ from click.testing import CliRunner, Result
 from sqlalchemy import create_engine, make_url, select, text
 
 from etl.cli import cli
-from etl.schema import transcripts
-from etl.simulator import FakeAssemblyAI
+from etl.store.schema import transcripts
+from etl.tools.simulator import FakeAssemblyAI
 
 API_KEY = "test-key-5e1f0c3a9b7d4e2f8a6c"
 # The PostgreSQL tests wipe the public schema of this database before each test: point it at a throw-away one.

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import run_cli, spawn, stored
 from sqlalchemy import create_engine, select, text
 
-from conftest import run_cli, spawn, stored
-from etl import migrate
-from etl.db import make_engine
-from etl.schema import sync_runs
-from etl.simulator import FakeAssemblyAI
+from etl.store import migrate
+from etl.store.engine import make_engine
+from etl.store.schema import sync_runs
+from etl.tools.simulator import FakeAssemblyAI
 
 US_KEY, EU_KEY = "us-key-7d1c2b3a4e5f", "eu-key-0a9b8c7d6e5f"
 

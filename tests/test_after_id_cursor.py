@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-
 from conftest import API_KEY, assert_table_equals_api, stored, summary_json, sync
-from etl.simulator import TS_FORMAT, FakeAssemblyAI
+
+from etl.tools.simulator import TS_FORMAT, FakeAssemblyAI
 
 
 def _run(fake, database_url) -> tuple[dict, list[dict]]:

@@ -14,11 +14,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import empty_database, required, stored
 from sqlalchemy import create_engine
 
-from conftest import required, empty_database, stored
-from etl import lock
-from etl.simulator import FakeAssemblyAI
+from etl.store import lock
+from etl.tools.simulator import FakeAssemblyAI
 
 ROOT = Path(__file__).resolve().parent.parent
 AIRFLOW = os.environ.get("AAI_ETL_AIRFLOW")

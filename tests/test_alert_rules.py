@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from etl.metrics import _HELP
+from etl.outputs.metrics import _HELP
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"

@@ -6,9 +6,9 @@ import time
 from email.utils import formatdate
 
 import pytest
-
 from conftest import assert_table_equals_api, cli_env, run_cli, stored, summary_json
-from etl.simulator import Fault
+
+from etl.tools.simulator import Fault
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ import signal
 import time
 
 import pytest
+from conftest import assert_table_equals_api, cli_env, spawn, stored, wait_until
 from sqlalchemy.exc import DBAPIError
 
-from conftest import assert_table_equals_api, cli_env, spawn, stored, wait_until
-from etl.simulator import Fault
+from etl.tools.simulator import Fault
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
 from conftest import assert_table_equals_api, cli_env, run_cli, spawn, summary_json, sync
+
 from etl.config import MAX_CONFIG_BYTES
 
 # Far beyond the timeout asked for (2 s, twice), far below the kernel's own two minutes of SYN retries.

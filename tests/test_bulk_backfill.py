@@ -3,11 +3,11 @@ when the database refuses a page that way, the page is upserted as any other, so
 
 from __future__ import annotations
 
+from conftest import assert_table_equals_api, stored, summary_json, sync
 from sqlalchemy import create_engine, select
 
-from conftest import assert_table_equals_api, stored, summary_json, sync
-from etl.schema import transcript_status_changes
-from etl.simulator import Fault
+from etl.store.schema import transcript_status_changes
+from etl.tools.simulator import Fault
 
 
 def status_changes(database_url: str) -> list[tuple[str, str | None, str | None]]:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from conftest import cli_env, run_cli, sync
-from etl import migrate
+
+from etl.store import migrate
 
 
 def test_all_good_is_one_ok_line_each_and_exit_0(database_url, fake):

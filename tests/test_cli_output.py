@@ -6,11 +6,10 @@ import json
 import re
 
 import pytest
-
+from conftest import API_KEY, cli_env, empty_database, run_cli, summary_json, sync
 from sqlalchemy import create_engine, text
 
-from conftest import API_KEY, cli_env, empty_database, run_cli, summary_json, sync
-from etl.simulator import FakeAssemblyAI, Fault
+from etl.tools.simulator import FakeAssemblyAI, Fault
 
 
 def test_text_summary_is_one_line(database_url, fake):
@@ -183,8 +182,8 @@ def test_a_password_in_the_database_url_is_masked_where_the_url_is_shown(tmp_pat
 
 
 def test_status_on_an_older_schema_says_what_to_do(sqlite_url, fake):
-    from etl import migrate
-    from etl.db import make_engine
+    from etl.store import migrate
+    from etl.store.engine import make_engine
 
     with make_engine(sqlite_url).connect() as conn:
         migrate.upgrade(conn, "0002")
@@ -196,8 +195,8 @@ def test_status_on_an_older_schema_says_what_to_do(sqlite_url, fake):
 def test_status_on_a_newer_schema_says_to_upgrade_aai_etl(sqlite_url, fake):
     from sqlalchemy import create_engine, text
 
-    from etl import migrate
-    from etl.db import make_engine
+    from etl.store import migrate
+    from etl.store.engine import make_engine
 
     with make_engine(sqlite_url).connect() as conn:
         migrate.upgrade(conn, "head")

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import run_cli
+
 from etl.config import DEFAULT_DATABASE_URL, REGIONS, load_settings
 from etl.errors import ConfigError
 

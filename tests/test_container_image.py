@@ -16,9 +16,8 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-
 from conftest import API_KEY, assert_table_equals_api, empty_database
+from sqlalchemy import create_engine, text
 from test_deploy import container, cronjobs
 
 ROOT = Path(__file__).resolve().parent.parent

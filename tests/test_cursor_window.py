@@ -5,7 +5,8 @@ from __future__ import annotations
 import signal
 
 from conftest import assert_table_equals_api, cli_env, spawn, stored, summary_json, sync, wait_until
-from etl.simulator import Fault
+
+from etl.tools.simulator import Fault
 
 
 def test_high_water_mark_aged_out_during_an_outage(database_url, fake):

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import API_KEY, cli_env, empty_database, run_cli
 from sqlalchemy import create_engine, text
 
-from conftest import API_KEY, cli_env, empty_database, run_cli
 from etl.config import Settings
-from etl.migrate import HEAD
-from etl.simulator import FakeAssemblyAI
+from etl.store.migrate import HEAD
+from etl.tools.simulator import FakeAssemblyAI
 
 SCHEMA = "aai_etl"
 

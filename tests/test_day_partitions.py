@@ -8,14 +8,24 @@ import signal
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from conftest import (
+    API_KEY,
+    assert_table_equals_api,
+    cli_env,
+    empty_database,
+    kill_when,
+    lock_released,
+    spawn,
+    stored,
+    summary_json,
+    sync,
+    wait_until,
+)
 from sqlalchemy import create_engine, select
 
-from conftest import (
-    API_KEY, assert_table_equals_api, cli_env, empty_database, kill_when, lock_released, spawn, stored, summary_json, sync, wait_until,
-)
-from etl.schema import sync_cursors, sync_partitions, sync_runs
-from etl.simulator import FakeAssemblyAI
+from etl.store.schema import sync_cursors, sync_partitions, sync_runs
 from etl.sync import SWITCH_PAGES
+from etl.tools.simulator import FakeAssemblyAI
 
 PARTITIONS = {"AAI_ETL_PARTITIONS": "days", "AAI_ETL_PARTITION_DAYS": "8"}
 # The default: by days when the newest page spans less than a day, else serially.

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import duckdb
 import pyarrow.parquet as pq
+from conftest import POSTGRES_URL, cli_env, empty_database, required, run_cli
 from sqlalchemy import create_engine, make_url, text
-
-from conftest import required, POSTGRES_URL, cli_env, empty_database, run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = ROOT / "dbt"

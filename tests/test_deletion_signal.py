@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from conftest import cli_env, run_cli, stored
 from sqlalchemy import select
 
-from conftest import cli_env, run_cli, stored
-from etl.db import make_engine
-from etl.schema import transcript_bodies
-from etl.simulator import Fault
+from etl.store.engine import make_engine
+from etl.store.schema import transcript_bodies
+from etl.tools.simulator import Fault
 
 
 def test_a_live_transcript_whose_text_reads_deleted_by_user_is_kept(database_url, fake):

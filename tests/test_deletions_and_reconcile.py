@@ -5,7 +5,8 @@ from __future__ import annotations
 import signal
 
 from conftest import assert_table_equals_api, cli_env, spawn, stored, summary_json, sync, wait_until, walk_position
-from etl.items import DELETED_AUDIO_URL
+
+from etl.model.items import DELETED_AUDIO_URL
 
 
 def test_deleting_a_recent_transcript_is_seen_by_the_next_full_sync(database_url, fake):

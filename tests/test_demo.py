@@ -8,9 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-
 from conftest import run_cli
+from sqlalchemy import create_engine, text
 
 
 def test_demo_runs_the_real_sync_against_a_simulated_api(tmp_path):

@@ -12,8 +12,8 @@ from pathlib import Path
 import click
 import pytest
 import yaml
-
 from conftest import cli_env, run_cli
+
 from etl.cli import cli
 from etl.config import _BY_VARIABLE, DEFAULT_KEY_VARIABLE, SETTINGS
 

@@ -3,19 +3,18 @@ malformed parts skipped with a warning, a setting to choose them, and a backfill
 
 from __future__ import annotations
 
-import pytest
-import requests
 from datetime import datetime, timezone
 
+import pytest
+import requests
+from conftest import API_KEY, cli_env, run_cli
 from sqlalchemy import create_engine, delete, select, update
 
-from conftest import API_KEY, cli_env, run_cli
-from etl import derive
 from etl.config import DERIVED_TABLE_NAMES
-from etl.db import make_engine
-from etl.load import FEATURE_FLAGS
-from etl.schema import DERIVED_TABLES, transcripts
-from etl.simulator import intelligence_profile
+from etl.details import derive
+from etl.store.engine import make_engine
+from etl.store.schema import DERIVED_TABLES, FEATURE_FLAGS, transcripts
+from etl.tools.simulator import intelligence_profile
 
 PROFILES = ("none", "all", "some", "malformed")
 
@@ -25,7 +24,7 @@ def body_of(fake, transcript_id):
 
 
 def expected_rows(body: dict) -> dict[str, list[tuple]]:
-    """What each table must hold for a body, read independently of etl.derive (the simulator's malformed
+    """What each table must hold for a body, read independently of etl.details.derive (the simulator's malformed
     parts are a part of the wrong shape, which stores nothing, or one unreadable value, stored as NULL)."""
     def listed(name):
         part = body.get(name)

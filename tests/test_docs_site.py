@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import mkdocs_hooks as load_hooks
 from conftest import required
-from etl.cli import cli
-from etl.schema import metadata
 from test_documented_commands import commands
+
+from etl.cli import cli
+from etl.store.schema import metadata
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
-
 from conftest import clean_env, cli_env, sync
+
 from etl.cli import cli
 from etl.config import settings_markdown
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from conftest import API_KEY, cli_env, run_cli, stored, sync
 from sqlalchemy import create_engine, select
 
-from conftest import API_KEY, cli_env, run_cli, stored, sync
-from etl.schema import sync_runs
-from etl.simulator import Fault
+from etl.store.schema import sync_runs
+from etl.tools.simulator import Fault
 
 
 def run_errors(database_url) -> list[str]:

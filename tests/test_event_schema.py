@@ -7,8 +7,9 @@ import json
 from datetime import datetime
 
 from conftest import API_KEY, cli_env, run_cli
-from etl.report import SCHEMA
-from etl.simulator import FakeAssemblyAI, Fault
+
+from etl.outputs.report import SCHEMA
+from etl.tools.simulator import FakeAssemblyAI, Fault
 
 
 def lines_of(result) -> list[dict]:

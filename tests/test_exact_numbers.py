@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
+from conftest import cli_env, run_cli, summary_json, sync
 from sqlalchemy import select, text
 
-from conftest import cli_env, run_cli, summary_json, sync
-from etl.db import make_engine
-from etl.schema import transcript_bodies, transcripts
-from etl.simulator import Fault, JsonText
-from etl.storable import dumps, loads, number
+from etl.model.storable import dumps, loads, number
+from etl.store.engine import make_engine
+from etl.store.schema import transcript_bodies, transcripts
+from etl.tools.simulator import Fault, JsonText
 
 LONG_INTEGER = "9" * 5000  # past Python's 4,300 digits: json.loads refuses it
 LONG_DECIMAL = "0." + "3" * 5000  # float() makes it 0.333...: not what was sent

@@ -9,9 +9,9 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
 from conftest import API_KEY, cli_env, run_cli, spawn, stored, sync
-from etl.simulator import FakeAssemblyAI
+
+from etl.tools.simulator import FakeAssemblyAI
 
 
 def export(fake, database_url, *args):
@@ -99,7 +99,7 @@ def test_an_export_interrupted_with_output_still_buffered_exits_without_flushing
     reader = os.open(f"{target}.partial", os.O_RDONLY | os.O_NONBLOCK)
     room = fcntl.fcntl(reader, fcntl.F_SETPIPE_SZ, 4096)  # one page: the test fills it exactly
     code = f"""
-from etl.export import replaced_atomically
+from etl.outputs.export import replaced_atomically
 with replaced_atomically({str(target)!r}) as out:
     out.write("x" * {room})
     out.flush()  # the pipe is full

@@ -9,12 +9,12 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import requests
+from conftest import API_KEY, cli_env, run_cli, stored, summary_json
 from sqlalchemy import create_engine, func, select, update
 
-from conftest import API_KEY, cli_env, run_cli, stored, summary_json
-from etl.schema import transcript_paragraphs, transcript_sentences, transcript_subtitles, transcripts
-from etl.simulator import Fault
-from etl.storable import escape, unescape
+from etl.model.storable import escape, unescape
+from etl.store.schema import transcript_paragraphs, transcript_sentences, transcript_subtitles, transcripts
+from etl.tools.simulator import Fault
 
 ALL = ("sentences", "paragraphs", "srt", "vtt")
 TABLES = {"sentences": transcript_sentences, "paragraphs": transcript_paragraphs}

@@ -1,4 +1,4 @@
-"""A new database gets its schema at HEAD without Alembic (etl.migrate.create_head): exactly what the
+"""A new database gets its schema at HEAD without Alembic (etl.store.migrate.create_head): exactly what the
 migrations make, down to the columns' order, the index predicates, the views and the change counter; and
 Alembic takes it from there, both ways."""
 
@@ -10,12 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import assert_table_equals_api, cli_env, empty_database, run_cli, spawn, sync
 from sqlalchemy import Connection, inspect, text
 
-from conftest import assert_table_equals_api, cli_env, empty_database, run_cli, spawn, sync
-from etl import migrate, views
-from etl.db import make_engine
-
+from etl.store import migrate, views
+from etl.store.engine import make_engine
 
 # Indexes that Alembic's rebuilds of transcripts (0002, 0003) recreate in an order of their own, not the same twice.
 REBUILT = {"ix_transcripts_created", "ix_transcripts_status_created", "ix_transcripts_hydrated_at_account", "ix_transcripts_change_seq"}
@@ -46,7 +45,7 @@ def describe(conn: Connection) -> dict[str, object]:
             "unique constraints": sorted(map(repr, inspector.get_unique_constraints(table))),
         }
     described["views"] = sorted(inspector.get_view_names())
-    # Each table's indexes in the order they were made: a planner's tie-break (etl.schema.UPGRADED_INDEX_ORDER).
+    # Each table's indexes in the order they were made: a planner's tie-break (etl.store.schema.UPGRADED_INDEX_ORDER).
     made = (
         "SELECT tbl_name, name FROM sqlite_master WHERE type = 'index' ORDER BY rowid" if conn.dialect.name == "sqlite" else
         "SELECT indrelid::regclass::text, indexrelid::regclass::text FROM pg_index "
@@ -78,11 +77,11 @@ def describe(conn: Connection) -> dict[str, object]:
 
 
 # A first run's fast path, in an interpreter of its own: create_head gives the partial indexes their PostgreSQL
-# predicate (etl.schema keeps it once given), which an earlier test in this process may have done.
+# predicate (etl.store.schema keeps it once given), which an earlier test in this process may have done.
 CREATE_HEAD = """
 import sys
-from etl import migrate
-from etl.db import make_engine
+from etl.store import migrate
+from etl.store.engine import make_engine
 with make_engine(sys.argv[1]).connect() as conn:
     assert migrate.is_new(conn)
     migrate.create_head(conn)

@@ -4,8 +4,8 @@ takes, an example for each command and the exit statuses."""
 from __future__ import annotations
 
 import click
-
 from conftest import run_cli
+
 from etl.cli import cli
 
 

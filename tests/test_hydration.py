@@ -7,11 +7,11 @@ import signal
 import time
 
 import pytest
+from conftest import API_KEY, cli_env, run_cli, spawn, stored, summary_json
 from sqlalchemy import create_engine, func, select, text, update
 
-from conftest import API_KEY, cli_env, run_cli, spawn, stored, summary_json
-from etl.schema import transcript_bodies, transcript_words, transcripts
-from etl.simulator import FakeAssemblyAI, Fault
+from etl.store.schema import transcript_bodies, transcript_words, transcripts
+from etl.tools.simulator import FakeAssemblyAI, Fault
 
 
 @pytest.fixture

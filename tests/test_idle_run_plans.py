@@ -10,16 +10,17 @@ import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from conftest import API_KEY, cli_env, run_cli
 from sqlalchemy import Engine, case, event, insert, text, update
 
-from conftest import API_KEY, cli_env, run_cli
-from etl import migrate
-from etl.db import make_engine
-from etl.extract import Boundary
-from etl.items import parse_item
-from etl.load import Cursor, save_cursor, upsert_page
-from etl.schema import sync_runs, transcripts
-from etl.simulator import FakeAssemblyAI
+from etl.model.items import parse_item
+from etl.model.position import Boundary
+from etl.store import migrate
+from etl.store.engine import make_engine
+from etl.store.positions import Cursor, save_cursor
+from etl.store.schema import sync_runs, transcripts
+from etl.store.writes import upsert_page
+from etl.tools.simulator import FakeAssemblyAI
 
 N = 20_000
 RUNS = 5_000

@@ -31,7 +31,7 @@ def test_wheel_runs_migrations_outside_the_checkout(tmp_path):
             cwd=workdir, env=env, capture_output=True, text=True,
         )
 
-    # A new database gets its schema without the migrations (etl/views.py holds its views); once downgraded
+    # A new database gets its schema without the migrations (etl/store/views.py holds its views); once downgraded
     # to base, the upgrade runs every migration.
     for command in (["db", "upgrade"], ["db", "downgrade", "base"], ["db", "upgrade"]):
         done = run(*command)

@@ -7,10 +7,10 @@ from collections import Counter, defaultdict
 from datetime import datetime, timedelta, timezone
 
 import requests
+from conftest import API_KEY, cli_env, run_cli
 from sqlalchemy import create_engine, text
 
-from conftest import API_KEY, cli_env, run_cli
-from etl.simulator import intelligence_profile
+from etl.tools.simulator import intelligence_profile
 
 _FIRST = datetime.now(timezone.utc).replace(tzinfo=None, hour=22, minute=0, second=0, microsecond=0) - timedelta(days=5)
 

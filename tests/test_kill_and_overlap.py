@@ -8,11 +8,11 @@ import signal
 import time
 
 import pytest
+from conftest import assert_table_equals_api, cli_env, kill_when, lock_released, run_cli, spawn, stored, summary_json, sync, wait_until
 from sqlalchemy import create_engine, select
 
-from conftest import assert_table_equals_api, cli_env, kill_when, lock_released, run_cli, spawn, stored, summary_json, sync, wait_until
 from etl.errors import EXIT_ALREADY_RUNNING
-from etl.schema import sync_runs
+from etl.store.schema import sync_runs
 
 
 def runs(database_url):
@@ -47,7 +47,8 @@ def test_kill_during_backfill_resumes_where_the_last_page_committed(database_url
 
 def test_kills_at_random_instants_never_lose_or_duplicate(database_url):
     from conftest import API_KEY
-    from etl.simulator import FakeAssemblyAI
+
+    from etl.tools.simulator import FakeAssemblyAI
 
     rng = random.Random(7)
     with FakeAssemblyAI(api_key=API_KEY, latency=0.01, seed=3) as fake:
@@ -72,7 +73,8 @@ def test_kills_at_random_instants_of_walks_by_day_never_lose_or_duplicate(databa
     from datetime import datetime, timedelta, timezone
 
     from conftest import API_KEY
-    from etl.simulator import FakeAssemblyAI
+
+    from etl.tools.simulator import FakeAssemblyAI
 
     # The default walks these 2,000 transcripts of 8 days by days too: the newest page spans under a day,
     # and the listing reaches back more than a week.

@@ -9,16 +9,16 @@ import subprocess
 import sys
 
 import pytest
+from conftest import cli_env, stored, sync
 from sqlalchemy import event
 
-from conftest import cli_env, stored, sync
-from etl import migrate
-from etl.db import make_engine
+from etl.store import migrate
+from etl.store.engine import make_engine
 
 # What no plain idle sync needs: migrating, terminal bars, Parquet, metrics, and every other command's code.
 NOT_FOR_AN_IDLE_SYNC = (
     "alembic", "tqdm", "pyarrow", "prometheus_client",
-    "etl.simulator", "etl.demo", "etl.check", "etl.parquet",
+    "etl.tools.simulator", "etl.tools.demo", "etl.tools.check", "etl.outputs.parquet",
 )
 
 
@@ -53,10 +53,10 @@ def test_an_idle_sync_imports_only_what_it_needs(database_url, fake, tmp_path):
 
 @pytest.mark.parametrize("args", [["sync"], ["db", "upgrade"]])
 def test_a_new_database_gets_its_schema_without_alembic(database_url, fake, tmp_path, args):
-    """The first run on an empty database creates the schema at head directly (etl.migrate.create_head)."""
+    """The first run on an empty database creates the schema at head directly (etl.store.migrate.create_head)."""
     fake.add(30)
     loaded = modules_after(args, cli_env(fake, database_url), tmp_path)
-    assert "etl.migrate" in loaded and "alembic" not in loaded
+    assert "etl.store.migrate" in loaded and "alembic" not in loaded
     engine = make_engine(database_url)
     with engine.connect() as conn:
         assert migrate.current_revision(conn) == migrate.HEAD

@@ -10,9 +10,8 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
-
 from conftest import cli_env, run_cli
+from prometheus_client.parser import text_string_to_metric_families
 
 # Debian's prometheus-pushgateway; .ci/run installs it, the tests only start it.
 PUSHGATEWAY = "/usr/bin/prometheus-pushgateway"

@@ -7,13 +7,13 @@ import signal
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from conftest import cli_env, run_cli, spawn, sync, wait_until
 from sqlalchemy import create_engine, inspect, text
 
-from conftest import cli_env, run_cli, spawn, sync, wait_until
-from etl import migrate
-from etl.db import make_engine
 from etl.errors import SchemaTooNew
-from etl.schema import metadata
+from etl.store import migrate
+from etl.store.engine import make_engine
+from etl.store.schema import metadata
 
 
 def test_models_and_migrations_agree(database_url):
@@ -90,7 +90,7 @@ def test_a_migration_that_fails_halfway_leaves_nothing_behind(sqlite_url):
 
 def test_change_numbers_continue_across_0007_both_ways(database_url):
     """PostgreSQL's numbers move from change_counter's row to the sequence and back; none is handed out twice."""
-    from etl.changes import next_change_seq
+    from etl.store.changes import next_change_seq
 
     engine = make_engine(database_url)
     with engine.connect() as conn:

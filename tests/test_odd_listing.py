@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-
 from conftest import assert_table_equals_api, cli_env, run_cli, stored, summary_json
-from etl.simulator import TS_FORMAT, Fault
+
+from etl.tools.simulator import TS_FORMAT, Fault
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ import termios
 from pathlib import Path
 
 import pytest
-
 from conftest import cli_env, run_cli, spawn, stored, sync, wait_until
-from etl import migrate
+
+from etl.store import migrate
 
 
 def one_line(result, status: int) -> str:

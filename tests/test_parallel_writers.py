@@ -7,14 +7,14 @@ import json
 import signal
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import create_engine, select, text
-
 from conftest import API_KEY, assert_table_equals_api, cli_env, empty_database, run_cli, spawn, stored, summary_json, sync, wait_until
-from etl.items import parse_item
-from etl.load import upsert_page
-from etl.schema import sync_partitions, sync_run_writers, sync_runs
-from etl.simulator import FakeAssemblyAI
+from sqlalchemy import create_engine, select, text
 from test_export import export, rows_and_watermark
+
+from etl.model.items import parse_item
+from etl.store.schema import sync_partitions, sync_run_writers, sync_runs
+from etl.store.writes import upsert_page
+from etl.tools.simulator import FakeAssemblyAI
 
 
 def test_writers_commit_at_once_and_an_export_meanwhile_skips_the_held_write(tmp_path, fake):

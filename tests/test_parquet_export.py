@@ -11,13 +11,13 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import cli_env, run_cli
 from sqlalchemy import create_engine, func, select, update
 
-from conftest import cli_env, run_cli
 from etl.errors import hint_for, install_hint
-from etl.parquet import TABLES, arrow_schema
-from etl.schema import RawJSON, transcripts
-from etl.simulator import Fault
+from etl.outputs.parquet import TABLES, arrow_schema
+from etl.store.schema import RawJSON, transcripts
+from etl.tools.simulator import Fault
 
 ROOT = Path(__file__).resolve().parent.parent
 

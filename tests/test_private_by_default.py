@@ -9,11 +9,11 @@ import stat
 from pathlib import Path
 
 import pytest
+from conftest import cli_env, run_cli, stored
 from sqlalchemy import create_engine, select
 
-from conftest import cli_env, run_cli, stored
-from etl.presigned import redact_url
-from etl.schema import transcript_bodies
+from etl.model.credentials import redact_url
+from etl.store.schema import transcript_bodies
 
 S3 = (
     "https://bucket.s3.amazonaws.com/a.mp3?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAEXAMPLE%2F20261125"

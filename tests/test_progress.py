@@ -11,7 +11,8 @@ import sys
 from datetime import datetime, timedelta, timezone
 
 from conftest import API_KEY, cli_env, run_cli, spawn
-from etl.simulator import Fault, FakeAssemblyAI
+
+from etl.tools.simulator import FakeAssemblyAI, Fault
 
 
 def slow_fake(n: int) -> FakeAssemblyAI:
@@ -116,7 +117,7 @@ def test_no_progress_library_and_no_metrics_library_are_imported_off_a_terminal(
         "import sys\n"
         "from etl.cli import cli\n"
         "cli(['sync'], standalone_mode=False)\n"
-        "print(sorted(name for name in ('tqdm', 'prometheus_client', 'etl.simulator') if name in sys.modules))\n"
+        "print(sorted(name for name in ('tqdm', 'prometheus_client', 'etl.tools.simulator') if name in sys.modules))\n"
     )
     env = {**os.environ, **cli_env(fake, sqlite_url)}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
@@ -144,7 +145,7 @@ def _read_all(fd: int) -> bytes:
 
 
 def test_rate_and_eta_are_of_the_current_phase_not_of_the_whole_run():
-    from etl.progress import RunProgress, describe
+    from etl.outputs.progress import RunProgress, describe
     from etl.sync import RunStats
 
     now = [0.0]

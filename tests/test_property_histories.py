@@ -9,11 +9,11 @@ import random
 from datetime import timedelta
 
 import pytest
+from conftest import API_KEY, assert_table_equals_api, empty_database, run_cli, stored
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import API_KEY, assert_table_equals_api, empty_database, run_cli, stored
-from etl.simulator import CREATED_ON_MODES, TS_FORMAT, FakeAssemblyAI, Fault
+from etl.tools.simulator import CREATED_ON_MODES, TS_FORMAT, FakeAssemblyAI, Fault
 
 FAULTS = [
     Fault.status(429, headers={"Retry-After": "0"}),

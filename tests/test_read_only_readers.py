@@ -11,11 +11,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from conftest import cli_env, run_cli, spawn
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from conftest import cli_env, run_cli, spawn
-from etl.db import make_engine
+from etl.store.engine import make_engine
 
 
 @contextmanager

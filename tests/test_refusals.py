@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import cli_env, run_cli, stored, sync
 from sqlalchemy import create_engine, inspect, text
 
-from conftest import cli_env, run_cli, stored, sync
-from etl import migrate
+from etl.store import migrate
 
 
 def table_counts(database_url: str) -> dict[str, int]:

@@ -6,14 +6,14 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from conftest import API_KEY, assert_table_equals_api, cli_env, run_cli, stored, summary_json
-from etl.client import ApiClient
+
+from etl.api.client import ApiClient
+from etl.api.pacing import FLOOR, MARGIN, PAUSE, PROBE, SAMPLE, Pacer, measured, probed, slowed
 from etl.config import load_settings
+from etl.details.hydrate import OUTAGE, _Fetched, _unless_down
 from etl.errors import ConfigError, RateLimited, RetriesExhausted
-from etl.hydrate import OUTAGE, _Fetched, _unless_down
-from etl.pacing import FLOOR, MARGIN, PAUSE, PROBE, SAMPLE, Pacer, measured, probed, slowed
-from etl.simulator import FakeAssemblyAI, Fault
+from etl.tools.simulator import FakeAssemblyAI, Fault
 
 
 def run(fake: FakeAssemblyAI, database_url: str, budget: int, *args: str):

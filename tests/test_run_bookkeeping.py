@@ -3,10 +3,10 @@ statistics stay fresh after a large hydration, as after a large listing."""
 
 from __future__ import annotations
 
+from conftest import cli_env, empty_database, run_cli, stored, sync, wait_until
 from sqlalchemy import create_engine, select, text
 
-from conftest import cli_env, empty_database, run_cli, stored, sync, wait_until
-from etl.schema import sync_runs
+from etl.store.schema import sync_runs
 
 # The database fails the transaction of the run's second page: the counters' write is its last statement.
 SQLITE_FAULT = """
@@ -70,10 +70,10 @@ def test_a_run_whose_end_cannot_be_recorded_did_not_succeed(database_url, fake):
     """A database error on the run's last write (its outcome, warning and writers' counts) was logged at debug
     level, and the command printed its summary and exited 0. Here the database refuses only the write of the
     outcome `succeeded` (a trigger, standing in for a lock timeout or a full disk at that instant)."""
+    from conftest import cli_env, run_cli, stored
     from sqlalchemy import create_engine, func, select, text
 
-    from conftest import cli_env, run_cli, stored
-    from etl.schema import sync_runs
+    from etl.store.schema import sync_runs
 
     fake.add(10)
     assert run_cli(["sync", "--no-hydrate"], cli_env(fake, database_url)).exit_code == 0

@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import API_KEY, cli_env, run_cli, stored
 from sqlalchemy import create_engine, select
 
-from conftest import API_KEY, cli_env, run_cli, stored
-from etl.schema import sync_runs, transcript_bodies
-from etl.simulator import Fault
+from etl.store.schema import sync_runs, transcript_bodies
+from etl.tools.simulator import Fault
 
 S3 = (
     "https://bucket.s3.amazonaws.com/a.mp3?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAEXAMPLE%2F20261125"

@@ -7,8 +7,8 @@ from importlib.resources import files
 from pathlib import Path
 
 import pytest
-
 from conftest import mkdocs_hooks, run_cli
+
 from etl.config import SETTINGS, example_text, load_settings, settings_markdown
 from etl.errors import ConfigError
 

@@ -9,10 +9,10 @@ import signal
 from pathlib import Path
 
 import pytest
+from conftest import cli_env, spawn, sync, wait_until
 from sqlalchemy import create_engine, select, text
 
-from conftest import cli_env, spawn, sync, wait_until
-from etl.schema import sync_runs
+from etl.store.schema import sync_runs
 
 COMMANDS = [["sync"], ["export"], ["derive"], ["status"]]
 STOPPED = "aai-etl: error: interrupted; everything committed so far is kept"

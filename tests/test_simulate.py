@@ -7,9 +7,8 @@ import re
 import signal
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import create_engine, text
-
 from conftest import run_cli, spawn
+from sqlalchemy import create_engine, text
 
 
 def test_a_sync_against_the_simulator_gets_every_transcript_through_its_faults(database_url, tmp_path):

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from etl.simulator import FakeAssemblyAI, Fault
+from etl.tools.simulator import FakeAssemblyAI, Fault
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 import requests
 
-from etl.simulator import CREATED_ON_MODES, CURSOR_DATE_ERROR, FakeAssemblyAI
+from etl.tools.simulator import CREATED_ON_MODES, CURSOR_DATE_ERROR, FakeAssemblyAI
 
 KEY = "test-key"
 

@@ -49,7 +49,7 @@ def test_only_changed_rows_are_touched(database_url, fake):
 def test_every_status_change_is_recorded_once(database_url, fake):
     from sqlalchemy import create_engine, select
 
-    from etl.schema import transcript_status_changes as changes
+    from etl.store.schema import transcript_status_changes as changes
 
     (item,) = fake.add(1, status="queued")
     sync(fake, database_url)

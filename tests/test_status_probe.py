@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from conftest import cli_env, run_cli, sync
 from sqlalchemy import create_engine, text
 
-from conftest import cli_env, run_cli, sync
-from etl.status import parse_duration
+from etl.outputs.status import parse_duration
 
 
 def age_runs(database_url: str, by: timedelta) -> None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from conftest import cli_env, run_cli, stored, summary_json, sync
 from sqlalchemy import create_engine, select
 
-from conftest import cli_env, run_cli, stored, summary_json, sync
-from etl.schema import transcript_bodies
-from etl.simulator import Fault, JsonText
-from etl.storable import escape, escape_json, unescape
+from etl.model.storable import escape, escape_json, unescape
+from etl.store.schema import transcript_bodies
+from etl.tools.simulator import Fault, JsonText
 
 
 def test_escape_is_reversible_and_leaves_ordinary_text_alone():
@@ -121,9 +121,8 @@ def test_a_failing_database_ends_the_run_and_costs_no_transcript(fake, tmp_path)
     page committed, and the next run stores them: on the first backfill's bulk path, a later run's upsert and
     the details' update alike."""
     import psycopg
-    from sqlalchemy.engine import make_url
-
     from conftest import assert_table_equals_api, empty_database
+    from sqlalchemy.engine import make_url
 
     url = empty_database("postgresql", tmp_path)
     impatient = make_url(url).update_query_dict({"options": "-c lock_timeout=300"}).render_as_string(hide_password=False)
@@ -151,7 +150,7 @@ def test_numbers_no_column_holds_are_null_and_cost_nothing_else(database_url, fa
     the same way, so the account's details never got past it (PostgreSQL refused it, costing the transcript).
     Past 32 bits PostgreSQL refused the details. An integer of 400 digits as a number raised in Python itself.
     Each such value is now NULL, and counted; Infinity and NaN, which are not JSON, cost their body alone."""
-    from etl.schema import DERIVED_TABLES, transcript_words
+    from etl.store.schema import DERIVED_TABLES, transcript_words
 
     items = fake.add(5)
 

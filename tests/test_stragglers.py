@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import signal
 
+from conftest import API_KEY, assert_table_equals_api, cli_env, spawn, stored, summary_json, sync, wait_until
 from sqlalchemy import create_engine, select
 
-from conftest import API_KEY, assert_table_equals_api, cli_env, spawn, stored, summary_json, sync, wait_until
-from etl.schema import transcript_status_changes
-from etl.simulator import FakeAssemblyAI, Fault
+from etl.store.schema import transcript_status_changes
+from etl.tools.simulator import FakeAssemblyAI, Fault
 
 
 def requests_of(fake: FakeAssemblyAI, *args: str, database_url: str) -> tuple[int, dict]:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from conftest import cli_env, run_cli, stored, summary_json
-from etl.simulator import Fault, JsonText
-from etl.storable import escape
+
+from etl.model.storable import escape
+from etl.tools.simulator import Fault, JsonText
 
 
 def test_a_body_nested_too_deep_is_refused_for_its_transcript_alone(database_url, fake):

@@ -6,11 +6,11 @@ import json
 from datetime import date
 from decimal import Decimal
 
+from conftest import cli_env, empty_database, run_cli
 from sqlalchemy import create_engine, text
 
-from conftest import cli_env, empty_database, run_cli
-from etl import stats
-from etl.views import VIEWS
+from etl.outputs import stats
+from etl.store.views import VIEWS
 
 
 def test_stats_and_every_view_give_the_same_json_types_on_both_databases(fake, tmp_path):

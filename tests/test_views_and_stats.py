@@ -9,9 +9,8 @@ import math
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import create_engine, text
-
 from conftest import cli_env, run_cli, stored
+from sqlalchemy import create_engine, text
 
 # Two UTC days a few days back, so that the default 30-day window of `aai-etl stats` holds them.
 _FIRST = datetime.now(timezone.utc).replace(tzinfo=None, hour=23, minute=0, second=0, microsecond=0) - timedelta(days=6)

@@ -4,11 +4,11 @@ Revision ID: 0001
 Revises: 
 Create Date: 2026-11-25
 
-Timestamps are timestamptz on PostgreSQL and UTC text on SQLite (etl.schema.UTCDateTime).
+Timestamps are timestamptz on PostgreSQL and UTC text on SQLite (etl.store.schema.UTCDateTime).
 """
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = '0001'

@@ -9,8 +9,8 @@ Revises: 0001
 Create Date: 2026-11-25
 """
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 revision = "0002"
 down_revision = "0001"
@@ -29,7 +29,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("unlisted_at", sa.DateTime(timezone=True), nullable=True,
                                       comment="when a full sync found it had left the API's 90-day listing"))
         batch_op.drop_constraint("pk_transcripts", type_="primary")
-        # id first: lookups name ids; account is the same in most rows (see etl/schema.py).
+        # id first: lookups name ids; account is the same in most rows (see etl/store/schema.py).
         batch_op.create_primary_key("pk_transcripts", ["id", "account"])
     with op.batch_alter_table("transcripts") as batch_op:
         batch_op.alter_column("account", server_default=None, existing_type=sa.Text(), existing_nullable=False)

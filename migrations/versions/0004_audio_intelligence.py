@@ -10,9 +10,8 @@ Revises: 0003
 Create Date: 2026-11-25
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0004"

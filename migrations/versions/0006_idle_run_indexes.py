@@ -11,15 +11,15 @@ Revises: 0005
 Create Date: 2026-11-26
 """
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 revision = "0006"
 down_revision = "0005"
 branch_labels = None
 depends_on = None
 
-# As etl/schema.py writes them: the statuses in the SQL, not bound.
+# As etl/store/schema.py writes them: the statuses in the SQL, not bound.
 _NOT_FINAL = sa.text("status IS NULL OR (status NOT IN ('completed', 'error'))")
 _NEEDS_DETAILS = sa.text("status IN ('completed', 'error') AND hydrated_at IS NULL AND deleted_at IS NULL")
 

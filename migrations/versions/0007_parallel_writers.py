@@ -2,7 +2,7 @@
 
 change_seq numbers come from the sequence change_sequence (PostgreSQL only), continuing from
 change_counter's value, whose row goes. A reader settles the bound it may export up to from the writers' registrations
-(etl.changes), so writers no longer queue on change_counter's row lock. sync_run_writers holds the
+(etl.store.changes), so writers no longer queue on change_counter's row lock. sync_run_writers holds the
 counters of the pages each extra writer connection commits, one row per writer.
 
 Revision ID: 0007
@@ -10,8 +10,8 @@ Revises: 0006
 Create Date: 2026-11-26
 """
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 revision = "0007"
 down_revision = "0006"
@@ -34,7 +34,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("sync_run", "writer", name=op.f("pk_sync_run_writers")),
     )
     if op.get_bind().dialect.name == "postgresql":
-        # CACHE 1: etl.changes relies on no session handing out a number it reserved earlier.
+        # CACHE 1: etl.store.changes relies on no session handing out a number it reserved earlier.
         op.execute("CREATE SEQUENCE change_sequence AS bigint MINVALUE 1 CACHE 1")
         # The row goes: a run of an older aai-etl still in flight then fails at its next page instead of
         # taking a number no export can see. The DELETE waits for such a run's open transaction, so the

@@ -21,9 +21,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from etl.client import ApiClient
+from etl.api.client import ApiClient
 from etl.errors import ApiError, CursorRejected, PaginationError
-from etl.items import Item, parse_item
+from etl.model.items import Item, parse_item
+from etl.model.position import Boundary
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +37,6 @@ CLOCK_SKEW = timedelta(minutes=15)
 # The floor is passed when the walk meets the floor transcript itself, or this many items in a row (in
 # the API's (created, id) order) created before it: one odd `created` must not end a walk early.
 RUN_PAST_FLOOR = 20
-
-
-@dataclass(frozen=True)
-class Boundary:
-    """A transcript that marks a place in the listing."""
-
-    id: str
-    created: datetime
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,10 @@ from typing import Any
 
 from sqlalchemy import JSON, ColumnElement, Connection, Float, Integer, Table, Text, and_, bindparam, func, select, update
 
-from etl import interrupt
-from etl.changes import next_change_seq
-from etl.load import FEATURE_COLUMNS, FEATURE_FLAGS
-from etl.schema import DERIVED_TABLES, RawJSON, transcript_bodies, transcripts
-from etl.storable import dumps, storable_integer, storable_number
+from etl.model.storable import dumps, storable_integer, storable_number
+from etl.store import interrupt
+from etl.store.changes import next_change_seq
+from etl.store.schema import DERIVED_TABLES, FEATURE_COLUMNS, FEATURE_FLAGS, RawJSON, transcript_bodies, transcripts
 
 log = logging.getLogger(__name__)
 

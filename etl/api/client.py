@@ -19,10 +19,10 @@ import requests
 import urllib3
 
 from etl import __version__
+from etl.api.pacing import Pacer
 from etl.config import Account, Settings
 from etl.errors import ApiError, AuthError, RateLimited, Retriable, RetriesExhausted, redact
-from etl.pacing import Pacer
-from etl.storable import loads
+from etl.model.storable import loads
 
 log = logging.getLogger(__name__)
 

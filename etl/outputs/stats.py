@@ -10,8 +10,8 @@ from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from etl.items import FINAL_STATUSES
-from etl.report import text_table
+from etl.model.items import FINAL_STATUSES
+from etl.outputs.report import text_table
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection

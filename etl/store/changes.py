@@ -34,7 +34,7 @@ the other writers, until it ends. A standby cannot see the primary's locks, so e
 primary.
 
 A registration is a two-key advisory lock (the high and the low 32 bits of t) in share mode. The run
-locks (etl.lock) use the one-key form, so they are never mistaken for registrations. A foreign lock of
+locks (etl.store.lock) use the one-key form, so they are never mistaken for registrations. A foreign lock of
 the same form can only lower the bound: watermarks come later, and no write is skipped.
 """
 
@@ -43,7 +43,7 @@ from __future__ import annotations
 from sqlalchemy import Connection, func, select, update
 
 from etl.errors import DatabaseError, UsageError
-from etl.schema import change_counter, transcripts
+from etl.store.schema import change_counter, transcripts
 
 # The highest number handed out (is_called false: none yet, the next is last_value), registered. Taking
 # the number is a separate, later statement: the registration is in place before the number exists.

@@ -8,12 +8,12 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from etl import migrate
-from etl.db import masked
-from etl.progress import duration
-from etl.load import read_cursor
-from etl.report import plural
-from etl.schema import NEEDS_DETAILS, NOT_FINAL, sync_run_writers, sync_runs, transcripts
+from etl.outputs.progress import duration
+from etl.outputs.report import plural
+from etl.store import migrate
+from etl.store.engine import masked
+from etl.store.positions import read_cursor
+from etl.store.schema import NEEDS_DETAILS, NOT_FINAL, sync_run_writers, sync_runs, transcripts
 
 
 def gather(conn: Connection, accounts: list[str], last_runs: int = 5) -> dict[str, Any]:
@@ -30,7 +30,7 @@ def gather(conn: Connection, accounts: list[str], last_runs: int = 5) -> dict[st
 def health(conn: Connection, accounts: list[str]) -> dict[str, dict[str, Any]]:
     """What the metrics publish of each account; empty when the schema is not at the code's head.
 
-    Every figure is read through an index over only the rows it counts (etl/schema.py), so the metrics of an
+    Every figure is read through an index over only the rows it counts (etl/store/schema.py), so the metrics of an
     idle run cost the same at any table size: unlike gather(), nothing here counts the whole table."""
     current = migrate.current_revision(conn)
     if current != migrate.head_revision():
@@ -41,7 +41,7 @@ def health(conn: Connection, accounts: list[str]) -> dict[str, dict[str, Any]]:
 
 def _health(conn: Connection, account: str) -> dict[str, Any]:
     mine = transcripts.c.account == account
-    # Pending as the sync re-checks it (etl.schema.NOT_FINAL): an unknown status is still to be settled.
+    # Pending as the sync re-checks it (etl.store.schema.NOT_FINAL): an unknown status is still to be settled.
     pending, oldest_pending = conn.execute(select(func.count(), func.min(transcripts.c.created)).where(mine, NOT_FINAL)).one()
     waiting, failing = conn.execute(
         select(

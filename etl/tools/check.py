@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from etl import migrate
-from etl.client import ApiClient
+from etl.api.client import ApiClient
 from etl.config import Settings
-from etl.db import connect, make_engine, masked
 from etl.errors import EXIT_CONFIG, ConfigError, EtlError, RetriesExhausted
+from etl.store import migrate
+from etl.store.engine import connect, make_engine, masked
 
 # A check should answer in seconds: one retry, a short budget, whatever the sync's settings allow.
 CHECK_RETRIES, CHECK_BUDGET_SECONDS = 1, 20.0

@@ -29,13 +29,13 @@ import time
 import uuid
 import zlib
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import islice
 from typing import Any
-from collections.abc import Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 REAL_BASE = "https://api.assemblyai.com"  # resource_url points at the real host, as the service does

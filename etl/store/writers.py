@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from etl.db import connect
+from etl.store.engine import connect
 
 _QUEUED = 4  # jobs waiting per writer: enough to keep it busy, few enough to keep memory flat
 _STOP = object()

@@ -20,15 +20,15 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, update
 
-from etl import derive, interrupt
-from etl.changes import next_change_seq
-from etl.client import TEXT_PARTS, ApiClient
-from etl.db import store_or_refuse
+from etl.api.client import TEXT_PARTS, ApiClient
+from etl.details import derive
 from etl.errors import AuthError, EtlError, RateLimited, RetriesExhausted
-from etl.items import DELETED_AUDIO_URL, FINAL_STATUSES, as_stored
-from etl.load import DETAIL_COLUMNS
-from etl.schema import EXTRA_DETAIL_TABLES, NEEDS_DETAILS, transcript_bodies, transcript_subtitles, transcript_words, transcripts
-from etl.storable import escape, storable_integer, storable_number, unescape
+from etl.model.items import DELETED_AUDIO_URL, FINAL_STATUSES, as_stored
+from etl.model.storable import escape, storable_integer, storable_number, unescape
+from etl.store import interrupt
+from etl.store.changes import next_change_seq
+from etl.store.engine import store_or_refuse
+from etl.store.schema import DETAIL_COLUMNS, EXTRA_DETAIL_TABLES, NEEDS_DETAILS, transcript_bodies, transcript_subtitles, transcript_words, transcripts
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ def _queue(conn: Connection, account: str) -> Iterator[list[tuple[str, int]]]:
 def _fetch(
     client: ApiClient, transcript_id: str, attempts: int, keep_presigned_credentials: bool, extra_details: tuple[str, ...]
 ) -> _Fetched:
-    """The body and, of a completed transcript, its `extra_details`, as stored (etl.storable, etl.presigned);
+    """The body and, of a completed transcript, its `extra_details`, as stored (etl.model.storable, etl.model.credentials);
     `transcript_id` is the stored id, the API is asked for its own. Any part that fails fails the fetch."""
     part = None  # the extra detail being fetched: named when it fails
     try:

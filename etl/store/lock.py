@@ -13,8 +13,8 @@ from contextlib import contextmanager
 
 from sqlalchemy import Connection, text
 
-from etl.db import sqlite_path
 from etl.errors import EtlError
+from etl.store.engine import sqlite_path
 
 
 class LockBusy(Exception):

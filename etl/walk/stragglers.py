@@ -24,14 +24,13 @@ import logging
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Protocol
 
-from sqlalchemy import Connection, func, select
-
-from etl.client import ApiClient
+from etl.api.client import ApiClient
 from etl.errors import ApiError
-from etl.extract import PAGE_SIZE, Boundary, Plausible, reaches
-from etl.items import PENDING_STATUSES, Item, parse_item
-from etl.schema import NOT_FINAL, transcripts
+from etl.model.items import PENDING_STATUSES, Item, parse_item
+from etl.model.position import Boundary
+from etl.walk.backwards import PAGE_SIZE, Plausible, reaches
 
 log = logging.getLogger(__name__)
 
@@ -51,67 +50,37 @@ class Straggler:
         return Boundary(self.id, self.created)
 
 
+class StoredRows(Protocol):
+    """What the re-check reads of the account's stored rows (etl.store.reads.StoredRows answers it)."""
+
+    def pending_below(self, high_water: Boundary, listed_since: datetime) -> list[tuple[str, datetime, str | None]]: ...
+
+    def nth_newest_created(self, n: int) -> datetime | None: ...
+
+    def next_newer(self, created: datetime) -> str | None: ...
+
+    def count_since(self, since: datetime) -> int: ...
+
+
 def recheck(
-    conn: Connection, client: ApiClient, account: str, high_water: Boundary | None, listed_since: datetime,
+    stored: StoredRows, client: ApiClient, high_water: Boundary | None, listed_since: datetime,
     keep_presigned_credentials: bool = False,
 ) -> Recheck:
-    """The re-check of this account's stragglers: iterate it for the items to store, then read `walk_to`."""
-    stragglers = _find(conn, account, high_water, listed_since)
-    top = _page_bottom(conn, account) if stragglers else None  # an idle run has none: one query, through an index
+    """The re-check of this account's stragglers: iterate it for the items to store, then read `walk_to`.
+    Those a walk down to `high_water` does not re-read are the pending ones created at or before it."""
+    if high_water is None:
+        return Recheck(stored, client, [], 0, [], keep_presigned_credentials)  # the next walk goes to the end of the listing
+    stragglers = [Straggler(*row) for row in stored.pending_below(high_water, listed_since)]
+    # When the oldest of the newest page's worth of stored transcripts was created. An idle run has no
+    # stragglers: then not even that query is made.
+    top = stored.nth_newest_created(PAGE_SIZE) if stragglers else None
     # Within a page of the newest stored transcript, the walk reaches a straggler for at most one more page:
     # no dearer than a filtered listing, so it is left to the walk.
     near = [s for s in stragglers if top is None or s.created >= top]
     deep = [s for s in stragglers if top is not None and s.created < top]
-    walk_pages = _walk_pages(conn, account, deep[0].created) if deep else 0
-    return Recheck(conn, client, account, deep, walk_pages, near, keep_presigned_credentials)
-
-
-def _find(conn: Connection, account: str, high_water: Boundary | None, listed_since: datetime) -> list[Straggler]:
-    """Pending transcripts still listed that a walk down to `high_water` does not re-read, oldest first."""
-    if high_water is None:
-        return []  # no walk has finished: the next one goes to the end of the listing
-    rows = conn.execute(
-        select(transcripts.c.id, transcripts.c.created, transcripts.c.status)
-        .where(
-            transcripts.c.account == account,
-            transcripts.c.unlisted_at.is_(None),
-            NOT_FINAL,
-            transcripts.c.created >= listed_since,
-            transcripts.c.created <= high_water.created,
-            transcripts.c.id != high_water.id,
-        )
-        .order_by(transcripts.c.created, transcripts.c.id)
-    ).all()
-    return [Straggler(row.id, row.created, row.status) for row in rows]
-
-
-def is_pending(conn: Connection, account: str, transcript_id: str) -> bool:
-    """Whether this stored transcript is still pending: the high water mark's own row is re-read by the walk
-    that meets it, not by `recheck`."""
-    return conn.execute(
-        select(transcripts.c.id).where(transcripts.c.account == account, transcripts.c.id == transcript_id, NOT_FINAL)
-    ).first() is not None
-
-
-def _page_bottom(conn: Connection, account: str) -> datetime | None:
-    """When the oldest of the newest page's worth of stored transcripts was created; None if fewer are stored."""
-    return conn.execute(
-        select(transcripts.c.created)
-        .where(transcripts.c.account == account, transcripts.c.unlisted_at.is_(None))
-        .order_by(transcripts.c.created.desc())
-        .offset(PAGE_SIZE - 1)
-        .limit(1)
-    ).scalar()
-
-
-def _neighbour(conn: Connection, account: str, created: datetime) -> str | None:
-    """The next newer transcript stored: one created at `created` is listed just below it."""
-    return conn.execute(
-        select(transcripts.c.id)
-        .where(transcripts.c.account == account, transcripts.c.unlisted_at.is_(None), transcripts.c.created > created)
-        .order_by(transcripts.c.created, transcripts.c.id)
-        .limit(1)
-    ).scalar()
+    # The pages a walk from the newest transcript down to the oldest of them reads, as far as the table knows.
+    walk_pages = stored.count_since(deep[0].created) // PAGE_SIZE + 1 if deep else 0
+    return Recheck(stored, client, deep, walk_pages, near, keep_presigned_credentials)
 
 
 class Recheck:
@@ -119,10 +88,10 @@ class Recheck:
     afterwards `walk_to` holds the stragglers the walk must go down to instead."""
 
     def __init__(
-        self, conn: Connection, client: ApiClient, account: str, stragglers: list[Straggler], walk_pages: int,
+        self, stored: StoredRows, client: ApiClient, stragglers: list[Straggler], walk_pages: int,
         walk_to: list[Straggler], keep_presigned_credentials: bool,
     ) -> None:
-        self.conn, self.client, self.account = conn, client, account
+        self.stored, self.client = stored, client
         self.stragglers = stragglers
         self.walk_pages = walk_pages  # what walking down to the oldest straggler would cost
         self.walk_to = list(walk_to)
@@ -185,7 +154,7 @@ class Recheck:
             seen.add(before_id)
 
     def _reread(self, straggler: Straggler) -> Item | None:
-        neighbour = _neighbour(self.conn, self.account, straggler.created)
+        neighbour = self.stored.next_newer(straggler.created)
         if neighbour is None:
             return None
         try:
@@ -205,11 +174,3 @@ def _unreliable(items: list[Item], status: str, seen: set[str]) -> str | None:
     if items and items[-1].id in seen:
         return f"listed transcript {items[-1].id} as the oldest of two pages"
     return None
-
-
-def _walk_pages(conn: Connection, account: str, since: datetime) -> int:
-    """The pages a walk from the newest transcript down to `since` reads (as far as the table knows)."""
-    rows = conn.execute(
-        select(func.count()).select_from(transcripts).where(transcripts.c.account == account, transcripts.c.created >= since)
-    ).scalar_one()
-    return rows // PAGE_SIZE + 1

@@ -27,10 +27,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from etl.client import ApiClient
+from etl.api.client import ApiClient
 from etl.errors import ApiError, PaginationError
-from etl.extract import CLOCK_SKEW, LISTING_WINDOW, PAGE_SIZE, WINDOW_SLACK, Boundary, Plausible, full_page, next_before_id
-from etl.items import Item, parse_item
+from etl.model.items import Item, parse_item
+from etl.model.position import Boundary
+from etl.walk.backwards import CLOCK_SKEW, LISTING_WINDOW, PAGE_SIZE, WINDOW_SLACK, Plausible, full_page, next_before_id
 
 # The most list items handed to the caller at once: the pages that have arrived while it stored the last.
 BATCH_ITEMS = 2_000

@@ -1,44 +1,34 @@
-"""Upserts and cursor writes, given a connection. The caller owns the transaction."""
+"""The writes of list items: a page's upsert, the purge of a deleted transcript's content and the marking
+of rows no longer listed. The caller owns the transaction."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from typing import Any, cast
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, update
 from sqlalchemy.exc import DBAPIError
 
-from etl.changes import next_change_seq
-from etl.db import refuses_value, store_or_refuse
-from etl.extract import Boundary
-from etl.items import DELETED_AUDIO_URL, Item
-from etl.schema import (
+from etl.model.items import DELETED_AUDIO_URL, Item
+from etl.model.storable import loads
+from etl.store.changes import next_change_seq
+from etl.store.engine import refuses_value, store_or_refuse
+from etl.store.schema import (
     DERIVED_TABLES,
+    DETAIL_COLUMNS,
     EXTRA_DETAIL_TABLES,
-    sync_cursors,
-    sync_partitions,
+    FEATURE_COLUMNS,
     transcript_bodies,
     transcript_status_changes,
     transcript_words,
     transcripts,
 )
-from etl.storable import escape, loads, unescape
 
 _UPDATED_ON_CHANGE = (
     "status", "created", "completed", "audio_url", "resource_url", "error", "raw", "changed_at", "deleted_at", "unlisted_at",
     "change_seq",
 )
-# What hydration stores from GET /v2/transcript/{id}: purged when the transcript is deleted.
-DETAIL_COLUMNS = (
-    "text", "audio_duration", "confidence", "language_code", "speech_model", "speech_models", "speech_model_used",
-)
-# What etl.derive stores on transcripts from the body: the features requested, and a few scalars.
-FEATURE_FLAGS = (
-    "speaker_labels", "sentiment_analysis", "entity_detection", "auto_highlights", "iab_categories", "content_safety",
-    "auto_chapters", "summarization", "redact_pii", "multichannel",
-)
-FEATURE_COLUMNS = (*FEATURE_FLAGS, "audio_channels", "language_confidence", "summary")
 
 
 @dataclass
@@ -52,20 +42,6 @@ class PageResult:
     bad_values: list[tuple[str | None, str, Any]] = field(default_factory=list)
     # (transcript id, why) for every item not stored: the database refused it, or it is not JSON.
     refused: list[tuple[str, str]] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Cursor:
-    high_water: Boundary | None = None
-    walk_top: Boundary | None = None
-    walk_before_id: str | None = None
-    walk_floor: Boundary | None = None
-    walk_full: bool = False
-
-    @property
-    def walking(self) -> bool:
-        """A walk was interrupted after at least one committed page: resume it before anything else."""
-        return self.walk_before_id is not None
 
 
 def upsert_page(conn: Connection, account: str, items: list[Item], now: datetime, *, all_new: bool = False) -> PageResult:
@@ -105,7 +81,7 @@ def upsert_page(conn: Connection, account: str, items: list[Item], now: datetime
     if not writes:
         return result
     # Taken last, just before the writes: on SQLite the write lock, on PostgreSQL the number's registration
-    # (etl.changes), is then held only until the commit.
+    # (etl.store.changes), is then held only until the commit.
     written = _write(conn, sql, account, writes, now, next_change_seq(conn), result)
     status_changes, newly_deleted = [], []
     for item in written:
@@ -184,7 +160,7 @@ class _PageSql:
     """The two statements of every page, sent straight to the driver in its own dialect.
 
     They are the hot path of a sync: through SQLAlchemy's type processing they cost about as much as
-    the HTTP requests. Values are converted here exactly as etl.schema's types store them (UTC text on
+    the HTTP requests. Values are converted here exactly as etl.store.schema's types store them (UTC text on
     SQLite, timestamptz and jsonb on PostgreSQL), and tests read every column back through SQLAlchemy.
     """
 
@@ -269,8 +245,8 @@ class _PageSql:
         # A str is a value read back from SQLite by stored(): already in storage form.
         if value is None or self.postgres or isinstance(value, str):
             return value
-        # etl.schema.UTCDateTime on SQLite: UTC wall time as SQLAlchemy's DATETIME text. Parsed timestamps
-        # are in UTC already (etl.items), so most need no conversion.
+        # etl.store.schema.UTCDateTime on SQLite: UTC wall time as SQLAlchemy's DATETIME text. Parsed timestamps
+        # are in UTC already (etl.model.items), so most need no conversion.
         if value.tzinfo is not timezone.utc:
             value = value.astimezone(timezone.utc)
         return value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
@@ -285,130 +261,6 @@ def purge_content(conn: Connection, account: str, transcript_ids: list[str]) -> 
     conn.execute(update(transcripts).where(mine).values(**{name: None for name in (*DETAIL_COLUMNS, *FEATURE_COLUMNS)}))
     for table in (transcript_words, transcript_bodies, *DERIVED_TABLES.values(), *dict.fromkeys(EXTRA_DETAIL_TABLES.values())):
         conn.execute(delete(table).where(table.c.account == account, table.c.transcript_id.in_(transcript_ids)))
-
-
-def read_cursor(conn: Connection, account: str) -> Cursor:
-    row = conn.execute(select(sync_cursors).where(sync_cursors.c.account == account)).mappings().first()
-    if row is None:
-        return Cursor()
-    return Cursor(
-        high_water=_boundary(row, "high_water"),
-        walk_top=_boundary(row, "walk_top"),
-        walk_before_id=None if row["walk_before_id"] is None else unescape(row["walk_before_id"]),
-        walk_floor=_boundary(row, "walk_floor"),
-        walk_full=row["walk_full"],
-    )
-
-
-def save_cursor(conn: Connection, account: str, cursor: Cursor, now: datetime) -> None:
-    values: dict[str, Any] = {
-        # walk_before_id is the API's own id, sent back as it came; the boundaries are stored ids already.
-        "account": account, "walk_before_id": cursor.walk_before_id and escape(cursor.walk_before_id),
-        "walk_full": cursor.walk_full, "updated_at": now,
-    }
-    for prefix in ("high_water", "walk_top", "walk_floor"):
-        boundary: Boundary | None = getattr(cursor, prefix)
-        values[f"{prefix}_id"] = boundary.id if boundary else None
-        values[f"{prefix}_created"] = boundary.created if boundary else None
-    conn.execute(_cursor_upsert(conn.dialect.name), values)
-
-
-_CURSOR_COLUMNS = (
-    "walk_before_id", "walk_full", "updated_at", "high_water_id", "high_water_created", "walk_top_id", "walk_top_created",
-    "walk_floor_id", "walk_floor_created",
-)
-_cursor_upserts: dict[str, Any] = {}
-
-
-def _cursor_upsert(dialect: str) -> Any:
-    """The cursor's upsert, built once: it runs with every page, and building it cost more than running it."""
-    if dialect not in _cursor_upserts:
-        statement = _upsert_insert(dialect)(sync_cursors)
-        _cursor_upserts[dialect] = statement.on_conflict_do_update(
-            index_elements=[sync_cursors.c.account], set_={name: statement.excluded[name] for name in _CURSOR_COLUMNS}
-        )
-    return _cursor_upserts[dialect]
-
-
-def _upsert_insert(dialect: str) -> Any:
-    """The dialect's own insert(), which has ON CONFLICT: imported when used, so that a run on SQLite never
-    loads the PostgreSQL dialect (a tenth of an idle run's start-up)."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-
-        return postgresql_insert
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert
-
-
-@dataclass(frozen=True)
-class DayPosition:
-    """Where one UTC day of a partitioned walk has got to, and the newest and oldest transcripts it listed."""
-
-    before_id: str | None = None
-    done: bool = False
-    newest: Boundary | None = None
-    oldest: Boundary | None = None
-
-
-def read_partitions(conn: Connection, account: str) -> tuple[dict[date, DayPosition], bool]:
-    """The account's partitioned walk in progress (no days: none) and whether it is a full one."""
-    rows = conn.execute(select(sync_partitions).where(sync_partitions.c.account == account)).mappings().all()
-    positions = {
-        row["day"]: DayPosition(
-            None if row["before_id"] is None else unescape(row["before_id"]), row["done"],
-            _boundary(row, "newest"), _boundary(row, "oldest"),
-        )
-        for row in rows
-    }
-    return positions, any(row["walk_full"] for row in rows)
-
-
-def start_partitions(conn: Connection, account: str, days: list[date], walk_full: bool, now: datetime) -> None:
-    conn.execute(
-        insert(sync_partitions),
-        [{"account": account, "day": day, "done": False, "walk_full": walk_full, "updated_at": now} for day in days],
-    )
-
-
-def save_partitions(conn: Connection, account: str, positions: dict[date, DayPosition], now: datetime) -> None:
-    """Where these days have got to: one statement for all of them (compiled once, run as executemany)."""
-    rows: list[dict[str, Any]] = []
-    for day, position in positions.items():
-        row: dict[str, Any] = {
-            "b_account": account, "b_day": day, "before_id": position.before_id and escape(position.before_id),
-            "done": position.done, "updated_at": now,
-        }
-        for prefix in ("newest", "oldest"):
-            boundary: Boundary | None = getattr(position, prefix)
-            row[f"{prefix}_id"] = boundary.id if boundary else None
-            row[f"{prefix}_created"] = boundary.created if boundary else None
-        rows.append(row)
-    if rows:
-        conn.execute(_SAVE_PARTITION, rows)
-
-
-_SAVE_PARTITION = update(sync_partitions).where(
-    sync_partitions.c.account == bindparam("b_account"), sync_partitions.c.day == bindparam("b_day")
-)
-
-
-def end_partitions(conn: Connection, account: str) -> None:
-    conn.execute(delete(sync_partitions).where(sync_partitions.c.account == account))
-
-
-def partitions_refused(conn: Connection, account: str) -> str | None:
-    """Why this account's API is walked serially, once a partitioned walk found `created_on` misread."""
-    return conn.execute(select(sync_cursors.c.partitions_refused).where(sync_cursors.c.account == account)).scalar()
-
-
-def refuse_partitions(conn: Connection, account: str, reason: str, now: datetime) -> None:
-    values = {"account": account, "partitions_refused": escape(reason), "walk_full": False, "updated_at": now}
-    statement = _upsert_insert(conn.dialect.name)(sync_cursors).values(values)
-    conn.execute(statement.on_conflict_do_update(
-        index_elements=[sync_cursors.c.account], set_={"partitions_refused": values["partitions_refused"]}
-    ))
 
 
 def mark_unlisted(
@@ -430,19 +282,3 @@ def mark_unlisted(
     if odd_listed:
         statement = statement.where(transcripts.c.id.not_in(sorted(odd_listed)))
     return conn.execute(statement.values(unlisted_at=now, change_seq=next_change_seq(conn))).rowcount
-
-
-def has_rows(conn: Connection, account: str) -> bool:
-    return conn.execute(select(transcripts.c.id).where(transcripts.c.account == account).limit(1)).first() is not None
-
-
-def created_of(conn: Connection, account: str, transcript_id: str) -> datetime | None:
-    """The `created` of a transcript named by its id as the API sends it."""
-    return conn.execute(
-        select(transcripts.c.created).where(transcripts.c.account == account, transcripts.c.id == escape(transcript_id))
-    ).scalar()
-
-
-def _boundary(row: Any, prefix: str) -> Boundary | None:
-    transcript_id, created = row[f"{prefix}_id"], row[f"{prefix}_created"]
-    return Boundary(transcript_id, created) if transcript_id is not None and created is not None else None

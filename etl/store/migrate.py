@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.exc import DBAPIError
 
-from etl import lock
 from etl.errors import DatabaseError, SchemaTooNew, UsageError
+from etl.store import lock
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -76,7 +76,7 @@ def ensure_schema(conn: Connection) -> None:
 def is_new(conn: Connection) -> bool:
     """Whether the database holds none of aai-etl's tables, nor Alembic's (one that was downgraded to base
     has that): then create_head may make the schema, with nothing to migrate."""
-    from etl.schema import metadata
+    from etl.store.schema import metadata
 
     return not {*metadata.tables, "alembic_version"} & set(inspect(conn).get_table_names())
 
@@ -89,7 +89,7 @@ def create_head(conn: Connection) -> None:
     (0007), and alembic_version at HEAD."""
     from sqlalchemy.schema import CreateIndex, CreateSequence, CreateTable, SetColumnComment
 
-    from etl import schema, views
+    from etl.store import schema, views
 
     _begin_ddl(conn)
     postgres = conn.dialect.name == "postgresql"

@@ -7,14 +7,14 @@ import logging
 import sys
 import time
 import uuid
-from datetime import datetime, timezone
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 import click
 
 from etl.errors import redact
-from etl.progress import RunProgress, Ticker, TerminalBars, describe
+from etl.outputs.progress import RunProgress, TerminalBars, Ticker, describe
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from etl.presigned import has_credentials, redact_credentials
-from etl.storable import dumps, escape_json
+from etl.model.credentials import has_credentials, redact_credentials
+from etl.model.storable import dumps, escape_json
 
 STATUSES = frozenset({"queued", "processing", "completed", "error"})
 PENDING_STATUSES = ("queued", "processing")
@@ -38,7 +38,7 @@ class Item:
 
 def as_stored(value: Any, *, redact: bool) -> tuple[Any, str]:
     """A decoded JSON value as it is stored, and its JSON text: credentials redacted if `redact`
-    (etl.presigned), every string made storable (etl.storable). ValueError for NaN or Infinity, which are not
+    (etl.model.credentials), every string made storable (etl.model.storable). ValueError for NaN or Infinity, which are not
     JSON; RecursionError for a value too deep to walk.
 
     The text is needed to store the value anyway, and it is ASCII: every character a database refuses is
@@ -56,8 +56,8 @@ def as_stored(value: Any, *, redact: bool) -> tuple[Any, str]:
 
 
 def parse_item(raw: Any, keep_presigned_credentials: bool = False) -> Item:
-    """The item as stored: every string made storable (etl.storable), the credentials of presigned URLs
-    redacted wherever the item quotes them unless asked to keep them (etl.presigned), the typed columns read
+    """The item as stored: every string made storable (etl.model.storable), the credentials of presigned URLs
+    redacted wherever the item quotes them unless asked to keep them (etl.model.credentials), the typed columns read
     from it."""
     if not isinstance(raw, dict):
         return Item(None, {"raw": raw}, ("item",))

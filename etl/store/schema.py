@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from sqlalchemy import (
-    Date,
     JSON,
     BigInteger,
     Boolean,
     Column,
+    ColumnElement,
+    Date,
     DateTime,
     Float,
     ForeignKeyConstraint,
@@ -21,13 +22,12 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
-    ColumnElement,
     and_,
     literal_column,
     or_,
 )
 
-from etl.items import FINAL_STATUSES
+from etl.model.items import FINAL_STATUSES
 
 # Named constraints let Alembic's batch mode on SQLite find and alter them by name.
 metadata = MetaData(
@@ -134,14 +134,26 @@ transcripts = Table(
     Index(None, "hydrated_at", "account"),  # hydrated_at first: an account-first index lured lookups by id
 )
 
+# What hydration stores from GET /v2/transcript/{id}: purged when the transcript is deleted.
+DETAIL_COLUMNS = (
+    "text", "audio_duration", "confidence", "language_code", "speech_model", "speech_models", "speech_model_used",
+)
+# What etl.details.derive stores on transcripts from the body: the features requested, and a few scalars.
+FEATURE_FLAGS = (
+    "speaker_labels", "sentiment_analysis", "entity_detection", "auto_highlights", "iab_categories", "content_safety",
+    "auto_chapters", "summarization", "redact_pii", "multichannel",
+)
+FEATURE_COLUMNS = (*FEATURE_FLAGS, "audio_channels", "language_confidence", "summary")
+
+
 # The two sets an idle run asks about, each behind a partial index that holds only its rows, so asking costs
 # the same at any table size and no statistics can make a scan look cheaper. The statuses are written into
 # the SQL, not bound: a planner uses a partial index only when it can match the query's predicate to the
 # index's, which a value not yet bound cannot be (PostgreSQL's generic plans, SQLite's first prepare).
 _FINAL: list[ColumnElement[str]] = [literal_column(f"'{status}'") for status in FINAL_STATUSES]
-# Pending: queued, processing, or a status unknown or unreadable (etl/stragglers.py re-checks them).
+# Pending: queued, processing, or a status unknown or unreadable (etl/walk/stragglers.py re-checks them).
 NOT_FINAL = or_(transcripts.c.status.is_(None), transcripts.c.status.not_in(_FINAL))
-# Final, not deleted, details not yet fetched: the hydration queue (etl/hydrate.py; status counts it too).
+# Final, not deleted, details not yet fetched: the hydration queue (etl/details/hydrate.py; status counts it too).
 NEEDS_DETAILS = and_(transcripts.c.status.in_(_FINAL), transcripts.c.hydrated_at.is_(None), transcripts.c.deleted_at.is_(None))
 _PARTIAL_INDEXES = (
     Index("ix_transcripts_pending", transcripts.c.account, transcripts.c.created, transcripts.c.id, sqlite_where=NOT_FINAL),
@@ -151,7 +163,7 @@ _PARTIAL_INDEXES = (
 
 def give_partial_indexes_their_predicate(dialect: str) -> None:
     """Give the partial indexes their predicate on PostgreSQL, before their DDL is compiled there
-    (etl.migrate.create_head; the migrations spell theirs out).
+    (etl.store.migrate.create_head; the migrations spell theirs out).
 
     Not as postgresql_where= above: SQLAlchemy loads a dialect to check its keyword arguments, and that
     would import the PostgreSQL dialect into every SQLite run. The predicate is the same on both."""
@@ -160,7 +172,7 @@ def give_partial_indexes_their_predicate(dialect: str) -> None:
             index.dialect_options["postgresql"]["where"] = index.dialect_options["sqlite"]["where"]
 
 
-# Where change_seq numbers come from (etl.changes). SQLite: one row, one number, the next value taken
+# Where change_seq numbers come from (etl.store.changes). SQLite: one row, one number, the next value taken
 # under the database's write lock. PostgreSQL: the sequence, so that writers commit at once. There the
 # table is empty: migration 0007 moved its value into the sequence (a downgrade puts it back).
 change_counter = Table(
@@ -406,7 +418,7 @@ sync_run_writers = Table(
 )
 
 # Where a database upgraded by the migrations has its columns in another order than the tables above
-# (a migration adds a column at the end): etl.migrate.create_head gives a new database the same order, so
+# (a migration adds a column at the end): etl.store.migrate.create_head gives a new database the same order, so
 # every database's `SELECT *` and dump look alike. A column not named here comes after those that are.
 UPGRADED_COLUMN_ORDER = {
     "transcripts": [

@@ -18,9 +18,9 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from etl import status
-from etl.db import connect
 from etl.errors import CannotConnect, SyncAlreadyRunning
+from etl.outputs import status
+from etl.store.engine import connect
 
 log = logging.getLogger(__name__)
 

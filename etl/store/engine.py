@@ -15,7 +15,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from etl.errors import CannotConnect, DatabaseError, DatabaseUrlError, install_hint
-from etl.storable import dumps, loads
+from etl.model.storable import dumps, loads
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 _EMPTY_CHECKS = 20  # at 0.1 s: how long an empty file may take to become a database
@@ -52,7 +52,7 @@ def masked(url: URL | str) -> str:
     return url.render_as_string(hide_password=True)
 
 
-# JSON read and written with every number exact (etl.storable), `raw` and bodies on both databases alike.
+# JSON read and written with every number exact (etl.model.storable), `raw` and bodies on both databases alike.
 _JSON = {"json_serializer": dumps, "json_deserializer": loads}
 
 

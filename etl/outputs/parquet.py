@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import JSON, BigInteger, Boolean, Connection, Float, Integer, Table, Text, cast, func, select, type_coerce
 from sqlalchemy.sql.elements import ColumnElement
 
-from etl.changes import settled
 from etl.errors import ConfigError, install_hint
-from etl.schema import DERIVED_TABLES, EXTRA_DETAIL_TABLES, RawJSON, UTCDateTime, transcript_status_changes, transcripts
+from etl.store.changes import settled
+from etl.store.schema import DERIVED_TABLES, EXTRA_DETAIL_TABLES, RawJSON, UTCDateTime, transcript_status_changes, transcripts
 
 if TYPE_CHECKING:
     import pyarrow
@@ -51,7 +51,7 @@ def export(conn: Connection, since: int | None, directory: Path, account: str | 
     return (rows per table written, the next watermark). Every file appears whole or not at all."""
     import pyarrow.parquet as pq
 
-    bound = settled(conn)  # taken before the snapshot begins: see etl.changes
+    bound = settled(conn)  # taken before the snapshot begins: see etl.store.changes
     if bound is None or bound <= (since or 0):
         return {}, since or 0
     _snapshot(conn)  # every table read as of one instant: a transcript and its rows always agree

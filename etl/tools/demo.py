@@ -1,6 +1,6 @@
 """`aai-etl demo`: the whole loop against a simulated API, for someone without an API key yet.
 
-The simulator (etl/simulator.py) serves real HTTP on loopback; everything after that is the production
+The simulator (etl/tools/simulator.py) serves real HTTP on loopback; everything after that is the production
 path: the same client, sync, hydration and schema as `aai-etl sync`.
 """
 
@@ -14,14 +14,14 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from etl import stats
-from etl.client import ApiClient
-from etl.db import make_engine
+from etl.api.client import ApiClient
+from etl.details.hydrate import HydrateOptions
 from etl.errors import UsageError
-from etl.hydrate import HydrateOptions
-from etl.report import text_table
-from etl.simulator import FakeAssemblyAI
+from etl.outputs import stats
+from etl.outputs.report import text_table
+from etl.store.engine import make_engine
 from etl.sync import RunStats, run_sync
+from etl.tools.simulator import FakeAssemblyAI
 
 ACCOUNT = "default"  # what `aai-etl status` shows without a config file
 DEMO_KEY = "demo-key-not-a-real-one"

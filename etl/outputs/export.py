@@ -1,6 +1,6 @@
 """The change feed: every transcript row written after a watermark, and the watermark to ask from next.
 
-The watermark is a change sequence, not a time. An export reads only up to the bound etl.changes
+The watermark is a change sequence, not a time. An export reads only up to the bound etl.store.changes
 settles: every transaction that holds a number up to it has ended. So a row that commits while an
 export runs, or after it, is above that export's watermark, never below it, however many writers
 commit at once.
@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
 
 from etl.errors import EtlError
-from etl.storable import dumps
+from etl.model.storable import dumps
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -27,10 +27,10 @@ FORMATS = ("jsonl", "csv")
 def export(conn: Connection, since: int | None, fmt: str, out: IO[str], account: str | None = None) -> tuple[int, int]:
     """Write the rows changed after `since` (all rows if None) to `out`; return (rows, next watermark)."""
     watermark, count = since or 0, 0
-    from etl.changes import settled  # here, not at the top: see _changed
+    from etl.store.changes import settled  # here, not at the top: see _changed
 
     # Every column of the table, in its order: what --format parquet writes too.
-    from etl.schema import transcripts
+    from etl.store.schema import transcripts
 
     writer = _writer(fmt, out, [column.name for column in transcripts.columns])
     bound = settled(conn)
@@ -84,7 +84,7 @@ def _changed(conn: Connection, since: int | None, bound: int, account: str | Non
     # Imported here: the CLI reads FORMATS for every command's start-up, which need not load SQLAlchemy.
     from sqlalchemy import select
 
-    from etl.schema import transcripts
+    from etl.store.schema import transcripts
 
     # One statement: one consistent snapshot, streamed so memory stays flat however many rows changed.
     query = (

@@ -1,0 +1,2 @@
+"""One transcript's body: fetching the details of final transcripts (hydration) and deriving the words,
+audio-intelligence and extra-detail tables from it."""
