@@ -46,7 +46,8 @@ from sqlalchemy import insert, text, update  # noqa: E402
 from etl.model.items import parse_item  # noqa: E402
 from etl.model.position import Boundary  # noqa: E402
 from etl.store.engine import make_engine  # noqa: E402
-from etl.store.positions import Cursor, save_cursor
+from etl.model.position import Cursor
+from etl.store.positions import save_cursor
 from etl.store.schema import sync_runs, transcripts  # noqa: E402
 from etl.store.writes import upsert_page  # noqa: E402
 

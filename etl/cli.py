@@ -266,19 +266,14 @@ def _run_accounts(settings: Settings, account_name: str | None, *, full: bool, l
     meta = click.get_current_context().meta
     meta[_METRICS_OWED] = bool(settings.metrics_file or settings.pushgateway)
     from etl.api.client import ApiClient
-    from etl.details import derive
-    from etl.details.hydrate import HydrateOptions
     from etl.outputs import metrics
-    from etl.sync import run_sync
+    from etl.sync import SyncOptions, run_sync
 
     accounts = settings.select(account_name)
     engine = _engine(settings)
     meta[_RESUMES] = True
     reporter = _reporter()
-    hydration = HydrateOptions(
-        settings.hydrate_workers, settings.store_words, settings.store_bodies, settings.keep_presigned_credentials,
-        derive.Deriver(settings.derived_tables), settings.extra_details,
-    ) if hydrate else None
+    options = SyncOptions.from_settings(settings, full=full, listing=listing, hydrate=hydrate)
     recorder = metrics.Recorder(settings.metrics_file, settings.pushgateway)
     on_event = recorder.observing(reporter.event) if settings.metrics_file or settings.pushgateway else reporter.event
     failed: dict[str, int] = {}
@@ -286,12 +281,7 @@ def _run_accounts(settings: Settings, account_name: str | None, *, full: bool, l
         for account in accounts:
             try:
                 with ApiClient.for_account(settings, account) as client:
-                    stats = run_sync(
-                        engine, client, account.name, on_event, full=full, listing=listing, hydration=hydration,
-                        keep_presigned_credentials=settings.keep_presigned_credentials,
-                        partitions=settings.partitions, partition_days=settings.partition_days,
-                        partition_writers=settings.partition_writers,
-                    )
+                    stats = run_sync(engine, client, account.name, options, on_event)
                 reporter.summary(account.name, stats, listing)
             except KeyboardInterrupt as exc:
                 recorder.failed(account.name, exc)  # stopped before run_sync recorded it: a failed run all the same
@@ -319,13 +309,13 @@ def _run_accounts(settings: Settings, account_name: str | None, *, full: bool, l
 @common_options
 def derive_command(account_name: str | None, again: bool, refetch: bool) -> None:
     """Fill the audio intelligence tables from stored bodies for transcripts fetched before: no API requests."""
-    from etl.sync import derive_from_bodies
+    from etl.details.derive import from_bodies
 
     settings = _settings()
     engine = _engine(settings)
     say = (lambda line: None) if settings.quiet else _reporter().echo
     for account in settings.select(account_name):
-        count, without, troubled = derive_from_bodies(engine, account.name, settings.derived_tables, again=again, refetch=refetch)
+        count, without, troubled = from_bodies(engine, account.name, settings.derived_tables, again=again, refetch=refetch)
         if refetch:
             say(f"'{account.name}': {count:,} transcripts queued; `aai-etl hydrate` fetches them again")
             continue

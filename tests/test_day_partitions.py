@@ -24,7 +24,7 @@ from conftest import (
 from sqlalchemy import create_engine, select
 
 from etl.store.schema import sync_cursors, sync_partitions, sync_runs
-from etl.sync import SWITCH_PAGES
+from etl.walk.planner import SWITCH_PAGES
 from etl.tools.simulator import FakeAssemblyAI
 
 PARTITIONS = {"AAI_ETL_PARTITIONS": "days", "AAI_ETL_PARTITION_DAYS": "8"}

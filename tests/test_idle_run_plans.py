@@ -17,7 +17,8 @@ from etl.model.items import parse_item
 from etl.model.position import Boundary
 from etl.store import migrate
 from etl.store.engine import make_engine
-from etl.store.positions import Cursor, save_cursor
+from etl.model.position import Cursor
+from etl.store.positions import save_cursor
 from etl.store.schema import sync_runs, transcripts
 from etl.store.writes import upsert_page
 from etl.tools.simulator import FakeAssemblyAI

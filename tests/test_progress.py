@@ -146,7 +146,7 @@ def _read_all(fd: int) -> bytes:
 
 def test_rate_and_eta_are_of_the_current_phase_not_of_the_whole_run():
     from etl.outputs.progress import RunProgress, describe
-    from etl.sync import RunStats
+    from etl.sync.record import RunStats
 
     now = [0.0]
     progress = RunProgress(clock=lambda: now[0])

@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, ColumnElement, Connection, Float, Integer, Table, Text, and_, bindparam, func, select, update
+from sqlalchemy import JSON, ColumnElement, Connection, Engine, Float, Integer, Table, Text, and_, bindparam, func, select, update
 
 from etl.model.storable import dumps, storable_integer, storable_number
-from etl.store import interrupt
+from etl.store import interrupt, runs
 from etl.store.changes import next_change_seq
 from etl.store.schema import DERIVED_TABLES, FEATURE_COLUMNS, FEATURE_FLAGS, RawJSON, transcript_bodies, transcripts
 
@@ -385,3 +385,22 @@ def _underivable(account: str) -> ColumnElement[bool]:
         transcripts.c.account == account, transcripts.c.hydrated_at.is_not(None), transcripts.c.deleted_at.is_(None),
         transcripts.c.derived_at.is_(None), ~has_body,
     )
+
+
+def from_bodies(
+    engine: Engine, account: str, tables: tuple[str, ...], *, again: bool = False, refetch: bool = False
+) -> tuple[int, int, int]:
+    """The `derive` command: fill the derived tables from stored bodies, for transcripts hydrated before they
+    existed (no API requests); return (transcripts derived, transcripts left without a stored body,
+    transcripts whose body had a trouble: said as warnings the first time they are derived, only counted
+    `again`). With `refetch`, queue those without a body for the next hydration instead; return
+    (transcripts queued, 0, 0). Holds the account's run lock, like a sync."""
+    with runs.locked(engine, account) as conn:
+        if refetch:
+            return refetch_without_bodies(conn, account), 0, 0
+        deriver = Deriver(tables)
+        try:
+            derived = backfill(conn, account, deriver, datetime.now(timezone.utc), again)
+        finally:
+            troubled = deriver.tell(say=not again)
+        return derived, without_bodies(conn, account), troubled

@@ -18,7 +18,10 @@ import os
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:  # the handler is installed before SQLAlchemy is imported: see the module's docstring
+    from sqlalchemy import Connection
 
 INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
 STARTING_LINE = "aai-etl: error: interrupted while starting; nothing was written\n"
@@ -87,3 +90,11 @@ def _on_signal(signum: int, frame: object) -> None:
         _pending = True
         return
     _stop()
+
+
+@contextmanager
+def committed(conn: Connection) -> Iterator[None]:
+    """Database work that commits as one transaction, which a signal must not cut: the commit ends it."""
+    with writing():
+        yield
+        conn.commit()

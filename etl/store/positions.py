@@ -3,29 +3,14 @@ positions of a walk by days. The caller owns the transaction."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
-from etl.model.position import Boundary
+from etl.model.position import Boundary, Cursor, DayPosition
 from etl.model.storable import escape, unescape
 from etl.store.schema import sync_cursors, sync_partitions
-
-
-@dataclass(frozen=True)
-class Cursor:
-    high_water: Boundary | None = None
-    walk_top: Boundary | None = None
-    walk_before_id: str | None = None
-    walk_floor: Boundary | None = None
-    walk_full: bool = False
-
-    @property
-    def walking(self) -> bool:
-        """A walk was interrupted after at least one committed page: resume it before anything else."""
-        return self.walk_before_id is not None
 
 
 def read_cursor(conn: Connection, account: str) -> Cursor:
@@ -81,16 +66,6 @@ def _upsert_insert(dialect: str) -> Any:
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     return sqlite_insert
-
-
-@dataclass(frozen=True)
-class DayPosition:
-    """Where one UTC day of a partitioned walk has got to, and the newest and oldest transcripts it listed."""
-
-    before_id: str | None = None
-    done: bool = False
-    newest: Boundary | None = None
-    oldest: Boundary | None = None
 
 
 def read_partitions(conn: Connection, account: str) -> tuple[dict[date, DayPosition], bool]:

@@ -20,7 +20,8 @@ from etl.errors import UsageError
 from etl.outputs import stats
 from etl.outputs.report import text_table
 from etl.store.engine import make_engine
-from etl.sync import RunStats, run_sync
+from etl.sync import SyncOptions, run_sync
+from etl.sync.record import RunStats
 from etl.tools.simulator import FakeAssemblyAI
 
 ACCOUNT = "default"  # what `aai-etl status` shows without a config file
@@ -62,7 +63,7 @@ def run(path: Path, say: Callable[[str], None], on_sync: Callable[[str, RunStats
         def sync(step: str) -> None:
             say(f"\n{step}")
             with ApiClient(api.base_url, DEMO_KEY, max_retries=2, backoff_seconds=0.05, requests_per_minute=DEMO_BUDGET) as client:
-                stats_ = run_sync(engine, client, ACCOUNT, hydration=HydrateOptions(workers=8, store_words=True))
+                stats_ = run_sync(engine, client, ACCOUNT, SyncOptions(hydration=HydrateOptions(workers=8, store_words=True)))
             on_sync(ACCOUNT, stats_)
 
         say(f"A simulated AssemblyAI API is listening on {api.base_url} with {len(api.listing())} transcripts.")
