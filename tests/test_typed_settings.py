@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 import typing
+from pathlib import Path
 
 import pytest
 
 from etl.config import SETTINGS, Settings, load_settings
 
+ROOT = Path(__file__).resolve().parent.parent
 # The Python type of each kind of the table: a list of names is a tuple of strings.
 _TYPES: dict[type, typing.Any] = {str: str, int: int, float: float, bool: bool, tuple: tuple[str, ...]}
 
@@ -37,3 +41,20 @@ def test_a_number_is_loaded_as_its_fields_type(tmp_path, setting):
     for settings in (load_settings(path, {}), load_settings(None, {setting.variable: str(whole)})):
         assert type(getattr(settings, setting.name)) is setting.kind
 
+
+def test_mypy_names_a_misspelled_setting(tmp_path):
+    """A misspelled setting fails the type check instead of an AttributeError in the middle of a run."""
+    for name, attribute in (("misspelled", "reqests_per_minute"), ("spelled_right", "requests_per_minute")):
+        (tmp_path / f"{name}.py").write_text(
+            "from etl.config import Settings\n\n\n"
+            f"def pace(settings: Settings) -> float:\n    return settings.{attribute}\n"
+        )
+    # From the checkout: mypy finds etl there, with the project's own mypy settings.
+    checked = subprocess.run(
+        [sys.executable, "-m", "mypy", str(tmp_path / "misspelled.py"), str(tmp_path / "spelled_right.py")],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    errors = [line.split(":", 2) for line in checked.stdout.splitlines() if ": error:" in line]
+    assert (checked.returncode, len(errors)) == (1, 1), checked.stdout + checked.stderr
+    (where, line, message), = errors
+    assert (Path(where).name, line) == ("misspelled.py", "5") and '"reqests_per_minute"' in message, checked.stdout
