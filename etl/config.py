@@ -3,6 +3,7 @@
 Every setting is one entry of SETTINGS: its TOML key, its environment variable, its flag, its type,
 default and allowed values, and the line that documents it. The file, environment and flag parsing,
 the example file (`aai-etl config example`) and the documentation's settings page all come from there.
+`Settings` holds one typed field for each, so mypy checks every use of a setting by name and type.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -225,28 +226,53 @@ class Account:
         )
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Every setting of SETTINGS as an attribute (`settings.read_timeout`), where each came from, the accounts."""
+def _default(name: str) -> Any:
+    return _BY_NAME[name].default
 
-    values: Mapping[str, Any] = field(default_factory=lambda: {s.name: s.default for s in SETTINGS})
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting of SETTINGS as a typed attribute (`settings.read_timeout`), where each came from, the accounts.
+
+    One field per setting, in the table's order, typed as the table's kind (`X | None` when it has no default),
+    defaulting to the table's default; tests/test_typed_settings.py fails when the two differ."""
+
+    database_url: str = _default("database_url")
+    database_schema: str = _default("database_schema")
+    database_connect_timeout: int = _default("database_connect_timeout")
+    region: str = _default("region")
+    base_url: str | None = _default("base_url")  # set from region by load_settings when no source sets it
+    connect_timeout: float = _default("connect_timeout")
+    read_timeout: float = _default("read_timeout")
+    request_deadline: float = _default("request_deadline")
+    max_retries: int = _default("max_retries")
+    retry_budget_seconds: float = _default("retry_budget_seconds")
+    backoff_seconds: float = _default("backoff_seconds")
+    requests_per_minute: float = _default("requests_per_minute")
+    log_format: str = _default("log_format")
+    quiet: bool = _default("quiet")
+    hydrate: bool = _default("hydrate")
+    hydrate_workers: int = _default("hydrate_workers")
+    partitions: str = _default("partitions")
+    partition_days: int = _default("partition_days")
+    partition_writers: int = _default("partition_writers")
+    store_words: bool = _default("store_words")
+    store_bodies: bool = _default("store_bodies")
+    derived_tables: tuple[str, ...] = _default("derived_tables")
+    extra_details: tuple[str, ...] = _default("extra_details")
+    private_files: bool = _default("private_files")
+    keep_presigned_credentials: bool = _default("keep_presigned_credentials")
+    progress_interval: float = _default("progress_interval")
+    metrics_file: str | None = _default("metrics_file")
+    pushgateway: str | None = _default("pushgateway")
+
     sources: Mapping[str, str] = field(default_factory=dict)
     accounts: tuple[Account, ...] = ()
     warnings: tuple[str, ...] = ()  # for the CLI to log once its output is set up
 
-    def __getattr__(self, name: str) -> Any:
-        values = self.__dict__.get("values", {})
-        if name not in values:
-            raise AttributeError(name)
-        return values[name]
-
     def source(self, name: str) -> str:
         """Where a setting's value came from: a config file's key, a variable, a flag, or the default."""
         return self.sources.get(name, "its default")
-
-    def with_values(self, **changes: Any) -> Settings:
-        """A copy with some values changed: a command's own overrides (check's short retries)."""
-        return replace(self, values={**self.values, **changes})
 
     @property
     def secrets(self) -> list[str | None]:
@@ -299,7 +325,7 @@ def load_settings(
     if values["base_url"] is None:  # base_url wins over region, whichever source each came from
         values["base_url"], sources["base_url"] = REGIONS[values["region"]], sources.get("region", "its default")
     accounts = _accounts(account_tables, values["base_url"], environ, file_source)
-    return Settings(values, sources, accounts, tuple(_unknown_variables(environ)))
+    return Settings(**values, sources=sources, accounts=accounts, warnings=tuple(_unknown_variables(environ)))
 
 
 def parse(setting: Setting, value: Any, where: str, text: bool = False) -> Any:

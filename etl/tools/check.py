@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from etl.api.client import ApiClient
 from etl.config import Settings
@@ -34,7 +34,7 @@ def run(settings: Settings, source: str | None) -> list[Check]:
     accounts = ", ".join(account.name for account in settings.accounts)
     checks = [Check("settings", True, f"{source or 'defaults and environment'}; accounts: {accounts}")]
     checks.append(_database(settings))
-    quick = settings.with_values(max_retries=min(settings.max_retries, CHECK_RETRIES), retry_budget_seconds=CHECK_BUDGET_SECONDS)
+    quick = replace(settings, max_retries=min(settings.max_retries, CHECK_RETRIES), retry_budget_seconds=CHECK_BUDGET_SECONDS)
     checks.extend(_account(quick, account) for account in settings.accounts)
     return checks
 
