@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, update
 
 from etl import derive, interrupt
+from etl import values as readers
 from etl.changes import next_change_seq
 from etl.client import TEXT_PARTS, ApiClient
 from etl.db import store_or_refuse
@@ -28,7 +29,7 @@ from etl.errors import AuthError, EtlError, RateLimited, RetriesExhausted
 from etl.items import DELETED_AUDIO_URL, FINAL_STATUSES, as_stored
 from etl.load import DETAIL_COLUMNS
 from etl.schema import EXTRA_DETAIL_TABLES, NEEDS_DETAILS, transcript_bodies, transcript_subtitles, transcript_words, transcripts
-from etl.storable import escape, storable_integer, storable_number, unescape
+from etl.storable import escape, unescape
 
 log = logging.getLogger(__name__)
 
@@ -311,13 +312,13 @@ def _details(fetched: _Fetched) -> dict[str, Any]:
     if _deleted(body):
         return {name: None for name in DETAIL_COLUMNS} | {"hydrate_error": None}
     return {
-        "text": _typed(body, "text", str),
+        "text": readers.text(body.get("text")),
         "audio_duration": _number(fetched, "audio_duration"),
         "confidence": _number(fetched, "confidence"),
-        "language_code": _typed(body, "language_code", str),
-        "speech_model": _typed(body, "speech_model", str),
-        "speech_models": _typed(body, "speech_models", list),
-        "speech_model_used": _typed(body, "speech_model_used", str),
+        "language_code": readers.text(body.get("language_code")),
+        "speech_model": readers.text(body.get("speech_model")),
+        "speech_models": body.get("speech_models") if isinstance(body.get("speech_models"), list) else None,
+        "speech_model_used": readers.text(body.get("speech_model_used")),
         "hydrate_error": None,
     }
 
@@ -325,10 +326,10 @@ def _details(fetched: _Fetched) -> dict[str, Any]:
 def _number(fetched: _Fetched, name: str) -> float | None:
     """A number column: NULL, with a warning, for a value present that a float cannot hold (10**400, or text)."""
     value = fetched.details.get(name)
-    number = storable_number(value)
-    if number is None and value is not None:
+    read = readers.number(value)
+    if read is None and value is not None:
         log.warning("transcript %s: %s %.60s is not a number a column holds: stored as NULL", fetched.transcript_id, name, value)
-    return number
+    return read
 
 
 def _words(account: str, fetched: _Fetched) -> list[dict[str, Any]]:
@@ -345,10 +346,10 @@ def _timed(account: str, transcript_id: str, elements: list[Any]) -> list[dict[s
             "account": account,
             "transcript_id": transcript_id,
             "position": position,
-            "text": _typed(element, "text", str),
+            "text": readers.text(element.get("text")),
             "start_ms": _integer(element.get("start")),
             "end_ms": _integer(element.get("end")),
-            "confidence": storable_number(element.get("confidence")),
+            "confidence": readers.number(element.get("confidence")),
             "speaker": None if element.get("speaker") is None else str(element["speaker"]),
             "channel": None if element.get("channel") is None else str(element["channel"]),
         }
@@ -391,18 +392,13 @@ def _retry_delay(attempts: int) -> timedelta:
     return min(RETRY_MAX, RETRY_BASE * 2**attempts)
 
 
-def _typed(body: dict[str, Any], name: str, kind: type) -> Any:
-    value = body.get(name)
-    return value if isinstance(value, kind) else None
-
-
 def _integer(value: Any) -> int | None:
     """Milliseconds: a fraction is cut off; what is no number, or more than an INTEGER column holds, is None."""
     if isinstance(value, float) and math.isfinite(value):
         value = int(value)
     elif isinstance(value, Decimal) and value.adjusted() < 10:  # a fraction of more digits than a float's
         value = int(value)
-    return storable_integer(value)
+    return readers.integer(value)
 
 
 def _utcnow() -> datetime:
