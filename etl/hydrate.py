@@ -9,13 +9,11 @@ the others. A body that is not final yet (the details lag the list) counts as a 
 from __future__ import annotations
 
 import logging
-import math
 import queue
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, update
@@ -347,11 +345,11 @@ def _timed(account: str, transcript_id: str, elements: list[Any]) -> list[dict[s
             "transcript_id": transcript_id,
             "position": position,
             "text": readers.text(element.get("text")),
-            "start_ms": _integer(element.get("start")),
-            "end_ms": _integer(element.get("end")),
+            "start_ms": readers.integer(element.get("start")),
+            "end_ms": readers.integer(element.get("end")),
             "confidence": readers.number(element.get("confidence")),
-            "speaker": None if element.get("speaker") is None else str(element["speaker"]),
-            "channel": None if element.get("channel") is None else str(element["channel"]),
+            "speaker": readers.label(element.get("speaker")),
+            "channel": readers.label(element.get("channel")),
         }
         for position, element in enumerate(elements)
         if isinstance(element, dict)
@@ -390,15 +388,6 @@ def _deleted(body: dict[str, Any]) -> bool:
 
 def _retry_delay(attempts: int) -> timedelta:
     return min(RETRY_MAX, RETRY_BASE * 2**attempts)
-
-
-def _integer(value: Any) -> int | None:
-    """Milliseconds: a fraction is cut off; what is no number, or more than an INTEGER column holds, is None."""
-    if isinstance(value, float) and math.isfinite(value):
-        value = int(value)
-    elif isinstance(value, Decimal) and value.adjusted() < 10:  # a fraction of more digits than a float's
-        value = int(value)
-    return readers.integer(value)
 
 
 def _utcnow() -> datetime:
