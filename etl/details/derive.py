@@ -16,7 +16,8 @@ from typing import Any
 
 from sqlalchemy import JSON, ColumnElement, Connection, Engine, Float, Integer, Table, Text, and_, bindparam, func, select, update
 
-from etl.model.storable import dumps, storable_integer, storable_number
+from etl.details import values as readers
+from etl.model.storable import dumps
 from etl.store import interrupt, runs
 from etl.store.changes import next_change_seq
 from etl.store.schema import DERIVED_TABLES, FEATURE_COLUMNS, FEATURE_FLAGS, RawJSON, transcript_bodies, transcripts
@@ -32,24 +33,27 @@ class _Malformed(Exception):
 
 
 class _Values:
-    """Typed reads from one part's elements; an unreadable value becomes None and is counted."""
+    """One part's values, each read by the reader of its kind (etl.details.values); one present that its reader cannot
+    read becomes None and is counted."""
 
     def __init__(self) -> None:
         self.bad = 0
 
     def text(self, element: dict[str, Any], name: str) -> str | None:
-        return self._check(element.get(name), lambda v: isinstance(v, str))
+        return self._read(element.get(name), readers.text)
 
     def label(self, element: dict[str, Any], name: str) -> str | None:
-        """A speaker or channel: text in the API, a number in some bodies; stored as text."""
-        value = self._check(element.get(name), lambda v: isinstance(v, (str, int)) and not isinstance(v, bool))
-        return None if value is None else str(value)
+        """A speaker or channel."""
+        return self._read(element.get(name), readers.label)
 
     def number(self, value: Any) -> float | None:
-        return self._read(value, storable_number)
+        return self._read(value, readers.number)
 
     def integer(self, value: Any) -> int | None:
-        return self._read(value, storable_integer)
+        return self._read(value, readers.integer)
+
+    def flag(self, value: Any) -> bool | None:
+        return self._read(value, readers.flag)
 
     def unreadable(self, value: Any) -> None:
         """A value that is present but of no usable shape: counted (it is stored as NULL)."""
@@ -61,9 +65,9 @@ class _Values:
         self.bad += 1
         return None
 
-    def _read(self, value: Any, storable: Callable[[Any], Any]) -> Any:
-        """`value` as `storable` reads it; one present that it cannot read is counted (and stored as NULL)."""
-        read = storable(value)
+    def _read(self, value: Any, reader: Callable[[Any], Any]) -> Any:
+        """`value` as `reader` reads it; one present that it cannot read is counted (and stored as NULL)."""
+        read = reader(value)
         if read is None and value is not None:
             self.bad += 1
         return read
@@ -193,7 +197,7 @@ def columns(body: dict[str, Any] | None, now: datetime) -> dict[str, Any]:
     if body is None:
         return {name: None for name in (*FEATURE_COLUMNS, "derived_at")}
     values = _Values()
-    flags = {name: values._check(body.get(name), lambda v: isinstance(v, bool)) for name in FEATURE_FLAGS}
+    flags = {name: values.flag(body.get(name)) for name in FEATURE_FLAGS}
     return {
         **flags,
         "audio_channels": values.integer(body.get("audio_channels")),

@@ -9,22 +9,21 @@ the others. A body that is not final yet (the details lag the list) counts as a 
 from __future__ import annotations
 
 import logging
-import math
 import queue
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, update
 
 from etl.api.client import TEXT_PARTS, ApiClient
 from etl.details import derive
+from etl.details import values as readers
 from etl.errors import AuthError, EtlError, RateLimited, RetriesExhausted
 from etl.model.items import DELETED_AUDIO_URL, FINAL_STATUSES, as_stored
-from etl.model.storable import escape, storable_integer, storable_number, unescape
+from etl.model.storable import escape, unescape
 from etl.store import interrupt
 from etl.store.changes import next_change_seq
 from etl.store.engine import store_or_refuse
@@ -311,13 +310,13 @@ def _details(fetched: _Fetched) -> dict[str, Any]:
     if _deleted(body):
         return {name: None for name in DETAIL_COLUMNS} | {"hydrate_error": None}
     return {
-        "text": _typed(body, "text", str),
+        "text": readers.text(body.get("text")),
         "audio_duration": _number(fetched, "audio_duration"),
         "confidence": _number(fetched, "confidence"),
-        "language_code": _typed(body, "language_code", str),
-        "speech_model": _typed(body, "speech_model", str),
-        "speech_models": _typed(body, "speech_models", list),
-        "speech_model_used": _typed(body, "speech_model_used", str),
+        "language_code": readers.text(body.get("language_code")),
+        "speech_model": readers.text(body.get("speech_model")),
+        "speech_models": body.get("speech_models") if isinstance(body.get("speech_models"), list) else None,
+        "speech_model_used": readers.text(body.get("speech_model_used")),
         "hydrate_error": None,
     }
 
@@ -325,10 +324,10 @@ def _details(fetched: _Fetched) -> dict[str, Any]:
 def _number(fetched: _Fetched, name: str) -> float | None:
     """A number column: NULL, with a warning, for a value present that a float cannot hold (10**400, or text)."""
     value = fetched.details.get(name)
-    number = storable_number(value)
-    if number is None and value is not None:
+    read = readers.number(value)
+    if read is None and value is not None:
         log.warning("transcript %s: %s %.60s is not a number a column holds: stored as NULL", fetched.transcript_id, name, value)
-    return number
+    return read
 
 
 def _words(account: str, fetched: _Fetched) -> list[dict[str, Any]]:
@@ -345,12 +344,12 @@ def _timed(account: str, transcript_id: str, elements: list[Any]) -> list[dict[s
             "account": account,
             "transcript_id": transcript_id,
             "position": position,
-            "text": _typed(element, "text", str),
-            "start_ms": _integer(element.get("start")),
-            "end_ms": _integer(element.get("end")),
-            "confidence": storable_number(element.get("confidence")),
-            "speaker": None if element.get("speaker") is None else str(element["speaker"]),
-            "channel": None if element.get("channel") is None else str(element["channel"]),
+            "text": readers.text(element.get("text")),
+            "start_ms": readers.integer(element.get("start")),
+            "end_ms": readers.integer(element.get("end")),
+            "confidence": readers.number(element.get("confidence")),
+            "speaker": readers.label(element.get("speaker")),
+            "channel": readers.label(element.get("channel")),
         }
         for position, element in enumerate(elements)
         if isinstance(element, dict)
@@ -389,20 +388,6 @@ def _deleted(body: dict[str, Any]) -> bool:
 
 def _retry_delay(attempts: int) -> timedelta:
     return min(RETRY_MAX, RETRY_BASE * 2**attempts)
-
-
-def _typed(body: dict[str, Any], name: str, kind: type) -> Any:
-    value = body.get(name)
-    return value if isinstance(value, kind) else None
-
-
-def _integer(value: Any) -> int | None:
-    """Milliseconds: a fraction is cut off; what is no number, or more than an INTEGER column holds, is None."""
-    if isinstance(value, float) and math.isfinite(value):
-        value = int(value)
-    elif isinstance(value, Decimal) and value.adjusted() < 10:  # a fraction of more digits than a float's
-        value = int(value)
-    return storable_integer(value)
 
 
 def _utcnow() -> datetime:

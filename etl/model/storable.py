@@ -118,34 +118,3 @@ def _placeholder(value: Any, numbers: list[str]) -> str:
         numbers.append(str(value))
         return _PLACEHOLDER
     raise TypeError(f"{type(value).__name__} is not a JSON value")
-
-
-# What an INTEGER column holds on PostgreSQL (32 bits); SQLite's holds more, but both store the same values.
-# Every integer read from a body (milliseconds, counts, channels) goes into one.
-_INTEGER = range(-(2**31), 2**31)
-
-
-def storable_number(value: Any) -> float | None:
-    """A JSON number as a float; None for what is no number (true, text) or too large for a float (JSON allows
-    an integer of 400 digits, which float() refuses with OverflowError, and a decimal of 5,000 digits, which
-    float() makes Infinity)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
-        return None
-    try:
-        as_float = float(value)
-    except OverflowError:
-        return None
-    return as_float if math.isfinite(as_float) else None
-
-
-def storable_integer(value: Any) -> int | None:
-    """A JSON number that is a whole number an INTEGER column holds, as int; None otherwise (2.5, Infinity, NaN,
-    1e30). Past 64 bits SQLite's driver raised OverflowError, which is no database error: a body holding one
-    stopped hydration on every run. Past 32 bits PostgreSQL refused the transcript's details."""
-    if isinstance(value, Decimal):  # only a fraction or a whole number past any column's range
-        value = None
-    if isinstance(value, float):
-        value = int(value) if math.isfinite(value) and value.is_integer() else None
-    if isinstance(value, int) and not isinstance(value, bool) and value in _INTEGER:
-        return value
-    return None
