@@ -1,3 +1,5 @@
+"""`python -m etl`: the same command as `aai-etl`."""
+
 from etl import main
 
 main()
