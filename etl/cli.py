@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 _OPTIONS = "aai_etl.options"
 _SETTINGS = "aai_etl.settings"
+_REPORTER = "aai_etl.reporter"  # the command's Reporter, set before anything can fail
 _RESUMES = "aai_etl.resumes"  # set by commands whose interrupted work the next run resumes
 _METRICS_OWED = "aai_etl.metrics_owed"  # a run asked for metrics and has not published them yet
 
@@ -114,7 +115,7 @@ class _Group(_HelpGroup):
 
     def invoke(self, ctx: click.Context) -> Any:
         reporter = Reporter(secrets=[os.environ.get("ASSEMBLYAI_API_KEY")])
-        ctx.meta["aai_etl.reporter"] = reporter
+        ctx.meta[_REPORTER] = reporter
         try:
             try:
                 interrupt.running()
@@ -124,7 +125,7 @@ class _Group(_HelpGroup):
         except EtlError as exc:
             settings = ctx.meta.get(_SETTINGS)
             source = f" ({exc.setting} from {settings.source(exc.setting)})" if exc.setting and settings else ""
-            ctx.meta["aai_etl.reporter"].error(f"{exc}{source}")
+            ctx.meta[_REPORTER].error(f"{exc}{source}")
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             self._interrupted(ctx)
@@ -137,7 +138,7 @@ class _Group(_HelpGroup):
             # A file aai-etl was told to write (an --output, a lock beside the database) cannot be.
             where = f" {exc.filename}" if exc.filename else ""
             reason = exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
-            ctx.meta["aai_etl.reporter"].error(f"cannot write{where}: {reason}; check the path and its permissions")
+            ctx.meta[_REPORTER].error(f"cannot write{where}: {reason}; check the path and its permissions")
             ctx.exit(1)
         except Exception as exc:
             if _interrupt_underneath(exc):
@@ -149,14 +150,14 @@ class _Group(_HelpGroup):
             from etl.store.engine import first_line
 
             # A connection that worked and then failed mid-run (server restart, disk full).
-            ctx.meta["aai_etl.reporter"].error(f"database error: {first_line(exc)}; everything committed so far is kept")
+            ctx.meta[_REPORTER].error(f"database error: {first_line(exc)}; everything committed so far is kept")
             ctx.exit(1)
 
     @staticmethod
     def _interrupted(ctx: click.Context) -> NoReturn:
         resumes = ", the next run resumes" if ctx.meta.get(_RESUMES) else ""
         unwritten = "; the metrics were not written" if ctx.meta.get(_METRICS_OWED) else ""
-        ctx.meta["aai_etl.reporter"].error(f"interrupted; everything committed so far is kept{resumes}{unwritten}")
+        ctx.meta[_REPORTER].error(f"interrupted; everything committed so far is kept{resumes}{unwritten}")
         ctx.exit(interrupt.INTERRUPTED)
 
 
@@ -230,7 +231,7 @@ def _settings() -> Settings:
     reporter = Reporter(
         settings.log_format, settings.quiet, settings.secrets + [os.environ.get("ASSEMBLYAI_API_KEY")], settings.progress_interval
     )
-    ctx.meta["aai_etl.reporter"] = reporter
+    ctx.meta[_REPORTER] = reporter
     ctx.meta[_SETTINGS] = settings
     for warning in settings.warnings:
         log.warning("%s", warning)
@@ -238,7 +239,7 @@ def _settings() -> Settings:
 
 
 def _reporter() -> Reporter:
-    return click.get_current_context().meta["aai_etl.reporter"]
+    return click.get_current_context().meta[_REPORTER]
 
 
 @cli.command()

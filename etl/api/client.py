@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -20,6 +18,7 @@ import urllib3
 
 from etl import __version__
 from etl.api.pacing import Pacer
+from etl.api.sessions import SessionPool, backoff
 from etl.config import Account, Settings
 from etl.errors import ApiError, AuthError, RateLimited, Retriable, RetriesExhausted, redact
 from etl.model.storable import loads
@@ -27,7 +26,6 @@ from etl.model.storable import loads
 log = logging.getLogger(__name__)
 
 RETRIABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-MAX_BACKOFF_SECONDS = 60.0
 # Failures in a row of one request after which its retries are a warning line, not only a count.
 KEEPS_FAILING = 3
 READ_SIZE = 64 * 1024
@@ -70,26 +68,7 @@ class ApiClient:
         self._headers = {"Authorization": api_key, "User-Agent": f"aai-etl/{__version__}"}
         self._lock = threading.Lock()
         self._clock_ahead = timedelta(0)
-        self._idle: list[requests.Session] = []  # sessions not in use, each with its open connections
-        self._sessions: list[requests.Session] = []
-
-    @contextmanager
-    def _session(self) -> Iterator[requests.Session]:
-        """A session to itself for one request: requests does not promise a Session is safe to share between
-        threads. Taken back after, so threads that come and go (a download thread per page) reuse the same
-        few connections instead of opening one each."""
-        with self._lock:
-            session = self._idle.pop() if self._idle else None
-        if session is None:
-            session = requests.Session()
-            session.headers.update(self._headers)
-            with self._lock:
-                self._sessions.append(session)
-        try:
-            yield session
-        finally:
-            with self._lock:
-                self._idle.append(session)
+        self._sessions = SessionPool(self._headers)
 
     @classmethod
     def for_account(cls, settings: Settings, account: Account) -> ApiClient:
@@ -131,8 +110,7 @@ class ApiClient:
         return self._get(path, {}, lambda body: _check_part(body, part))
 
     def close(self) -> None:
-        for session in self._sessions:
-            session.close()
+        self._sessions.close()
 
     def __enter__(self) -> ApiClient:
         return self
@@ -152,35 +130,14 @@ class ApiClient:
                 if failure.rate_limited:
                     delay = self.pacer.rate_limited(sent, failure.retry_after)  # every thread slows down, not just this one
                 else:
-                    delay = self._delay(attempt, failure.retry_after)
-                exhausted = RateLimited if only_429 else RetriesExhausted
-                if attempt == self.max_retries:
-                    raise exhausted(
-                        f"the AssemblyAI API kept failing ({failure.reason}) after {attempt + 1} attempts; "
-                        "everything synced so far is saved, run again later (max_retries raises the limit)",
-                        failure.reason,
-                    ) from None
-                if time.monotonic() + delay > deadline:
-                    raise exhausted(
-                        f"the AssemblyAI API kept failing ({failure.reason}) and the next retry, in {delay:.0f}s, "
-                        f"would pass the {self.retry_budget_seconds:.0f}s retry budget; everything synced so far "
-                        "is saved, run again later",
-                        failure.reason,
-                    ) from None
+                    delay = backoff(attempt, self.backoff_seconds, failure.retry_after)
+                refusal = _out_of_retries(failure, attempt, delay, deadline, only_429, self.max_retries, self.retry_budget_seconds)
+                if refusal is not None:
+                    raise refusal from None
                 with self._lock:
                     self.retries += 1
                     self.rate_limited += failure.rate_limited
-                # A retry is counted, not logged (the bar shows the wait through this `retrying` record);
-                # a request that keeps failing is worth one warning line while it still retries.
-                log.info(
-                    "%s; retrying in %.1fs (attempt %d of %d)", failure.reason, delay, attempt + 2, self.max_retries + 1,
-                    extra={"event": "retrying", "fields": {"delay": round(delay, 3), "rate_limited": failure.rate_limited}},
-                )
-                if attempt + 1 == KEEPS_FAILING:
-                    log.warning(
-                        "%s, %d times in a row for one request; still retrying (attempt %d of %d)", failure.reason,
-                        KEEPS_FAILING, attempt + 2, self.max_retries + 1, extra={"event": "keeps_failing"},
-                    )
+                _say_retrying(failure, delay, attempt, self.max_retries)
                 if not failure.rate_limited:
                     time.sleep(delay)  # a 429's wait is the pacer's, taken in its wait()
         raise AssertionError("unreachable: the loop returns or raises")
@@ -190,7 +147,7 @@ class ApiClient:
             self.requests_made += 1
         deadline = time.monotonic() + self.request_deadline
         try:
-            with self._session() as session:
+            with self._sessions.session() as session:
                 with session.get(self.base_url + path, params=params, timeout=self.timeout, stream=True) as response:
                     content = _read_until(response, deadline)
         except (requests.Timeout, urllib3.exceptions.ReadTimeoutError):
@@ -236,13 +193,42 @@ class ApiClient:
         """The text without this client's API key: for anything printed or stored."""
         return redact(text, [self._api_key])
 
-    def _delay(self, attempt: int, retry_after: float | None) -> float:
-        """The wait before retrying a failure other than a 429."""
-        if retry_after is not None:
-            # The server named the wait: honour it, plus a little jitter so parallel jobs do not return in step.
-            return retry_after + random.uniform(0, 1)
-        ceiling = min(MAX_BACKOFF_SECONDS, self.backoff_seconds * 2**attempt)
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def _out_of_retries(
+    failure: Retriable, attempt: int, delay: float, deadline: float, only_429: bool, max_retries: int, budget: float
+) -> RetriesExhausted | None:
+    """The error that ends a request's retries, or None while it may try again. Out of retries on 429s
+    alone, it is RateLimited: no fault of the request."""
+    exhausted = RateLimited if only_429 else RetriesExhausted
+    if attempt == max_retries:
+        return exhausted(
+            f"the AssemblyAI API kept failing ({failure.reason}) after {attempt + 1} attempts; "
+            "everything synced so far is saved, run again later (max_retries raises the limit)",
+            failure.reason,
+        )
+    if time.monotonic() + delay > deadline:
+        return exhausted(
+            f"the AssemblyAI API kept failing ({failure.reason}) and the next retry, in {delay:.0f}s, "
+            f"would pass the {budget:.0f}s retry budget; everything synced so far "
+            "is saved, run again later",
+            failure.reason,
+        )
+    return None
+
+
+def _say_retrying(failure: Retriable, delay: float, attempt: int, max_retries: int) -> None:
+    # A retry is counted, not logged (the bar shows the wait through this `retrying` record);
+    # a request that keeps failing is worth one warning line while it still retries.
+    log.info(
+        "%s; retrying in %.1fs (attempt %d of %d)", failure.reason, delay, attempt + 2, max_retries + 1,
+        extra={"event": "retrying", "fields": {"delay": round(delay, 3), "rate_limited": failure.rate_limited}},
+    )
+    if attempt + 1 == KEEPS_FAILING:
+        log.warning(
+            "%s, %d times in a row for one request; still retrying (attempt %d of %d)", failure.reason,
+            KEEPS_FAILING, attempt + 2, max_retries + 1, extra={"event": "keeps_failing"},
+        )
 
 
 def _check_list_page(body: Any) -> dict[str, Any]:

@@ -6,26 +6,26 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 
 from sqlalchemy import Connection
 
 from etl.api.client import ApiClient
 from etl.errors import CursorRejected
-from etl.model.position import Boundary, Cursor, DayPosition
+from etl.model.position import Boundary, Cursor
 from etl.store import interrupt
 from etl.store.positions import (
     end_partitions,
     partitions_refused,
     read_cursor,
     read_partitions,
-    refuse_partitions,
     save_cursor,
     save_partitions,
     start_partitions,
 )
 from etl.store.reads import StoredRows, created_of, has_rows, is_pending
-from etl.sync.pages import DaysProgress, PageStore
+from etl.sync.by_days import ByDays
+from etl.sync.pages import PageStore
 from etl.sync.record import RunRecord
 from etl.walk import days, planner, stragglers
 from etl.walk.backwards import LISTING_WINDOW, Page, Plausible, newer_than, walk_back
@@ -53,6 +53,10 @@ class Listing:
         # SQLite has one writer at a time: the run's own.
         self.writers = options.partition_writers if conn.dialect.name == "postgresql" else 1
         self.store = PageStore(conn, client, account, record)
+        self.by_days = ByDays(
+            conn, client, account, record, self.store, days_at_once=options.partition_days, writers=self.writers,
+            keep_presigned_credentials=options.keep_presigned_credentials,
+        )
 
     def until_current(self, full: bool) -> None:
         """Finish an interrupted walk if there is one, then walk from the newest page down to the floor.
@@ -71,7 +75,7 @@ class Listing:
             now = _utcnow()
             with interrupt.committed(self.conn):
                 start_partitions(self.conn, self.account, days.days(now), full, now)
-            if self._by_days(*read_partitions(self.conn, self.account)):
+            if self.by_days.walk(*read_partitions(self.conn, self.account)):
                 full = False
                 cursor = read_cursor(self.conn, self.account)
         if full:
@@ -90,7 +94,7 @@ class Listing:
             with interrupt.committed(self.conn):
                 end_partitions(self.conn, self.account)
             return True, full or days_full
-        finished = self._by_days(positions, days_full)
+        finished = self.by_days.walk(positions, days_full)
         return not finished, planner.still_full(full, days_full, finished)
 
     def _refused(self) -> bool:
@@ -131,7 +135,7 @@ class Listing:
             return may_switch
         # Days have no one place in the listing to report: the progress says rows, not how far back.
         self.record.stats.listed_back_to = self.record.stats.walking_down_to = None
-        if not self._by_days(*read_partitions(self.conn, self.account), all_new=switched.all_new):
+        if not self.by_days.walk(*read_partitions(self.conn, self.account), all_new=switched.all_new):
             self._serially(Cursor(high_water=read_cursor(self.conn, self.account).high_water, walk_full=cursor.walk_full), False)
         return False
 
@@ -183,52 +187,6 @@ class Listing:
             "%d pages of %s to %s: many transcripts a day; walking the older days at once (partitions = auto)",
             seen.pages, planner.minute(seen.oldest.created), planner.minute(seen.newest.created),
         )
-
-    def _by_days(self, positions: dict[date, DayPosition], full: bool, all_new: bool | None = None) -> bool:
-        """Walk the days still to do, each page committed with its day's position; at the end, in one
-        transaction, the high water mark and, for a full walk, what is no longer listed. False when the days
-        fell back (`created_on` proved misread, or a malformed page): the caller walks serially (the rows
-        stored so far are list items as listed, so they stay). `all_new`: no page holds a stored id (from a
-        serial walk into an empty account that went on by days, disjoint from what it stored)."""
-        now = _utcnow()
-        if all_new is None:
-            all_new = planner.all_new(full, has_rows(self.conn, self.account))
-        todo = {day: position.before_id for day, position in positions.items() if not position.done}
-        progress = DaysProgress(positions, self.record.stats)
-        # When each stored position was created: a page of its day above it shows the cursor ignored.
-        created = {cursor: created_of(self.conn, self.account, cursor) for cursor in todo.values() if cursor is not None}
-        pages = days.walk_days(
-            self.client, todo, workers=self.options.partition_days, now=now,
-            keep_presigned_credentials=self.options.keep_presigned_credentials,
-            created={cursor: moment for cursor, moment in created.items() if moment is not None},
-        )
-        try:
-            if self.writers > 1:
-                self.store.days_at_once(pages, positions, all_new, self.writers, progress)
-            else:
-                for batch in pages:
-                    self.store.day_batch(batch, positions, all_new, progress)
-        except days.Unpartitionable as refused:
-            pages.close()
-            self.conn.rollback()
-            self._fall_back(refused, now)
-            return False
-        self.store.end_days(positions, full)
-        return True
-
-    def _fall_back(self, refused: days.Unpartitionable, now: datetime) -> None:
-        """Drop the days; when `created_on` is at fault, say so once and remember it for the account."""
-        if refused.misread:
-            reason = f"{refused}: walked the listing serially instead, as every later run of this account will"
-            log.warning("%s", reason)
-            self.record.stats.warn(reason)
-        else:
-            log.warning("%s: walked the listing serially instead", refused)
-        with self.record.transaction(fold=True):
-            end_partitions(self.conn, self.account)
-            if refused.misread:
-                refuse_partitions(self.conn, self.account, str(refused), now)
-
 
 @dataclass(frozen=True)
 class _Switched:
