@@ -101,3 +101,12 @@ def test_the_checks_see_a_wrong_import(tmp_path):
     path.write_text('"""A bad module."""\nfrom etl.sync import run_sync\n')
     imported = _imports("etl.store.bad", path, top_level_only=False)
     assert imported == {"etl.sync"} and _stage("etl.sync") > _stage("etl.store.bad")
+
+
+def test_every_package_ships_in_the_wheel():
+    """pyproject.toml lists the packages the wheel holds: a package left out installs as a missing module."""
+    import tomllib
+
+    listed = set(tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    packages = {module for module, path in _modules().items() if path.name == "__init__.py"}
+    assert packages <= listed, f"not in pyproject.toml's packages: {sorted(packages - listed)}"
