@@ -38,8 +38,8 @@ class Item:
 
 def as_stored(value: Any, *, redact: bool) -> tuple[Any, str]:
     """A decoded JSON value as it is stored, and its JSON text: credentials redacted if `redact`
-    (etl.model.credentials), every string made storable (etl.model.storable). ValueError for NaN or Infinity, which are not
-    JSON; RecursionError for a value too deep to walk.
+    (etl.model.credentials), every string made storable (etl.model.storable). ValueError for NaN or
+    Infinity, which are not JSON; RecursionError for a value too deep to walk.
 
     The text is needed to store the value anyway, and it is ASCII: every character a database refuses is
     written as a \\u escape in it. Without one (nearly every item and body) there is nothing to escape, and
@@ -56,9 +56,9 @@ def as_stored(value: Any, *, redact: bool) -> tuple[Any, str]:
 
 
 def parse_item(raw: Any, keep_presigned_credentials: bool = False) -> Item:
-    """The item as stored: every string made storable (etl.model.storable), the credentials of presigned URLs
-    redacted wherever the item quotes them unless asked to keep them (etl.model.credentials), the typed columns read
-    from it."""
+    """The item as stored: every string made storable (etl.model.storable), the credentials of presigned
+    URLs redacted wherever the item quotes them unless asked to keep them (etl.model.credentials), the
+    typed columns read from it."""
     if not isinstance(raw, dict):
         return Item(None, {"raw": raw}, ("item",))
     try:

@@ -2,8 +2,8 @@
 
 For the tests, the benchmarks and `aai-etl demo`: the sync never imports it. It is an independent
 implementation of `GET /v2/transcript`, `GET /v2/transcript/{id}` and its sentences, paragraphs and
-subtitles (`/sentences`, `/paragraphs`, `/srt`, `/vtt`) as described in
-shared/reference/api-notes.md (both undocumented `after_id` behaviours included), and can script the
+subtitles (`/sentences`, `/paragraphs`, `/srt`, `/vtt`) as AssemblyAI's API reference describes them.
+It serves both readings of the undocumented `after_id` (docs/concepts/after-id.md). It can script the
 faults a real network service produces (rate limits, proxies' HTML pages, resets, truncated bodies,
 stalls).
 
