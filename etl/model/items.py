@@ -1,4 +1,7 @@
-"""List items -> typed rows: every field under the API's own name, a bad value as None and named."""
+"""List items as typed rows: every field under the API's own name, a bad value as None and named.
+
+The statuses are here too: which are known, which are final and which are pending. `as_stored` makes any
+value from the API storable, a list item, a transcript body or an extra detail alike."""
 
 from __future__ import annotations
 
