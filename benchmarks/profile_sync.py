@@ -30,16 +30,16 @@ from run import AAI_ETL, API_KEY, BENCH, DB_SUFFIX, FakeAssemblyAI, drop_databas
 # by function names, which survive edits, except the SELECT, found by its source line (see `select_lines`).
 def stages(select_lines: set[int], analyze_lines: set[int]) -> list:
     def in_select(stack: str) -> bool:
-        return any(int(line) in select_lines for line in re.findall(r"\(etl/load\.py:(\d+)\)", stack))
+        return any(int(line) in select_lines for line in re.findall(r"\(etl/store/writes\.py:(\d+)\)", stack))
 
     def in_analyze(stack: str) -> bool:
-        return any(int(line) in analyze_lines for line in re.findall(r"\(etl/sync\.py:(\d+)\)", stack))
+        return any(int(line) in analyze_lines for line in re.findall(r"\(etl/store/analyze\.py:(\d+)\)", stack))
 
     return [
-        ("startup: imports, click, settings", lambda s: "(etl/sync.py:" not in s),
+        ("startup: imports, click, settings", lambda s: "(etl/sync/" not in s),
         ("schema check", lambda s: "ensure_schema (" in s),
         ("HTTP GET + JSON decode", lambda s: "list_transcripts (" in s),
-        ("start the next page's download thread", lambda s: "_fetch_in_background (" in s),
+        ("hand the next page to the download thread", lambda s: "_Downloads." in s),
         ("wait for the next page's download", lambda s: "_page (etl/walk/backwards.py" in s),
         ("parse items (etl/model/items.py)", lambda s: "parse_item (" in s),
         ("ANALYZE (PostgreSQL, long walks)", in_analyze),
@@ -70,9 +70,9 @@ def select_lines(aai_etl: str) -> set[int]:
 
 
 def analyze_lines(aai_etl: str) -> set[int]:
-    """The lines of etl/sync.py that run ANALYZE (none in versions without it)."""
+    """The lines of etl/store/analyze.py that run ANALYZE."""
     python = interpreter_of(aai_etl)
-    path = subprocess.run([python, "-c", "import etl.sync; print(etl.sync.__file__)"],
+    path = subprocess.run([python, "-c", "import etl.store.analyze; print(etl.store.analyze.__file__)"],
                           capture_output=True, text=True, check=True, cwd="/").stdout.strip()
     return {number for number, text in enumerate(Path(path).read_text().splitlines(), 1) if '"ANALYZE' in text}
 
@@ -107,7 +107,8 @@ def main() -> None:
             # --threads puts "thread (TID): NAME" first; --idle samples a thread while it waits, too.
             thread, _, stack = stack.partition(";")
             if not thread.endswith(": MainThread"):  # py-spy names a short-lived thread only some of the time
-                background["next-page download" if "_fetch_in_background" in stack else "other"] += int(count)
+                kind = "next-page download" if "_Downloads._run" in stack else "day downloads" if "walk_days." in stack else "other"
+                background[kind] += int(count)
                 continue
             samples[next(stage for stage, match in table if match(stack))] += int(count)
 

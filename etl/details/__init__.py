@@ -1,2 +1,3 @@
-"""One transcript's body: fetching the details of final transcripts (hydration) and deriving the words,
-audio-intelligence and extra-detail tables from it."""
+"""One transcript's details. Hydration fetches the body of each final transcript and stores it, with its
+words and its extra details when asked for. Derivation turns the body into the audio intelligence tables.
+Both read a body's values with the same readers (values.py)."""

@@ -1,9 +1,12 @@
 """Audio intelligence as tables: rows derived from a transcript's body, which hydration has already fetched.
 
 Each part of a body (utterances, sentiment results, entities, ...) becomes the rows of one table, in the
-body's order (a label -> score summary: highest score first). The API's shapes drift, so parsing is lenient: a part that is missing, null or not of its
-shape stores nothing and is named in one warning, a single unreadable value is stored as NULL, and
-nothing here ever fails the run.
+body's order; a label -> score summary is ordered highest score first. The API's shapes drift, so parsing
+is lenient. A part that is missing, null or not of its shape stores nothing and is named in one warning,
+a single unreadable value is stored as NULL, and nothing here ever fails the run.
+
+Hydration derives each body as it stores it. The `derive` command (from_bodies) derives the bodies stored
+before, under the account's run lock.
 """
 
 from __future__ import annotations
@@ -33,8 +36,8 @@ class _Malformed(Exception):
 
 
 class _Values:
-    """One part's values, each read by the reader of its kind (etl.details.values); one present that its reader cannot
-    read becomes None and is counted."""
+    """One part's values, each read by the reader of its kind (etl.details.values); one present that its
+    reader cannot read becomes None and is counted."""
 
     def __init__(self) -> None:
         self.bad = 0

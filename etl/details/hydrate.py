@@ -4,6 +4,10 @@ Worker threads only fetch; this thread writes, a batch per transaction. The queu
 (final, not deleted, not yet hydrated, not backing off), so an interrupted run resumes where its last
 batch committed, and a transcript whose fetch keeps failing waits longer each time without holding up
 the others. A body that is not final yet (the details lag the list) counts as a failed fetch.
+
+With the body come its words, when store_words asks for them. A completed transcript also brings the
+extra details (sentences, paragraphs, subtitles) that extra_details names, one request each. The audio
+intelligence tables are derived from the body in the same transaction (etl.details.derive).
 """
 
 from __future__ import annotations
@@ -173,8 +177,9 @@ def _queue(conn: Connection, account: str) -> Iterator[list[tuple[str, int]]]:
 def _fetch(
     client: ApiClient, transcript_id: str, attempts: int, keep_presigned_credentials: bool, extra_details: tuple[str, ...]
 ) -> _Fetched:
-    """The body and, of a completed transcript, its `extra_details`, as stored (etl.model.storable, etl.model.credentials);
-    `transcript_id` is the stored id, the API is asked for its own. Any part that fails fails the fetch."""
+    """The body and, of a completed transcript, its `extra_details`, as stored (etl.model.storable,
+    etl.model.credentials); `transcript_id` is the stored id, the API is asked for its own. Any part that
+    fails fails the fetch."""
     part = None  # the extra detail being fetched: named when it fails
     try:
         body = client.get_transcript(unescape(transcript_id))

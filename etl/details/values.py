@@ -1,9 +1,9 @@
 """A transcript body's single values as columns store them: one reader per kind, used by the details and the
 audio intelligence tables alike, so the same value in a body is the same value in every table.
 
-Each reader takes a value as JSON gave it (`etl.model.storable.loads`) and returns it in its column's type, or None
-for one that is not of its kind; it never changes a value to make it fit. A value present that reads as None
-is odd: the callers that warn about odd values count those. Strings reach the readers already escaped
+Each reader takes a value as JSON gave it (`etl.model.storable.loads`) and returns it in its column's type,
+or None for one that is not of its kind; it never changes a value to make it fit. A value present that reads
+as None is odd: the callers that warn about odd values count those. Strings reach the readers already escaped
 (`etl.model.items.as_stored`).
 """
 

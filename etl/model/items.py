@@ -1,4 +1,7 @@
-"""List items -> typed rows: every field under the API's own name, a bad value as None and named."""
+"""List items as typed rows: every field under the API's own name, a bad value as None and named.
+
+The statuses are here too: which are known, which are final and which are pending. `as_stored` makes any
+value from the API storable, a list item, a transcript body or an extra detail alike."""
 
 from __future__ import annotations
 
@@ -38,8 +41,8 @@ class Item:
 
 def as_stored(value: Any, *, redact: bool) -> tuple[Any, str]:
     """A decoded JSON value as it is stored, and its JSON text: credentials redacted if `redact`
-    (etl.model.credentials), every string made storable (etl.model.storable). ValueError for NaN or Infinity, which are not
-    JSON; RecursionError for a value too deep to walk.
+    (etl.model.credentials), every string made storable (etl.model.storable). ValueError for NaN or
+    Infinity, which are not JSON; RecursionError for a value too deep to walk.
 
     The text is needed to store the value anyway, and it is ASCII: every character a database refuses is
     written as a \\u escape in it. Without one (nearly every item and body) there is nothing to escape, and
@@ -56,9 +59,9 @@ def as_stored(value: Any, *, redact: bool) -> tuple[Any, str]:
 
 
 def parse_item(raw: Any, keep_presigned_credentials: bool = False) -> Item:
-    """The item as stored: every string made storable (etl.model.storable), the credentials of presigned URLs
-    redacted wherever the item quotes them unless asked to keep them (etl.model.credentials), the typed columns read
-    from it."""
+    """The item as stored: every string made storable (etl.model.storable), the credentials of presigned
+    URLs redacted wherever the item quotes them unless asked to keep them (etl.model.credentials), the
+    typed columns read from it."""
     if not isinstance(raw, dict):
         return Item(None, {"raw": raw}, ("item",))
     try:

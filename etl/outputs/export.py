@@ -46,7 +46,7 @@ def export(conn: Connection, since: int | None, fmt: str, out: IO[str], account:
 @contextmanager
 def owner_only(private: bool) -> Iterator[None]:
     """With `private`, the files and folders created meanwhile are their owner's only (0600, 0700) whatever the
-    umask: an export holds transcript text, as the database does (db.make_engine)."""
+    umask: an export holds transcript text, as the database does (etl.store.engine.make_engine)."""
     previous = os.umask(0o077) if private else None
     try:
         yield

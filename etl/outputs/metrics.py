@@ -50,7 +50,7 @@ _ROW_CHANGES = ("inserted", "updated", "unchanged", "deleted", "unlisted")
 class _Outcome:
     succeeded: bool
     finished: float
-    stats: Any | None  # etl.sync.RunStats; None when the run failed before it began
+    stats: Any | None  # etl.sync.record.RunStats; None when the run failed before it began
 
 
 class Recorder:

@@ -1,7 +1,7 @@
 """Where a run is: per-phase counters, rate and ETA, shown as bars on a terminal or as periodic log events.
 
-The sync publishes events with its counters (etl/sync.py); this module turns them into what a person or a
-log collector needs to tell a long run from a hung one. tqdm is imported only when stderr is a terminal.
+The sync publishes events with its counters (etl.sync.record). This module turns them into what a person
+or a log collector needs to tell a long run from a hung one. tqdm is imported only when stderr is a terminal.
 """
 
 from __future__ import annotations

@@ -95,7 +95,7 @@ class Reporter:
         root.propagate = False
 
     def event(self, name: str, stats: Any) -> None:
-        """The sync's events (etl/sync.py): bars on a terminal, else a progress event every interval."""
+        """The sync's events (etl.sync.record): bars on a terminal, else a progress event every interval."""
         if name == "run_started" or self._progress is None:
             self._progress = RunProgress()
         fields = self._progress.update(name, stats)
@@ -180,7 +180,7 @@ class Reporter:
             self._bars = None
 
 
-# The fields every JSON line starts with, in this order (the docs, running/watching.md).
+# The fields every JSON line starts with, in this order (docs/running/watching.md).
 SCHEMA = ("time", "level", "event", "run_id", "account", "message")
 # The run's position when it ended, which the progress events say: not part of its result.
 _NOT_SUMMARISED = {"phase", "days_done", "days_total", "oldest_day", "hydrate_estimate"}

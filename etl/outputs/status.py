@@ -30,8 +30,8 @@ def gather(conn: Connection, accounts: list[str], last_runs: int = 5) -> dict[st
 def health(conn: Connection, accounts: list[str]) -> dict[str, dict[str, Any]]:
     """What the metrics publish of each account; empty when the schema is not at the code's head.
 
-    Every figure is read through an index over only the rows it counts (etl/store/schema.py), so the metrics of an
-    idle run cost the same at any table size: unlike gather(), nothing here counts the whole table."""
+    Every figure is read through an index over only the rows it counts (etl/store/schema.py), so the metrics
+    of an idle run cost the same at any table size: unlike gather(), nothing here counts the whole table."""
     current = migrate.current_revision(conn)
     if current != migrate.head_revision():
         migrate.refuse_unknown(current)  # a newer schema: the error says to upgrade aai-etl

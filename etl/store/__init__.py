@@ -1,2 +1,3 @@
-"""The database: the schema and its migrations, the engine, locks, the writes of pages and positions,
-the change sequence, the run record and the views. Everything that reads or writes a table lives here."""
+"""The database: the schema and its migrations, the engine, locks, the writes of list items and of the
+walk's positions, the change sequence, the run record and the views. The details and the outputs read
+and write their own tables through the schema defined here."""

@@ -34,8 +34,8 @@ the other writers, until it ends. A standby cannot see the primary's locks, so e
 primary.
 
 A registration is a two-key advisory lock (the high and the low 32 bits of t) in share mode. The run
-locks (etl.store.lock) use the one-key form, so they are never mistaken for registrations. A foreign lock of
-the same form can only lower the bound: watermarks come later, and no write is skipped.
+locks (etl.store.lock) use the one-key form, so they are never mistaken for registrations. A foreign
+lock of the same form can only lower the bound: watermarks come later, and no write is skipped.
 """
 
 from __future__ import annotations

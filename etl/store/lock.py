@@ -75,7 +75,7 @@ def _flock(path: str, wait: bool, mode: int) -> Iterator[None]:
 
 
 def _mode_of(database: str) -> int:
-    """A lock file is as private as its database file (owner-only by default, see db.make_engine)."""
+    """A lock file is as private as its database file: owner-only by default (etl.store.engine.make_engine)."""
     try:
         return os.stat(database).st_mode & 0o666
     except OSError:

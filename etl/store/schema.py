@@ -418,8 +418,8 @@ sync_run_writers = Table(
 )
 
 # Where a database upgraded by the migrations has its columns in another order than the tables above
-# (a migration adds a column at the end): etl.store.migrate.create_head gives a new database the same order, so
-# every database's `SELECT *` and dump look alike. A column not named here comes after those that are.
+# (a migration adds a column at the end): etl.store.migrate.create_head gives a new database the same
+# order, so every database's `SELECT *` and dump look alike. A column not named here comes after those that are.
 UPGRADED_COLUMN_ORDER = {
     "transcripts": [
         "id", "status", "created", "completed", "audio_url", "resource_url", "error", "raw", "first_seen_at",

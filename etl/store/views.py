@@ -1,4 +1,4 @@
-"""The analytics views as the schema's head has them: what a new database gets (etl.store.migrate.create_head).
+"""The analytics views as the schema's head has them: what a new database gets (migrate.create_head).
 
 Migrations 0003 and 0004 keep their own copies, frozen as they were written: history must not change when a
 view does. A change to a view here comes with a migration that replaces it, and tests/test_fresh_schema.py

@@ -1,5 +1,6 @@
-"""One run of one account: the outline. It takes the account's lock, records the run, walks the listing
-(etl.sync.listing) and fetches the details of final transcripts (etl.details.hydrate)."""
+"""One run of one account. run_sync is its outline: it takes the account's lock, keeps the run's record
+(etl.sync.record), walks the listing (etl.sync.listing, which stores pages through etl.sync.pages) and
+fetches the details of final transcripts (etl.details.hydrate)."""
 
 from __future__ import annotations
 

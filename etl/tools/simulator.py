@@ -2,16 +2,17 @@
 
 For the tests, the benchmarks and `aai-etl demo`: the sync never imports it. It is an independent
 implementation of `GET /v2/transcript`, `GET /v2/transcript/{id}` and its sentences, paragraphs and
-subtitles (`/sentences`, `/paragraphs`, `/srt`, `/vtt`) as described in
-shared/reference/api-notes.md (both undocumented `after_id` behaviours included), and can script the
+subtitles (`/sentences`, `/paragraphs`, `/srt`, `/vtt`) as AssemblyAI's API reference describes them.
+It can serve either reading of the undocumented `after_id` (docs/concepts/after-id.md). It can script the
 faults a real network service produces (rate limits, proxies' HTML pages, resets, truncated bodies,
 stalls).
 
-What the API leaves undocumented can be chosen: `after_id_mode`, a server rate limit (`rate_limit`
-requests per second: 429 beyond it, with or without Retry-After, and changed mid-run with `limit_rate`), a
-`status` filter the server ignores (`ignore_status_filter`), how `created_on` is read (`created_on_mode`, one
-of CREATED_ON_MODES), a page maximum below the one asked for (`page_maximum`: the page and its
-`page_details.limit` say so, no 400), and dated pages that never carry `prev_url` (`dated_prev_url=False`).
+What the API leaves undocumented can be chosen. `after_id_mode` picks a reading of `after_id`.
+`rate_limit` is a server limit in requests per second, answered with 429 beyond it. `limit_rate` changes
+it mid-run, and whether its 429s say Retry-After. `ignore_status_filter` makes the server ignore the `status`
+filter. `created_on_mode` (one of CREATED_ON_MODES) is how the server reads `created_on`. `page_maximum`
+is a page maximum below the one asked for, which the page and its `page_details.limit` show (no 400).
+`dated_prev_url=False` leaves `prev_url` out of every dated page.
 """
 
 from __future__ import annotations

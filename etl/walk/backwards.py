@@ -1,4 +1,4 @@
-"""Pages -> list items. The cursor logic lives here and nowhere else.
+"""The backwards walk: the listing's pages as list items, and the one `after_id` request that may replace a walk.
 
 The listing is walked newest to oldest with `before_id`, down to a floor. That is exact whatever the
 undocumented `after_id` does with more than a page of newer transcripts (oldest 200 after the cursor, or
@@ -7,6 +7,9 @@ means nothing newer is missing. A page is full when it holds as many items as th
 `page_details.limit` (a server whose maximum is below 200 says so there), not the 200 asked for.
 Transcripts created during a walk appear above its top and are picked up by the next walk, so nothing is
 skipped; `next_url` is ignored, since it is never null.
+
+Each page says where the walk goes on after it. The cursor that remembers that is
+etl.model.position.Cursor, and etl.walk.planner decides how a page moves it.
 """
 
 from __future__ import annotations

@@ -12,10 +12,11 @@ exact under all five readings. A full page without `prev_url` does not end its d
 its oldest item, as a server may leave `prev_url` out of a dated listing. A transcript whose `created`
 cannot be placed in a day is listed by no day: only the serial walk sees it.
 
-Threads fetch the days (the client's pacer spaces all of their requests); the caller stores the pages in
-the order they arrive, each batch of the pages waiting (several days' pages when the database is the
-slower side) in one transaction with their days' positions: one commit for many pages. Transcripts created meanwhile are
-above every day's walk: the caller's walk from the newest page that follows picks them up.
+Threads fetch the days, and the client's pacer spaces all of their requests. The pages come back in
+batches, in the order they arrived: each batch holds every page waiting, several days' pages when the
+database is the slower side. The caller (etl.sync.pages) stores a batch in one transaction with its days'
+positions, or, on several writer connections, each page with its own day's position. Transcripts created
+meanwhile are above every day's walk: the plain walk from the newest page that follows picks them up.
 """
 
 from __future__ import annotations
