@@ -39,7 +39,7 @@ def test_wheel_runs_migrations_outside_the_checkout(tmp_path):
         assert done.stdout.startswith("schema at "), done.stdout
     current = run("db", "current")
     assert current.stdout.strip().endswith("(head)")
-    assert (target / "etl" / "views.py").exists()
+    assert (target / "etl" / "store" / "views.py").exists()
     assert (workdir / "installed.db").exists()
     assert not list(workdir.glob("migrations"))
     example = run("config", "example")
