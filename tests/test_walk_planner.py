@@ -312,6 +312,14 @@ def test_a_walk_gone_on_by_days_walks_the_day_it_reached_and_every_older_day():
     assert position == DayPosition("p7-oldest", False, mark("p0-newest", "2026-03-12 08:00"), mark("p7-oldest", "2026-03-11 00:00"))
 
 
+def test_a_walk_gone_on_by_days_goes_on_in_the_day_of_its_last_pages_oldest_item():
+    pages = walk_of(SWITCH_PAGES - 1, 2)
+    across_midnight = page(mark("late", "2026-03-11 02:00"), mark("early", "2026-03-10 23:00"), "early")
+    days, reached, position = switched_days(WINDOW, across_midnight, seen_after(*pages, across_midnight), Cursor())
+    assert reached == date(2026, 3, 10) and days[0] == date(2026, 3, 10)
+    assert position.before_id == "early"
+
+
 def test_a_walk_gone_on_by_days_keeps_the_newest_of_an_earlier_run_of_the_same_walk():
     pages = walk_of(SWITCH_PAGES, 2)
     earlier = mark("earlier-top", "2026-03-12 09:00")
@@ -515,11 +523,11 @@ def test_a_walk_by_days_that_listed_nothing_spans_nothing():
 
 
 def test_a_walk_by_days_spans_from_the_oldest_of_its_days_to_the_newest():
-    positions = {
+    positions = {  # in no particular order, as a walk by days finishes them
         date(2026, 3, 11): DayPosition(None, True, mark("n11", "2026-03-11 23:00"), mark("o11", "2026-03-11 01:00")),
+        date(2026, 3, 12): DayPosition(None, True, mark("n12", "2026-03-12 09:00"), mark("o12", "2026-03-12 00:10")),
         date(2026, 3, 10): DayPosition(None, True),  # an empty day
         date(2026, 3, 9): DayPosition(None, True, mark("n9", "2026-03-09 23:00"), mark("o9", "2026-03-09 02:00")),
-        date(2026, 3, 12): DayPosition(None, True, mark("n12", "2026-03-12 09:00"), mark("o12", "2026-03-12 00:10")),
     }
     assert days_span(positions) == (mark("n12", "2026-03-12 09:00"), mark("o9", "2026-03-09 02:00"))
 
