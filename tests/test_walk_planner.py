@@ -412,6 +412,13 @@ def test_a_straggler_above_the_high_water_mark_leaves_the_floor_at_the_mark():
     assert walk_floor(high_water, mark("z", "2026-03-10 12:00")) == high_water  # same instant, after it by id
 
 
+def test_a_straggler_created_in_the_same_instant_as_the_mark_but_below_it_by_id_lowers_the_floor_to_it():
+    # The listing is in (created, id) order: "a" comes after "h", possibly on the next page, which a walk
+    # that stops at "h" never reads.
+    straggler = mark("a", "2026-03-10 12:00")
+    assert walk_floor(mark("h", "2026-03-10 12:00"), straggler) == straggler
+
+
 # newer_suffices: when one `after_id` request may bring everything newer
 
 
