@@ -99,10 +99,11 @@ def after_page(cursor: Cursor, page: Page) -> Cursor:
 
 def walk_floor(high_water: Boundary | None, straggler: Boundary | None) -> Boundary | None:
     """How far down a plain walk goes: no high water mark means no floor (the whole listing); a straggler
-    left to the walk lowers it to that straggler."""
+    left to the walk lowers it to that straggler, in the listing's (created, id) order: one created in the
+    mark's own instant may come after it."""
     if high_water is None or straggler is None:
         return high_water
-    return straggler if straggler.created < high_water.created else high_water
+    return straggler if (straggler.created, straggler.id) < (high_water.created, high_water.id) else high_water
 
 
 def newer_suffices(high_water: Boundary | None, straggler: Boundary | None, high_water_pending: bool) -> bool:
