@@ -110,7 +110,7 @@ class Listing:
         )
         for items in check:
             self.store.items(items)
-        deepest = min((s.boundary for s in check.walk_to), key=lambda b: b.created, default=None)
+        deepest = min((s.boundary for s in check.walk_to), key=lambda b: (b.created, b.id), default=None)
         pending = high_water is not None and is_pending(self.conn, self.account, high_water.id)
         if planner.newer_suffices(high_water, deepest, pending) and self._newer_than(high_water):
             return
