@@ -144,11 +144,12 @@ def required(found: str | None, missing: str, variable: str) -> str:
     pytest.skip(missing)
 
 
-def wait_until(condition, timeout: float = 30.0) -> None:
-    """Poll until condition() is true: a run commits each page while the next one downloads."""
+def wait_until(condition, timeout: float = 120.0) -> None:
+    """Poll until condition() is true: a run commits each page while the next one downloads. The timeout only
+    ends a wait that would never end (a broken run); it says nothing about how soon the condition should hold."""
     deadline = time.monotonic() + timeout
     while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
+        assert time.monotonic() < deadline, f"still waiting after {timeout:.0f}s: the awaited state never came"
         time.sleep(0.02)
 
 

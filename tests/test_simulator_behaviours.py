@@ -16,7 +16,7 @@ KEY = "test-key"
 
 
 def get(fake: FakeAssemblyAI, path: str = "/v2/transcript", **params: object) -> requests.Response:
-    return requests.get(f"{fake.base_url}{path}", params=params, headers={"Authorization": KEY}, timeout=10)
+    return requests.get(f"{fake.base_url}{path}", params=params, headers={"Authorization": KEY}, timeout=60)
 
 
 def ids(response: requests.Response) -> list[str]:
