@@ -169,6 +169,7 @@ class FakeAssemblyAI:
         # that the transcripts it lists are created by its own clock.
         self.clock_offset = timedelta(0)
         self.requests: list[dict] = []
+        self.most_in_flight = 0  # the most requests arrived and not yet answered at one moment
         self.held = threading.Event()
         # Time of the last `created`: midnight 30 days ago, so 100k items stay inside the 90-day
         # window and a small test's items share one date (for created_on).
@@ -338,6 +339,11 @@ class FakeAssemblyAI:
         with self._lock:
             return self._arrived == len(self.requests)
 
+    def in_flight(self) -> int:
+        """How many requests have arrived and are not answered yet: held, or waiting out latency or a slow fault."""
+        with self._lock:
+            return self._arrived - len(self.requests)
+
     def _append(self, item: dict) -> None:
         tid = item["id"]
         if tid in self._all:
@@ -364,6 +370,7 @@ class FakeAssemblyAI:
         is_list = path == LIST_PATH
         with self._lock:
             self._arrived += 1
+            self.most_in_flight = max(self.most_in_flight, self._arrived - len(self.requests))
             fault = self._faults.popleft() if self._faults else None
             if fault is None and self.fault_rate and self._fault_rng.random() < self.fault_rate:
                 fault = self._fault_rng.choice(RANDOM_FAULTS)
