@@ -186,7 +186,7 @@ def test_reset_fault_is_a_connection_error(fake, http):
 
 
 def test_slow_fault_trips_a_read_timeout(fake, http):
-    fake.fail_next(Fault.slow(0.5))
+    fake.fail_next(Fault.slow(60))  # far beyond the timeout, however late the client looks
     with pytest.raises(requests.ReadTimeout):
         http.get(f"{fake.base_url}/v2/transcript", timeout=0.1)
     assert page(http, fake)["transcripts"] == []
@@ -210,8 +210,10 @@ def test_hold_blocks_one_list_request_until_released(fake, http):
 
 def test_cursor_lookups_stay_fast_with_100k_items(fake, http):
     items = fake.add(100_000)
-    started = time.perf_counter()
+    # The processor time the test and the server thread spent, which other processes on the machine do not
+    # lengthen as they lengthen the time it takes.
+    started = time.process_time()
     for item in items[::10_000]:
         assert page(http, fake, limit=200, after_id=item["id"])["page_details"]["result_count"] == 200
         page(http, fake, limit=200, before_id=item["id"])
-    assert time.perf_counter() - started < 2
+    assert time.process_time() - started < 2
