@@ -144,18 +144,24 @@ def required(found: str | None, missing: str, variable: str) -> str:
     pytest.skip(missing)
 
 
-def wait_until(condition, timeout: float = 30.0) -> None:
-    """Poll until condition() is true: a run commits each page while the next one downloads."""
+def wait_until(condition, timeout: float = 120.0) -> None:
+    """Poll until condition() is true: a run commits each page while the next one downloads. The timeout only
+    ends a wait that would never end (a broken run); it says nothing about how soon the condition should hold."""
     deadline = time.monotonic() + timeout
     while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
+        assert time.monotonic() < deadline, f"still waiting after {timeout:.0f}s: the awaited state never came"
         time.sleep(0.02)
 
 
 def kill_when(process: subprocess.Popen, condition) -> None:
-    """SIGKILL the process the instant condition() holds (polled as fast as Python can), or once it has ended."""
-    while not condition() and process.poll() is None:
-        pass
+    """SIGKILL the process as soon as condition() holds, or once it has ended. Between looks the test blocks on
+    the process for half a millisecond rather than spin: a spinning test takes a core from the run it waits on."""
+    while not condition():
+        try:
+            process.wait(timeout=0.0005)
+            break  # it ended: nothing left to catch
+        except subprocess.TimeoutExpired:
+            pass
     process.send_signal(signal.SIGKILL)
     process.wait()
 

@@ -99,7 +99,7 @@ def test_accounts_sync_in_parallel_processes(database_url, two_accounts):
     first = spawn(["sync", "--no-hydrate", "--account", "us", "--config", config], env(database_url))
     second = spawn(["sync", "--no-hydrate", "--account", "eu", "--config", config], env(database_url))
     # Both hold their own account's lock at the same moment.
-    assert us.held.wait(30) and eu.held.wait(30)
+    assert us.held.wait(120) and eu.held.wait(120)
     release_us.set()
     release_eu.set()
     errors = []

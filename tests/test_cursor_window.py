@@ -35,7 +35,7 @@ def test_interrupted_walk_whose_position_left_the_listing(database_url, fake):
     items = fake.add(1000)
     release = fake.hold(2)
     process = spawn(["sync", "--no-hydrate"], cli_env(fake, database_url))
-    assert fake.held.wait(30)
+    assert fake.held.wait(120)
     wait_until(lambda: len(stored(database_url)) == 400)  # two pages committed, the third held
     process.send_signal(signal.SIGKILL)
     process.wait()

@@ -172,7 +172,7 @@ def test_transcripts_created_while_the_days_are_walked_are_caught(database_url):
     with spread_fake() as fake:
         release = fake.hold(20)
         process = spawn(["sync", "--no-hydrate"], cli_env(fake, database_url, **PARTITIONS))
-        assert fake.held.wait(30), process.communicate()
+        assert fake.held.wait(120), process.communicate()
         fake.add(30)  # newer than everything, while the walk is half done
         release.set()
         assert process.wait(60) == 0, process.communicate()
@@ -184,7 +184,7 @@ def test_a_killed_partitioned_backfill_resumes_every_day_where_it_stopped(databa
     with spread_fake(latency=0.01) as fake:
         release = fake.hold(40)
         process = spawn(["sync", "--no-hydrate"], cli_env(fake, database_url, **settings))
-        assert fake.held.wait(30), process.communicate()
+        assert fake.held.wait(120), process.communicate()
         wait_until(
             lambda: any(row["done"] or row["before_id"] for row in rows_of(database_url, sync_partitions))
             and len(stored(database_url)) > 0

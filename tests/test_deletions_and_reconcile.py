@@ -62,7 +62,7 @@ def test_a_killed_full_sync_is_resumed_by_the_next_plain_sync(database_url, fake
     fake.delete(old[10]["id"])
     release = fake.hold(2)
     process = spawn(["sync", "--no-hydrate", "--full"], cli_env(fake, database_url))
-    assert fake.held.wait(30)
+    assert fake.held.wait(120)
     second_page_end = fake.listing()[399]["id"]
     wait_until(lambda: walk_position(database_url) == second_page_end)  # two pages committed, the third held
     process.send_signal(signal.SIGKILL)

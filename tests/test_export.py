@@ -5,11 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from conftest import API_KEY, cli_env, run_cli, spawn, stored, sync
+from conftest import API_KEY, cli_env, run_cli, spawn, stored, sync, wait_until
 
 from etl.tools.simulator import FakeAssemblyAI
 
@@ -66,8 +65,7 @@ def test_nothing_is_skipped_while_a_sync_writes_concurrently(database_url, walk)
             extra = {"AAI_ETL_PARTITIONS": "days", "AAI_ETL_PARTITION_DAYS": "8", "AAI_ETL_PARTITION_WRITERS": "4"}
         fake.add(3000, status="processing", spread=timedelta(days=6) if walk == "by_days" else None)
         process = spawn(["sync", "--no-hydrate"], cli_env(fake, database_url, **extra))
-        while not fake.requests:  # the schema exists once the sync asks for its first page
-            time.sleep(0.01)
+        wait_until(lambda: fake.requests)  # the schema exists once the sync asks for its first page
         seen: dict[str, int] = {}
         watermark = None
         rounds = 0
@@ -107,7 +105,7 @@ with replaced_atomically({str(target)!r}) as out:
     raise KeyboardInterrupt  # arriving while the export reads its next rows
 """
     try:
-        finished = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20)
+        finished = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     finally:
         os.close(reader)
     assert "KeyboardInterrupt" in finished.stderr and finished.returncode != 0

@@ -7,7 +7,7 @@ import signal
 import time
 
 import pytest
-from conftest import API_KEY, cli_env, run_cli, spawn, stored, summary_json
+from conftest import API_KEY, cli_env, run_cli, spawn, stored, summary_json, wait_until
 from sqlalchemy import create_engine, func, select, text, update
 
 from etl.store.schema import transcript_bodies, transcript_words, transcripts
@@ -23,6 +23,10 @@ def config(tmp_path):
 
 def run(fake, database_url, config, *args):
     return run_cli([*args, "--config", config, "--log-format", "json"], cli_env(fake, database_url))
+
+
+def hydrated(database_url) -> int:
+    return sum(row["hydrated_at"] is not None for row in stored(database_url).values())
 
 
 def detail_requests(fake) -> int:
@@ -126,14 +130,14 @@ def test_an_interrupted_hydration_resumes(database_url, config):
     with FakeAssemblyAI(api_key=API_KEY, latency=0.02) as fake:
         fake.add(400)
         assert run(fake, database_url, config, "sync", "--no-hydrate").exit_code == 0
-        # A budget of 100 requests a second: the kill comes with about 250 details still to fetch.
-        process = spawn(["hydrate", "--config", config], cli_env(fake, database_url, AAI_ETL_REQUESTS_PER_MINUTE="6000"))
-        deadline = time.monotonic() + 30
-        while detail_requests(fake) < 150 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        # The API answers 150 details, then no more until the kill: it comes with 250 or more still to fetch.
+        fake.fail_next(*[Fault.none()] * 150, *[Fault.slow(3600)] * 250)
+        process = spawn(["hydrate", "--config", config], cli_env(fake, database_url))
+        wait_until(lambda: hydrated(database_url) > 0)
         process.send_signal(signal.SIGKILL)
         process.wait()
-        first = sum(row["hydrated_at"] is not None for row in stored(database_url).values())
+        fake.clear_faults()
+        first = hydrated(database_url)
         assert 0 < first < 400
         result = run(fake, database_url, config, "hydrate")
         assert result.exit_code == 0, result.output

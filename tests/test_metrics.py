@@ -43,7 +43,7 @@ def pushgateway(tmp_path) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 120
         while True:
             try:
                 urllib.request.urlopen(f"{url}/-/ready", timeout=1)
@@ -54,11 +54,11 @@ def pushgateway(tmp_path) -> Iterator[str]:
         yield url
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        process.wait(timeout=60)
 
 
 def scrape(url: str) -> dict[tuple[str, frozenset], float]:
-    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
+    with urllib.request.urlopen(f"{url}/metrics", timeout=60) as response:
         return samples(response.read().decode())
 
 

@@ -91,7 +91,7 @@ def test_export_into_a_closed_pipe_stops_quietly(database_url, fake):
     first = process.stdout.readline()
     process.stdout.close()  # `| head -1`
     err = process.stderr.read()
-    assert process.wait(timeout=30) == 141
+    assert process.wait(timeout=120) == 141
     assert json.loads(first)["change_seq"] >= 1
     assert err == ""  # no traceback, no error, and no watermark for an export that did not finish
 
@@ -107,7 +107,7 @@ def test_an_interrupted_export_leaves_no_partial_file(database_url, fake, tmp_pa
     try:
         wait_until(lambda: _buffered(reader) >= 32_768)  # half the pipe: how full it gets depends on the writes
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=30)
+        out, err = process.communicate(timeout=120)
     finally:
         os.close(reader)
     assert process.returncode == 130

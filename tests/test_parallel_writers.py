@@ -124,7 +124,7 @@ def test_sigterm_during_a_walk_by_days_with_a_pool_counts_exactly_what_committed
         env = cli_env(fake, database_url, AAI_ETL_PARTITIONS="days", AAI_ETL_PARTITION_DAYS="4", AAI_ETL_PARTITION_WRITERS="4")
         release = fake.hold(12)
         process = spawn(["sync", "--no-hydrate"], env)
-        assert fake.held.wait(30), process.communicate()
+        assert fake.held.wait(120), process.communicate()
         process.send_signal(signal.SIGTERM)
         release.set()
         out, err = process.communicate(timeout=60)

@@ -62,7 +62,7 @@ def test_postgresql_statistics_are_refreshed_after_a_large_hydration(tmp_path, f
             ).scalar()
         return last is not None and last > before
 
-    wait_until(analyzed_since, timeout=15)
+    wait_until(analyzed_since)
     engine.dispose()
 
 

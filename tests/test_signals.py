@@ -92,7 +92,7 @@ def stopped_sync(fake, database_url: str, metrics: Path, before_the_signal=lambd
     fake.add(600)
     release = fake.hold(1)
     process = spawn(["sync", "--no-hydrate", "--metrics-file", str(metrics)], cli_env(fake, database_url))
-    assert fake.held.wait(30)
+    assert fake.held.wait(120)
     before_the_signal()
     process.send_signal(signal.SIGTERM)
     return process, release

@@ -41,7 +41,7 @@ def test_a_sync_against_the_simulator_gets_every_transcript_through_its_faults(d
         assert sum(day["transcripts"] for day in days) == 1000
     finally:
         server.send_signal(signal.SIGTERM)
-        server.wait(timeout=10)
+        server.wait(timeout=60)
     assert server.returncode == 0, server.stderr.read()
 
 

@@ -131,7 +131,7 @@ def test_a_run_killed_while_re_checking_stragglers_loses_nothing(database_url, f
         fake.set_status(item["id"], "completed")
     release = fake.hold(2)  # status=queued and the first re-read pass; the second re-read blocks
     process = spawn(["sync", "--no-hydrate"], cli_env(fake, database_url))
-    assert fake.held.wait(30), process.communicate()
+    assert fake.held.wait(120), process.communicate()
     wait_until(lambda: stored(database_url)[stuck[0]["id"]]["status"] == "completed")
     process.send_signal(signal.SIGKILL)
     process.wait()

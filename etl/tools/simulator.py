@@ -170,6 +170,7 @@ class FakeAssemblyAI:
         # that the transcripts it lists are created by its own clock.
         self.clock_offset = timedelta(0)
         self.requests: list[dict] = []
+        self.most_in_flight = 0  # the most requests arrived and not yet answered at one moment
         self.held = threading.Event()
         # Time of the last `created`: midnight 30 days ago, so 100k items stay inside the 90-day
         # window and a small test's items share one date (for created_on).
@@ -196,6 +197,8 @@ class FakeAssemblyAI:
         self._limit: tuple[_TokenBucket | None, bool] = (None, True)  # the rate limit and whether its 429s say Retry-After
         self._limits: deque[tuple[int, tuple[_TokenBucket | None, bool]]] = deque()  # (from request, limit) to come
         self._limited = 0  # requests the rate limit has counted
+        # The rate limit's clock: a test may stop it, to count a burst against the limit without racing real time.
+        self.rate_clock: Callable[[], float] = time.monotonic
         self.limit_rate(rate_limit)
 
     # -- lifecycle -------------------------------------------------------------------
@@ -339,6 +342,11 @@ class FakeAssemblyAI:
         with self._lock:
             return self._arrived == len(self.requests)
 
+    def in_flight(self) -> int:
+        """How many requests have arrived and are not answered yet: held, or waiting out latency or a slow fault."""
+        with self._lock:
+            return self._arrived - len(self.requests)
+
     def _append(self, item: dict) -> None:
         tid = item["id"]
         if tid in self._all:
@@ -365,6 +373,7 @@ class FakeAssemblyAI:
         is_list = path == LIST_PATH
         with self._lock:
             self._arrived += 1
+            self.most_in_flight = max(self.most_in_flight, self._arrived - len(self.requests))
             fault = self._faults.popleft() if self._faults else None
             if fault is None and self.fault_rate and self._fault_rng.random() < self.fault_rate:
                 fault = self._fault_rng.choice(RANDOM_FAULTS)
@@ -385,7 +394,7 @@ class FakeAssemblyAI:
             bucket, retry_after = self._limit
         if bucket is None:
             return None
-        wait = bucket.take(time.monotonic())
+        wait = bucket.take(self.rate_clock())
         if wait is None:
             return None
         with self._lock:
