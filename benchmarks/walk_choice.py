@@ -22,15 +22,15 @@ Targets, per cell: auto within 10% of the faster of serial and days; at 0 ms, au
 dlt's time; at 100 ms, auto in at most a quarter of dlt's time and at most 1.3x its budget floor (its
 requests over the budget's rate).
 
-`--profile` measures the CPU of a walk by days (SQLite): `partition_days` 32 (the default) against the
-number of requests the budget keeps in flight (rate x latency, at least 1), at 0 and 100 ms.
+`--profile` measures the CPU of a walk by days' listing threads alone (no database): 32 days at once (the
+`partition_days` default) against the number the budget keeps in flight (rate x latency, and one more),
+at 0 and 100 ms.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import statistics
 import sys
@@ -44,7 +44,11 @@ from hydrate import child_env  # noqa: E402
 from run import AAI_ETL, API_KEY, BENCH, DLT_PYTHON, FakeAssemblyAI, Spawner, count_rows, drop_database  # noqa: E402
 from run import ensure_dlt_venv, fresh_database  # noqa: E402
 
+from etl.api.client import ApiClient  # noqa: E402
 from etl.config import Settings  # noqa: E402
+from etl.walk.days import days as days_of  # noqa: E402
+from etl.walk.days import walk_days  # noqa: E402
+from etl.walk.planner import days_in_flight  # noqa: E402
 
 MODES = ("auto", "serial", "days", "dlt")
 BUDGET = Settings().requests_per_minute  # the setting's default: the pace users get (2,000 a minute)
@@ -114,21 +118,38 @@ def matrix(spawner: Spawner, args: argparse.Namespace, workdir: Path, out) -> li
 
 
 def profile(spawner: Spawner, args: argparse.Namespace, workdir: Path, out) -> list[dict]:
+    """The listing threads of a walk by days, alone: every day of the window fetched in this process with
+    walk_days at PROFILE_THREADS days at once against the number the budget keeps in flight at that latency
+    (what a walk now uses), storing nothing. The CPU is this process's: the fake's serving, the same
+    requests either way, is in both."""
     runs = []
     for days in args.shape:
         with shaped_fake(args.n, days) as fake:
             for latency in args.latency:
                 fake.latency = latency
-                allowed = max(1, math.ceil(args.budget / 60 * latency))
+                allowed = days_in_flight(args.budget / 60, latency, PROFILE_THREADS)
                 for repeat in range(args.repeat):
                     for threads in (PROFILE_THREADS, allowed)[:: 1 if repeat % 2 == 0 else -1]:
-                        extra = {"AAI_ETL_PARTITIONS": "days", "AAI_ETL_PARTITION_DAYS": str(threads)}
-                        run = {"profile": True, "db": "sqlite", "n": args.n, "shape_days": days, "latency_s": latency,
-                               "partition_days": threads, "repeat": repeat, "budget_per_min": args.budget,
-                               **one_run(spawner, fake, "sqlite", "days", extra, args, workdir)}
+                        run = {"profile": True, "n": args.n, "shape_days": days, "latency_s": latency,
+                               "threads": threads, "repeat": repeat, "budget_per_min": args.budget,
+                               **walk_all_days(fake, threads, args)}
                         print(json.dumps(run), file=out, flush=True)
+                        print(f"{days}d {latency * 1000:g} ms {threads:>2} days at once {run['wall_s']:6.2f} s "
+                              f"CPU {run['cpu_s']:.2f} s", flush=True)
                         runs.append(run)
     return runs
+
+
+def walk_all_days(fake: FakeAssemblyAI, threads: int, args: argparse.Namespace) -> dict:
+    now = datetime.now(timezone.utc)
+    with ApiClient(fake.base_url, API_KEY, requests_per_minute=args.budget) as client:
+        positions: dict = {day: None for day in days_of(now)}
+        wall, cpu = time.perf_counter(), time.process_time()
+        listed = sum(len(page.items) for batch in walk_days(client, positions, at_once=lambda: threads, now=now) for page in batch)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        if listed != args.n:
+            raise RuntimeError(f"the days listed {listed} of {args.n} transcripts")
+        return {"wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "requests": client.requests_made}
 
 
 # -- tables ----------------------------------------------------------------------------------------
@@ -186,11 +207,11 @@ def tables(runs: list[dict]) -> str:
 
 
 def profile_table(runs: list[dict]) -> str:
-    out = ["\n### walk by days, SQLite: listing threads\n",
-           "| latency | shape | partition_days | wall s | CPU s | requests |", "|---:|---|---:|---:|---:|---:|"]
-    cells = dict.fromkeys((run["latency_s"], run["shape_days"], run["n"], run["partition_days"]) for run in runs)
+    out = ["\n### walk by days: listing threads, nothing stored\n",
+           "| latency | shape | days at once | wall s | CPU s | requests |", "|---:|---|---:|---:|---:|---:|"]
+    cells = dict.fromkeys((run["latency_s"], run["shape_days"], run["n"], run["threads"]) for run in runs)
     for latency, days, n, threads in sorted(cells, key=lambda cell: (cell[0], -cell[3])):
-        found = [r for r in runs if (r["latency_s"], r["shape_days"], r["partition_days"]) == (latency, days, threads)]
+        found = [r for r in runs if (r["latency_s"], r["shape_days"], r["threads"]) == (latency, days, threads)]
         med = median_of(found)
         out.append(f"| {latency * 1000:g} ms | {n:,} over {days} days | {threads} | {med['wall_s']:.2f} |"
                    f" {statistics.median(r['cpu_s'] for r in found):.2f} | {med['requests']} |")
@@ -214,7 +235,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs per mode; the tables show the median wall")
     parser.add_argument("--budget", type=float, default=BUDGET,
                         help="aai-etl's requests_per_minute (default: the setting's default)")
-    parser.add_argument("--profile", action="store_true", help="partition_days 32 against rate x latency, SQLite")
+    parser.add_argument("--profile", action="store_true", help="32 listing threads against rate x latency, no database")
     parser.add_argument("--db-name", default=f"bench_walk_{os.getpid()}_{int(time.time())}",
                         help="the throwaway database's name (default: pid and time: unique)")
     parser.add_argument("--out", type=Path, default=BENCH / "results" / "walk_choice.jsonl", help="raw runs, JSON lines")

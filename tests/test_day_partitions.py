@@ -1,10 +1,11 @@
 """A first backfill or `sync --full` walks the listing as UTC days at once (`partitions = "days"`, or by
-default when the newest page shows many transcripts a day), exact under every reading of `created_on`, and
+default when its first pages show the days are faster), exact under every reading of `created_on`, and
 falls back to the serial walk (said once, remembered) when it is misread."""
 
 from __future__ import annotations
 
 import signal
+import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -23,21 +24,27 @@ from conftest import (
 )
 from sqlalchemy import create_engine, select
 
+from etl.api.client import ApiClient
 from etl.store.schema import sync_cursors, sync_partitions, sync_runs
+from etl.walk import days
 from etl.walk.planner import SWITCH_PAGES
 from etl.tools.simulator import FakeAssemblyAI
 
 PARTITIONS = {"AAI_ETL_PARTITIONS": "days", "AAI_ETL_PARTITION_DAYS": "8"}
-# The default: by days when the newest page spans less than a day, else serially.
+# The default: serially, on by days once the first pages show the days are faster.
 DEFAULT: dict[str, str] = {}
+# Seconds each serial list page takes on a spread_fake: at 100 ms a page, 250 transcripts a day are walked
+# faster by days (the tests' budget is no limit), and the days themselves answer at once.
+SLOW_SERIAL = 0.1
 
 
 def spread_fake(mode: str = "honoured", n: int = 2000, days: int = 8, **options) -> FakeAssemblyAI:
     """A fake whose transcripts are spread over `days` UTC days ending a day ago: about n/days a day (250:
-    the newest page spans under a day, and the listing reaches back more than a week, so the default walks
-    it by days)."""
+    the first pages span under a day each, the listing reaches back more than a week and each serial page
+    takes SLOW_SERIAL, so the default walks it by days)."""
     fake = FakeAssemblyAI(api_key=API_KEY, created_on_mode=mode, **options)
     fake.clock = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(days=days + 1)
+    fake.serial_latency = SLOW_SERIAL
     fake.add(n, spread=timedelta(days=days))
     return fake
 
@@ -77,8 +84,9 @@ def dated(requests) -> list[dict]:
 
 
 def test_the_default_goes_on_by_days_on_a_dense_account_and_walks_a_sparse_one_serially(database_url, tmp_path):
-    # Dense: 2,000 transcripts over 8 days, 250 a day. The walk reads its first pages serially; they span
-    # under a day each, so it goes on by days from where it got to.
+    # Dense: 2,000 transcripts over 8 days, 250 a day, at 100 ms a serial page. The walk reads its first
+    # pages serially; the rest of the window would take about 10 s so, and a fraction of that by days (the
+    # tests' budget allows 10,000 requests a second), so it goes on by days from where it got to.
     with spread_fake() as fake:
         result = partitioned(fake, database_url, settings=DEFAULT)
         assert_table_equals_api(database_url, fake)
@@ -116,6 +124,17 @@ def test_the_default_goes_on_by_days_on_a_dense_account_and_walks_a_sparse_one_s
         partitioned(fake, sparse, "--full", settings=DEFAULT)
         assert not dated(fake.requests[before:])
         assert_table_equals_api(sparse, fake)
+
+
+def test_the_default_walks_a_dense_account_serially_where_requests_are_fast(database_url):
+    # The same 2,000 transcripts over 8 days, answered at once, at the default budget of 2,000 requests a
+    # minute: the day ends would cost more of the budget than the serial walk takes in all.
+    with spread_fake() as fake:
+        fake.serial_latency = 0
+        result = partitioned(fake, database_url, settings={"AAI_ETL_REQUESTS_PER_MINUTE": "2000"})
+        assert_table_equals_api(database_url, fake)
+        assert not dated(fake.requests)
+        assert summary_json(result)["requests"] == len(fake.requests) == 10  # its 10 pages, one after another
 
 
 def test_the_default_walks_a_burst_of_a_few_pages_serially(database_url):
@@ -250,3 +269,54 @@ def test_stored_day_positions_on_a_server_that_ignores_the_cursor_fall_back_at_o
             assert result.stderr.count("walked the listing serially instead") == 1
         else:
             assert not dated(fake.requests[before:])
+
+
+def day_threads() -> int:
+    return sum(thread.name.startswith("aai-etl-day-") and thread.is_alive() for thread in threading.enumerate())
+
+
+def walk_of_days(fake: FakeAssemblyAI, told: list[int], each_batch=lambda batch: None) -> int:
+    """Walk the fake's 10 newest days with walk_days, `told[0]` days at once (asked as pages arrive); return
+    the transcripts listed."""
+    now = datetime.now(timezone.utc)
+    listed = 0
+    with ApiClient(fake.base_url, API_KEY, requests_per_minute=600_000) as client:
+        positions: dict = {day: None for day in days.days(now)[:10]}
+        for batch in days.walk_days(client, positions, at_once=lambda: told[0], now=now):
+            listed += sum(len(page.items) for page in batch)
+            each_batch(batch)
+    return listed
+
+
+@pytest.mark.parametrize("at_once", [1, 3])
+def test_a_walk_by_days_fetches_as_many_days_at_once_as_it_is_told(at_once):
+    with spread_fake(latency=0.05) as fake:
+        assert walk_of_days(fake, [at_once]) == 2000
+        assert fake.most_in_flight == at_once
+
+
+def test_the_days_at_once_follow_the_number_as_it_changes():
+    with spread_fake(latency=0.05) as fake:
+        # One day until the first page arrives (no round trip is known before), then four.
+        told = [1]
+
+        def grow(batch):
+            told[0] = 4
+
+        assert walk_of_days(fake, told, grow) == 2000
+        assert fake.most_in_flight == 4
+
+    with spread_fake(latency=0.05) as fake:
+        # Four at first, then one: each thread one too many leaves before its next day.
+        told, seen = [4], []
+
+        def shrink(batch):
+            told[0] = 1
+            if day_threads() <= 1 and not seen:
+                seen.append(len(fake.requests))
+                fake.most_in_flight = 0  # from here on, one request at a time
+
+        assert walk_of_days(fake, told, shrink) == 2000
+        assert seen and len(fake.requests) > seen[0] + 3  # a few days were left for the one thread
+        assert fake.most_in_flight == 1
+

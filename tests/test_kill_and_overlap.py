@@ -76,10 +76,13 @@ def test_kills_at_random_instants_of_walks_by_day_never_lose_or_duplicate(databa
 
     from etl.tools.simulator import FakeAssemblyAI
 
-    # The default walks these 2,000 transcripts of 8 days by days too: the newest page spans under a day,
-    # and the listing reaches back more than a week.
+    # The default walks these 2,000 transcripts of 8 days by days too, once its first serial pages have
+    # shown, at 100 ms each, that the days are faster; it reaches them about a second into a run, so its
+    # kills come later.
     rng = random.Random(11)
+    kill_after = (0.2, 0.9) if by_days else (0.5, 2.5)
     with FakeAssemblyAI(api_key=API_KEY, latency=0.01, seed=5) as fake:
+        fake.serial_latency = 0 if by_days else 0.1
         fake.clock = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(days=9)
         fake.add(2000, status="processing", spread=timedelta(days=8))
         # The schema first: a kill while a run creates the SQLite file is not what this test is about.
@@ -87,7 +90,7 @@ def test_kills_at_random_instants_of_walks_by_day_never_lose_or_duplicate(databa
         for number in range(6):
             full = ["--full"] if number % 2 else []  # first backfills and full walks, each killed
             process = spawn(["sync", "--no-hydrate", *full], cli_env(fake, database_url, **by_days))
-            time.sleep(rng.uniform(0.2, 0.9))
+            time.sleep(rng.uniform(*kill_after))
             process.send_signal(signal.SIGKILL)
             process.wait()
             wait_until(lambda: lock_released(database_url))  # killed mid-statement, its session ends a moment later

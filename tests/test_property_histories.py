@@ -101,7 +101,7 @@ def apply(
 
 
 def env(fake, database_url, partitions):
-    # "auto" is the default: by days once the newest page spans less than a day (an add of 200 or more).
+    # "auto" is the default: by days once the first pages show the days are faster.
     return {"ASSEMBLYAI_API_KEY": API_KEY, "ASSEMBLYAI_BASE_URL": fake.base_url, "AAI_ETL_DATABASE_URL": database_url,
             "AAI_ETL_REQUESTS_PER_MINUTE": "600000", "AAI_ETL_PARTITIONS": partitions, "AAI_ETL_PARTITION_DAYS": "3"}
 
@@ -132,8 +132,10 @@ def test_table_equals_api_after_any_history(
         created_on_mode=created_on_mode,
     ) as fake:
         if partitions == "auto":
-            # Dense and a week deep, so that the default walks by days: 250 transcripts a day for 8 days.
+            # Dense, a week deep and slow to walk serially, so that the default goes on by days: 250
+            # transcripts a day for 8 days, each serial page 50 ms (the days answer at once).
             fake.clock = fake.clock - timedelta(days=9)
+            fake.serial_latency = 0.05
             fake.add(2000, spread=timedelta(days=8))
         for step in history:
             apply(step, fake, rng, database_url, str(config), aged_out, partitions)

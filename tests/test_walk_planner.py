@@ -6,24 +6,32 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
 
+import pytest
+
 from etl.model.position import Boundary, Cursor, DayPosition, newer
 from etl.walk.backwards import Page, Plausible
 from etl.walk.days import DayPage
 from etl.walk.planner import (
+    SWITCH_GAIN,
     SWITCH_PAGES,
+    Costs,
     DaysDone,
     Seen,
     advance,
     after_page,
     all_new,
+    by_days_seconds,
     days_allowed,
     days_done,
+    days_in_flight,
     days_span,
     knows_unlisted,
     lost_listing,
     may_switch,
     minute,
     newer_suffices,
+    pages_left,
+    serial_seconds,
     starts_by_days,
     still_full,
     switched_days,
@@ -244,58 +252,167 @@ def test_a_walk_stays_serial_where_days_are_not_allowed():
 
 # switches_to_days: whether the pages read so far show that days pay
 
+# The days of the listing's window on 2026-03-12, newest first, as days.days() gives them: 93 of them.
+FULL_WINDOW = [date(2026, 3, 12) - timedelta(days=n) for n in range(93)]
+BUDGET = 2000 / 60  # requests_per_minute's default, a second
+# A slow API (100 ms a request) and a fast one (2 ms), each page taking 10 ms to store.
+SLOW = Costs(round_trip=0.1, work=0.01, rate=BUDGET, days_at_once=32)
+FAST = Costs(round_trip=0.002, work=0.01, rate=BUDGET, days_at_once=32)
 
-def test_a_walk_of_enough_full_pages_each_under_a_day_goes_on_by_days():
+
+def test_a_dense_walk_on_a_slow_api_goes_on_by_days():
+    # 8 pages of 2 hours: about 1,100 pages left down to 2025-12-10 00:00. Serially 110 s at 100 ms a page;
+    # by days those and 92 day ends, 1,192 requests, take 36 s at the budget's 33 a second.
     pages = walk_of(SWITCH_PAGES, 2)
-    assert switches_to_days(seen_after(*pages), pages[-1])
+    assert switches_to_days(seen_after(*pages), pages[-1], SLOW, FULL_WINDOW)
+
+
+def test_a_dense_walk_on_a_fast_api_stays_serial():
+    # The same pages at 2 ms: the budget bounds both walks, and the days add 92 requests to the 1,100.
+    pages = walk_of(SWITCH_PAGES, 2)
+    assert not switches_to_days(seen_after(*pages), pages[-1], FAST, FULL_WINDOW)
+
+
+def test_a_walk_whose_storing_bounds_both_ways_stays_serial():
+    # Storing a page takes as long as fetching one, and no budget to speak of: days save nothing.
+    pages = walk_of(SWITCH_PAGES, 2)
+    costs = Costs(round_trip=0.1, work=0.1, rate=1000, days_at_once=32)
+    assert not switches_to_days(seen_after(*pages), pages[-1], costs, FULL_WINDOW)
+
+
+def test_a_walk_of_a_page_a_day_on_a_slow_api_goes_on_by_days():
+    # 8 pages of a day each: about 84 pages and 84 days left. Serially 8.4 s; by days 168 requests, 5.0 s.
+    pages = walk_of(SWITCH_PAGES, 24)
+    assert switches_to_days(seen_after(*pages), pages[-1], SLOW, FULL_WINDOW)
+
+
+def test_a_sparse_walk_on_a_slow_api_stays_serial():
+    # 8 pages of 5 days each: 40 days down, about 11 pages and 53 days left. Serially 1.1 s; by days 64
+    # requests, 1.9 s at the budget.
+    pages = walk_of(SWITCH_PAGES, 120)
+    assert not switches_to_days(seen_after(*pages), pages[-1], SLOW, FULL_WINDOW)
+
+
+def test_a_saving_under_the_switch_gain_does_not_pay_for_days():
+    # By days at 0.9 of the serial time: too close for rough estimates.
+    pages = walk_of(SWITCH_PAGES, 2)
+    seen = seen_after(*pages)
+    slow = Costs(round_trip=0.1, work=0.09, rate=1000, days_at_once=32)
+    serial, by_days = serial_seconds(1100, slow), by_days_seconds(1100, 92, slow)
+    assert SWITCH_GAIN * serial < by_days < serial
+    assert not switches_to_days(seen, pages[-1], slow, FULL_WINDOW)
+
+
+def test_a_walk_before_any_answer_was_timed_stays_serial():
+    pages = walk_of(SWITCH_PAGES, 2)
+    unknown = Costs(round_trip=None, work=0.01, rate=BUDGET, days_at_once=32)
+    assert not switches_to_days(seen_after(*pages), pages[-1], unknown, FULL_WINDOW)
 
 
 def test_a_walk_one_page_short_of_switch_pages_stays_serial():
     pages = walk_of(SWITCH_PAGES - 1, 2)
-    assert not switches_to_days(seen_after(*pages), pages[-1])
+    assert not switches_to_days(seen_after(*pages), pages[-1], SLOW, FULL_WINDOW)
 
 
 def test_a_walk_with_a_page_that_is_not_full_stays_serial():
     pages = walk_of(SWITCH_PAGES - 1, 2) + walk_of(1, 2, full=False)
-    assert not switches_to_days(seen_after(*pages), pages[-1])
+    assert not switches_to_days(seen_after(*pages), pages[-1], SLOW, FULL_WINDOW)
 
 
 def test_a_walk_that_met_a_gap_stays_serial():
     pages = walk_of(SWITCH_PAGES, 2)
     seen = seen_after(*pages)
     seen.gap = True
-    assert not switches_to_days(seen, pages[-1])
-
-
-def test_pages_spanning_a_day_each_on_average_do_not_pay_for_days():
-    pages = walk_of(SWITCH_PAGES, 24)
-    seen = seen_after(*pages)
-    assert seen.newest is not None and seen.oldest is not None
-    assert seen.newest.created - seen.oldest.created == timedelta(days=SWITCH_PAGES)
-    assert not switches_to_days(seen, pages[-1])
-
-
-def test_pages_spanning_just_under_a_day_each_pay_for_days():
-    pages = walk_of(SWITCH_PAGES, 23.5)
-    assert switches_to_days(seen_after(*pages), pages[-1])
+    assert not switches_to_days(seen, pages[-1], SLOW, FULL_WINDOW)
 
 
 def test_a_walk_without_a_plausible_item_stays_serial():
     seen = seen_after(*[page(None, None, f"r{n}") for n in range(SWITCH_PAGES)])
-    assert not switches_to_days(seen, page(None, None, "r7"))
+    assert not switches_to_days(seen, page(None, None, "r7"), SLOW, FULL_WINDOW)
 
 
 def test_a_walk_that_goes_on_from_an_item_other_than_its_oldest_stays_serial():
     pages = walk_of(SWITCH_PAGES, 2)
     last = pages[-1]
     named = page(last.newest, last.oldest, "named-by-prev-url")
-    assert not switches_to_days(seen_after(*pages[:-1], named), named)
+    assert not switches_to_days(seen_after(*pages[:-1], named), named, SLOW, FULL_WINDOW)
 
 
 def test_a_walk_whose_last_page_has_no_plausible_item_stays_serial():
     pages = walk_of(SWITCH_PAGES, 2)
     blind = page(None, None, "r8")
-    assert not switches_to_days(seen_after(*pages, blind), blind)
+    assert not switches_to_days(seen_after(*pages, blind), blind, SLOW, FULL_WINDOW)
+
+
+def test_a_walk_that_reached_the_start_of_the_window_stays_serial():
+    # Nothing left below it: no page and no day to walk.
+    pages = walk_of(SWITCH_PAGES, 2)
+    window = [date(2026, 3, 12), date(2026, 3, 11)]
+    shallow = [page(mark("a", "2026-03-11 01:00"), mark("b", "2026-03-10 23:00"), "b")]
+    assert not switches_to_days(seen_after(*pages[:-1], *shallow), shallow[0], SLOW, window)
+
+
+# pages_left, serial_seconds, by_days_seconds, days_in_flight: the estimates behind the switch
+
+
+def test_pages_left_assume_the_density_of_the_pages_read():
+    assert pages_left(8, timedelta(hours=16), timedelta(days=10)) == pytest.approx(120)
+
+
+def test_no_pages_are_left_below_the_window():
+    assert pages_left(8, timedelta(hours=16), timedelta(0)) == 0
+    assert pages_left(8, timedelta(hours=16), timedelta(hours=-3)) == 0
+
+
+def test_pages_read_in_one_instant_count_as_a_second_of_the_listing():
+    assert pages_left(8, timedelta(0), timedelta(minutes=1)) == pytest.approx(480)
+
+
+def test_a_serial_walk_waits_for_each_round_trip():
+    assert serial_seconds(100, Costs(round_trip=0.3, work=0.01, rate=BUDGET, days_at_once=32)) == pytest.approx(30)
+
+
+def test_a_serial_walk_is_as_slow_as_its_storing_when_that_is_slower():
+    assert serial_seconds(100, Costs(round_trip=0.01, work=0.05, rate=BUDGET, days_at_once=32)) == pytest.approx(5)
+
+
+def test_a_serial_walk_is_never_faster_than_the_budget():
+    assert serial_seconds(100, Costs(round_trip=0.01, work=0.01, rate=10, days_at_once=32)) == pytest.approx(10)
+
+
+def test_a_walk_by_days_is_bound_by_the_budget_at_moderate_latency():
+    # 100 pages and 50 days at 100 ms, 5 at once: 3 s of round trips, but 150 requests at 33 a second.
+    assert by_days_seconds(100, 50, SLOW) == pytest.approx(150 / BUDGET)
+
+
+def test_a_walk_by_days_is_bound_by_the_latency_when_few_days_are_allowed_at_once():
+    # 150 requests of 1 s, 2 at once: 75 s; the budget's 4.5 s is not what bounds it.
+    costs = Costs(round_trip=1.0, work=0.01, rate=BUDGET, days_at_once=2)
+    assert by_days_seconds(100, 50, costs) == pytest.approx(75)
+
+
+def test_a_walk_by_days_is_bound_by_storing_its_pages_one_by_one():
+    costs = Costs(round_trip=0.1, work=0.2, rate=BUDGET, days_at_once=32)
+    assert by_days_seconds(100, 50, costs) == pytest.approx(20)
+
+
+def test_days_in_flight_follow_the_rate_times_the_round_trip():
+    assert days_in_flight(BUDGET, 0.1, 32) == 5  # 3.3 in flight, and one more
+    assert days_in_flight(BUDGET, 0.3, 32) == 11
+
+
+def test_days_in_flight_are_at_most_partition_days():
+    assert days_in_flight(BUDGET, 2.0, 32) == 32
+    assert days_in_flight(BUDGET, 0.1, 3) == 3
+
+
+def test_a_fast_api_gets_few_days_in_flight():
+    assert days_in_flight(BUDGET, 0.002, 32) == 2
+    assert days_in_flight(BUDGET, 0.0, 32) == 1
+
+
+def test_one_day_is_fetched_until_a_round_trip_is_known():
+    assert days_in_flight(BUDGET, None, 32) == 1
 
 
 # switched_days: where a walk that goes on by days stands

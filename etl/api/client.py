@@ -33,6 +33,9 @@ MAX_ERROR_CHARS = 300  # of an API error message, wherever it is shown or stored
 # A server clock further ahead than this is not trusted to vouch for `created` values in our future.
 MAX_CLOCK_AHEAD = timedelta(days=1)
 TEXT_PARTS = frozenset({"srt", "vtt"})  # parts of a transcript the API answers as text/plain, not JSON
+# The weight of the newest answer in the round trip's moving average: a few answers follow a change in
+# latency, one slow answer does not.
+ROUND_TRIP_WEIGHT = 0.2
 
 
 class ApiClient:
@@ -68,6 +71,7 @@ class ApiClient:
         self._headers = {"Authorization": api_key, "User-Agent": f"aai-etl/{__version__}"}
         self._lock = threading.Lock()
         self._clock_ahead = timedelta(0)
+        self._round_trip: float | None = None
         self._sessions = SessionPool(self._headers)
 
     @classmethod
@@ -145,7 +149,8 @@ class ApiClient:
     def _attempt(self, path: str, params: dict[str, Any], read: Callable[[bytes], Any]) -> Any:
         with self._lock:
             self.requests_made += 1
-        deadline = time.monotonic() + self.request_deadline
+        started = time.monotonic()
+        deadline = started + self.request_deadline
         try:
             with self._sessions.session() as session:
                 with session.get(self.base_url + path, params=params, timeout=self.timeout, stream=True) as response:
@@ -160,6 +165,7 @@ class ApiClient:
         status = response.status_code
         if status != 429:
             self.pacer.answered()
+            self._note_round_trip(time.monotonic() - started)
         if status in RETRIABLE_STATUSES:
             raise Retriable(
                 f"HTTP {status} {response.reason}", _retry_after(response.headers.get("Retry-After")), rate_limited=status == 429
@@ -181,6 +187,15 @@ class ApiClient:
         """How far the API's clock has been seen ahead of ours (its Date header), at most MAX_CLOCK_AHEAD; zero
         when behind or not seen. Its `created` values run ahead by as much: they are not in the future."""
         return self._clock_ahead
+
+    def round_trip(self) -> float | None:
+        """The seconds an answered request has taken lately, sent to read (a moving average); None before any."""
+        return self._round_trip
+
+    def _note_round_trip(self, seconds: float) -> None:
+        with self._lock:
+            last = self._round_trip
+            self._round_trip = seconds if last is None else last + ROUND_TRIP_WEIGHT * (seconds - last)
 
     def _note_clock(self, date: str | None) -> None:
         server = _http_date(date)

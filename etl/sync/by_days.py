@@ -44,7 +44,7 @@ class ByDays:
         # When each stored position was created: a page of its day above it shows the cursor ignored.
         created = {cursor: created_of(self.conn, self.account, cursor) for cursor in todo.values() if cursor is not None}
         pages = days.walk_days(
-            self.client, todo, workers=self.days_at_once, now=now,
+            self.client, todo, at_once=self._at_once, now=now,
             keep_presigned_credentials=self.keep_presigned_credentials,
             created={cursor: moment for cursor, moment in created.items() if moment is not None},
         )
@@ -61,6 +61,9 @@ class ByDays:
             return False
         self.store.end_days(positions, full)
         return True
+
+    def _at_once(self) -> int:
+        return planner.days_in_flight(self.client.pacer.rate, self.client.round_trip(), self.days_at_once)
 
     def _fall_back(self, refused: days.Unpartitionable, now: datetime) -> None:
         """Drop the days; when `created_on` is at fault, say so once and remember it for the account."""

@@ -5,6 +5,7 @@ on the way. What each step read is stored by the page store before the next step
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
@@ -164,8 +165,10 @@ class Listing:
         try:
             for page in pages:
                 with interrupt.writing():
+                    started = time.monotonic()
                     cursor = self.store.page(page, cursor, seen, all_new)
-                    if switching and page.resume_before_id is not None and planner.switches_to_days(seen, page):
+                    seen.work_seconds += time.monotonic() - started
+                    if switching and page.resume_before_id is not None and self._days_pay(seen, page):
                         self._switch(page, cursor, seen)
                         return _Switched(all_new)
         finally:
@@ -173,6 +176,12 @@ class Listing:
             if close is not None:
                 close()
         return None
+
+    def _days_pay(self, seen: planner.Seen, page: Page) -> bool:
+        costs = planner.Costs(
+            self.client.round_trip(), seen.work_seconds / seen.pages, self.client.pacer.rate, self.options.partition_days
+        )
+        return planner.switches_to_days(seen, page, costs, days.days(_utcnow()))
 
     def _switch(self, page: Page, cursor: Cursor, seen: planner.Seen) -> None:
         """Go on by days: in one transaction, the days still to walk and the cursor without its walk."""
@@ -184,8 +193,9 @@ class Listing:
         self.conn.commit()
         assert seen.oldest is not None and seen.newest is not None  # switches_to_days checked both
         log.info(
-            "%d pages of %s to %s: many transcripts a day; walking the older days at once (partitions = auto)",
+            "%d pages of %s to %s at %.0f ms a request: walking the older days at once is faster (partitions = auto)",
             seen.pages, planner.minute(seen.oldest.created), planner.minute(seen.newest.created),
+            1000 * (self.client.round_trip() or 0),
         )
 
 @dataclass(frozen=True)

@@ -156,6 +156,9 @@ class FakeAssemblyAI:
         self.after_id_mode = after_id_mode
         self.max_limit = max_limit
         self.latency = latency  # seconds before every answer, each request in its own thread
+        # Seconds more before each list page asked without created_on: a listing slow to walk serially
+        # while its days answer at `latency`, so that `partitions = "auto"` goes on by days in a quick test.
+        self.serial_latency = 0.0
         self.ignore_status_filter = ignore_status_filter
         self.created_on_mode = created_on_mode
         self.page_maximum = page_maximum  # a larger limit is answered with this many items, and says so
@@ -548,8 +551,9 @@ class _Handler(BaseHTTPRequestHandler):
             fake.held.set()
             release.wait()
         refusal = None if fault else fake._over_limit()  # counted on arrival, answered after the latency
-        if fake.latency:
-            time.sleep(fake.latency)
+        delay = fake.latency + (fake.serial_latency if url.path.rstrip("/") == LIST_PATH and "created_on" not in params else 0)
+        if delay:
+            time.sleep(delay)
         if refusal is not None:
             fault = Fault.status(429, {"error": "Too Many Requests"}, refusal)
         fault = fault or Fault.none()

@@ -12,7 +12,8 @@ exact under all five readings. A full page without `prev_url` does not end its d
 its oldest item, as a server may leave `prev_url` out of a dated listing. A transcript whose `created`
 cannot be placed in a day is listed by no day: only the serial walk sees it.
 
-Threads fetch the days, and the client's pacer spaces all of their requests. The pages come back in
+Threads fetch the days, as many as the request budget keeps busy at the measured latency, and the
+client's pacer spaces all of their requests. The pages come back in
 batches, in the order they arrived: each batch holds every page waiting, several days' pages when the
 database is the slower side. The caller (etl.sync.pages) stores a batch in one transaction with its days'
 positions, or, on several writer connections, each page with its own day's position. Transcripts created
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -32,10 +33,14 @@ from etl.api.client import ApiClient
 from etl.errors import ApiError, PaginationError
 from etl.model.items import Item, parse_item
 from etl.model.position import Boundary
-from etl.walk.backwards import CLOCK_SKEW, LISTING_WINDOW, PAGE_SIZE, WINDOW_SLACK, Plausible, full_page, next_before_id
+from etl.walk.backwards import (
+    CLOCK_SKEW, LISTING_WINDOW, PAGE_SIZE, WINDOW_SLACK, Plausible, full_page, next_before_id,
+)
 
 # The most list items handed to the caller at once: the pages that have arrived while it stored the last.
 BATCH_ITEMS = 2_000
+# The most pages fetched and not yet stored: memory stays bounded while the database is the slower side.
+QUEUED_PAGES = 64
 
 
 class Unpartitionable(Exception):
@@ -65,22 +70,26 @@ def days(now: datetime) -> list[date]:
 
 
 def walk_days(
-    client: ApiClient, positions: dict[date, str | None], *, workers: int, now: datetime,
+    client: ApiClient, positions: dict[date, str | None], *, at_once: Callable[[], int], now: datetime,
     keep_presigned_credentials: bool = False, created: dict[str, datetime] | None = None,
 ) -> Generator[list[DayPage], None, None]:
     """Yield the pages of these days (each from its `before_id`, None: from the day's newest; `created`: when
-    those cursors were created, where known) as they arrive,
-    `workers` days at a time: each time, every page waiting (at least one, up to BATCH_ITEMS items), in the
-    order they came. Raises Unpartitionable as soon as any day shows `created_on` misread (after yielding the
-    pages that came before)."""
+    those cursors were created, where known) as they arrive, `at_once()` days at a time (asked again as
+    pages arrive: the number follows the latency): each time, every page waiting (at least one, up to
+    BATCH_ITEMS items), in the order they came. Raises Unpartitionable as soon as any day shows
+    `created_on` misread (after yielding the pages that came before)."""
     plausible = Plausible(now, client.clock_ahead)
     known = created or {}
     todo: queue.SimpleQueue = queue.SimpleQueue()
     for day in sorted(positions, reverse=True):
         todo.put(day)
-    results: queue.Queue = queue.Queue(maxsize=2 * workers)  # pages not yet stored: memory stays bounded
+    results: queue.Queue = queue.Queue(maxsize=QUEUED_PAGES)
     stop = threading.Event()
-    count = max(1, min(workers, len(positions)))
+    lock = threading.Lock()
+    running = 0
+
+    def wanted() -> int:
+        return max(1, min(at_once(), len(positions)))
 
     def put(result: Any) -> bool:
         while not stop.is_set():
@@ -91,9 +100,18 @@ def walk_days(
                 continue
         return False
 
+    def leaves() -> bool:
+        """Whether this thread is one too many for the latency now: it leaves before its next day."""
+        nonlocal running
+        with lock:
+            if running > wanted():
+                running -= 1
+                return True
+        return False
+
     def work() -> None:
         try:
-            while not stop.is_set():
+            while not stop.is_set() and not leaves():
                 try:
                     day = todo.get_nowait()
                 except queue.Empty:
@@ -108,12 +126,23 @@ def walk_days(
             return
         put(None)
 
-    # Daemon threads, not an executor: a request stuck in its read timeout must not hold up an exit.
-    for number in range(count):
-        threading.Thread(target=work, name=f"aai-etl-day-{number}", daemon=True).start()
+    started = 0
+
+    def start_wanted() -> None:
+        # Daemon threads, not an executor: a request stuck in its read timeout must not hold up an exit.
+        nonlocal started, running
+        while not todo.empty():
+            with lock:
+                if running >= wanted():
+                    return
+                running += 1
+            threading.Thread(target=work, name=f"aai-etl-day-{started}", daemon=True).start()
+            started += 1
+
+    start_wanted()
     finished = 0
     try:
-        while finished < count:
+        while finished < started:
             batch: list[DayPage] = []
             failed: BaseException | None = None
             result = results.get()
@@ -125,7 +154,7 @@ def walk_days(
                     break
                 else:
                     batch.append(result)
-                if finished == count or sum(len(page.items) for page in batch) >= BATCH_ITEMS:
+                if finished == started or sum(len(page.items) for page in batch) >= BATCH_ITEMS:
                     break
                 try:
                     result = results.get_nowait()
@@ -135,6 +164,7 @@ def walk_days(
                 yield batch
             if failed is not None:
                 raise failed
+            start_wanted()
     finally:
         stop.set()
 

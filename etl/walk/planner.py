@@ -4,19 +4,33 @@ enough, and what a finished walk may conclude. Nothing here reads the API or the
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 from etl.model.position import Boundary, Cursor, DayPosition, newer
 from etl.walk.backwards import Page, Plausible
 from etl.walk.days import DayPage
 
-# `partitions = "auto"`: a first backfill or full walk starts serially and goes on by days once its first
-# SWITCH_PAGES pages, all full, span less than a day each (200 or more transcripts a day): the rest of the
-# 90-day window then holds many pages (about 90 if that rate holds), which the ~93 day requests, walked in
-# parallel, repay. A smaller walk ends before it decides anything, at no cost.
+# `partitions = "auto"`: a first backfill or full walk starts serially and may go on by days once its first
+# SWITCH_PAGES pages, all full, have shown what the rest of the walk costs either way (see switches_to_days).
+# A smaller walk ends before it decides anything, at no cost.
 SWITCH_PAGES = 8
-DENSE_SPAN = timedelta(days=1)
+# The days are taken only when their estimate is under this share of the serial walk's: the estimates are
+# rough, and a walk by days that saves little is not worth its extra requests and threads.
+SWITCH_GAIN = 0.8
+
+
+@dataclass(frozen=True)
+class Costs:
+    """What the walk has measured so far: the seconds a list request takes (None before any answered),
+    the seconds of the job's own work to store a page, the requests a second the budget allows, and the
+    most days `partition_days` lets a walk by days fetch at once."""
+
+    round_trip: float | None
+    work: float
+    rate: float
+    days_at_once: int
 
 
 @dataclass
@@ -31,6 +45,7 @@ class Seen:
     gap: bool = False
     pages: int = 0
     full_pages: int = 0
+    work_seconds: float = 0.0  # spent storing the pages, the job's own work
 
     def add(self, page: Page) -> None:
         self.pages += 1
@@ -67,14 +82,52 @@ def may_switch(mode: str, cursor: Cursor, allowed: bool) -> bool:
     return mode == "auto" and allowed and cursor.walk_floor is None and (cursor.walk_full or cursor.high_water is None)
 
 
-def switches_to_days(seen: Seen, page: Page) -> bool:
-    """Whether the pages read so far show the days pay: SWITCH_PAGES pages, all full, no gap, each spanning
-    under DENSE_SPAN on average, and the walk goes on from an item whose day is known."""
-    if seen.pages < SWITCH_PAGES or seen.full_pages < SWITCH_PAGES or seen.gap:
+def switches_to_days(seen: Seen, page: Page, costs: Costs, window: list[date]) -> bool:
+    """Whether the pages read so far show the days pay: SWITCH_PAGES pages, all full, no gap, the walk goes
+    on from an item whose day is known, and the rest of the `window` (its days, newest first) by days is
+    estimated to take under SWITCH_GAIN of the time it takes serially."""
+    if seen.pages < SWITCH_PAGES or seen.full_pages < SWITCH_PAGES or seen.gap or costs.round_trip is None:
         return False
-    if seen.newest is None or seen.oldest is None or seen.newest.created - seen.oldest.created >= seen.pages * DENSE_SPAN:
+    if seen.newest is None or seen.oldest is None or page.oldest is None or page.oldest.id != page.resume_before_id:
         return False
-    return page.oldest is not None and page.oldest.id == page.resume_before_id
+    reached = page.oldest.created
+    days_left = sum(day <= reached.date() for day in window)
+    start = datetime.combine(min(window), time(), reached.tzinfo)
+    pages = pages_left(seen.pages, seen.newest.created - seen.oldest.created, reached - start)
+    return by_days_seconds(pages, days_left, costs) < SWITCH_GAIN * serial_seconds(pages, costs)
+
+
+def pages_left(pages_read: int, span_read: timedelta, span_left: timedelta) -> float:
+    """The pages still to read down to the window's start, if the account is as dense there as in the pages
+    read. It may hold less (a young account, a burst): then the days cost at most one empty request each."""
+    if span_left <= timedelta(0):
+        return 0.0
+    return pages_read * span_left / max(span_read, timedelta(seconds=1))
+
+
+def serial_seconds(pages: float, costs: Costs) -> float:
+    """A serial walk's time: one page after another, each the longer of its round trip (the next page is
+    fetched while one is stored) and its storing, never faster than the budget allows."""
+    assert costs.round_trip is not None
+    return pages * max(costs.round_trip, costs.work, 1 / costs.rate)
+
+
+def by_days_seconds(pages: float, days_left: int, costs: Costs) -> float:
+    """A walk by days' time: the same pages and one more request for each day's end, at as many days at once
+    as the budget and `partition_days` allow, bounded by the budget and by storing the pages one by one."""
+    assert costs.round_trip is not None
+    requests = pages + days_left
+    at_once = days_in_flight(costs.rate, costs.round_trip, costs.days_at_once)
+    return max(requests / costs.rate, requests * costs.round_trip / at_once, pages * costs.work)
+
+
+def days_in_flight(rate: float, round_trip: float | None, days_at_once: int) -> int:
+    """How many days to fetch at once: as many requests as the budget's rate keeps in flight at this round
+    trip (rate x round trip, and one more to cover the time between a request's answer and the next), at
+    most `days_at_once`; one until a round trip is known (the first answer tells it)."""
+    if round_trip is None:
+        return 1
+    return max(1, min(days_at_once, math.ceil(rate * round_trip) + 1))
 
 
 def switched_days(window: list[date], page: Page, seen: Seen, cursor: Cursor) -> tuple[list[date], date, DayPosition]:
