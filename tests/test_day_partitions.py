@@ -28,7 +28,7 @@ from etl.api.client import ApiClient
 from etl.store.schema import sync_cursors, sync_partitions, sync_runs
 from etl.walk import days
 from etl.walk.planner import SWITCH_PAGES
-from etl.tools.simulator import FakeAssemblyAI
+from etl.tools.simulator import FakeAssemblyAI, Fault
 
 PARTITIONS = {"AAI_ETL_PARTITIONS": "days", "AAI_ETL_PARTITION_DAYS": "8"}
 # The default: serially, on by days once the first pages show the days are faster.
@@ -320,3 +320,20 @@ def test_the_days_at_once_follow_the_number_as_it_changes():
         assert seen and len(fake.requests) > seen[0] + 3  # a few days were left for the one thread
         assert fake.most_in_flight == 1
 
+
+def test_an_empty_last_page_of_a_day_is_asked_for_twice_before_it_ends_the_day(database_url):
+    """201 transcripts of one day, and the day's page below the first answered empty with no prev_url: taken
+    for the day's end, it lost the 201st for good (the high water mark was above it)."""
+    with FakeAssemblyAI(api_key=API_KEY) as fake:
+        fake.clock = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(days=2)
+        fake.add(201, spread=timedelta(hours=1))
+        day = fake.listing()[0]["created"][:10]
+        # One day at a time, newest first: the day's second page is the request after its first.
+        window = [each.isoformat() for each in days.days(datetime.now(timezone.utc))]
+        empty = Fault.mangled(lambda body: {**body, "transcripts": []})
+        fake.fail_next(*[Fault.none()] * (window.index(day) + 1), empty)
+        result = partitioned(fake, database_url, settings={"AAI_ETL_PARTITIONS": "days", "AAI_ETL_PARTITION_DAYS": "1"})
+        asked = [params.get("before_id") for params in dated(fake.requests) if params["created_on"] == day]
+        assert len(asked) == 3 and asked[0] is None and asked[1] == asked[2]  # the empty page, asked for again
+        assert summary_json(result)["inserted"] == 201
+        assert_table_equals_api(database_url, fake)

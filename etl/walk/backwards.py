@@ -112,7 +112,7 @@ def walk_back(
         reread = None  # the before_id whose empty last page has been asked for twice
         while True:
             body = _page(upcoming, before_id)
-            if before_id is not None and before_id != reread and _empty_end(body):
+            if before_id is not None and before_id != reread and empty_end(body):
                 # A page named by the one above it, empty and the end of the listing: the end, or a page the API
                 # dropped. Asked once more before it is believed; a listing that ends exactly where a page does
                 # costs this one request.
@@ -152,7 +152,8 @@ def walk_back(
         downloads.close()
 
 
-def _empty_end(body: dict) -> bool:
+def empty_end(body: dict) -> bool:
+    """An empty page that says nothing older exists: the end of a listing, or a page the API dropped."""
     return not body["transcripts"] and body["page_details"]["prev_url"] is None
 
 

@@ -34,7 +34,7 @@ from etl.errors import ApiError, PaginationError
 from etl.model.items import Item, parse_item
 from etl.model.position import Boundary
 from etl.walk.backwards import (
-    CLOCK_SKEW, LISTING_WINDOW, PAGE_SIZE, WINDOW_SLACK, Plausible, full_page, next_before_id,
+    CLOCK_SKEW, LISTING_WINDOW, PAGE_SIZE, WINDOW_SLACK, Plausible, empty_end, full_page, next_before_id,
 )
 
 # The most list items handed to the caller at once: the pages that have arrived while it stored the last.
@@ -176,6 +176,7 @@ def _walk_day(
     """The pages of one day from `before_id`; `cursor`: that transcript, when its `created` is known."""
     seen: set[str] = {before_id} if before_id else set()
     previous: set[str] = set()  # the ids of the page before: a page asked below it holds none of them
+    reread = None  # the before_id whose empty last page has been asked for twice
     while not stop.is_set():
         try:
             body = client.list_transcripts(limit=PAGE_SIZE, before_id=before_id, created_on=day.isoformat())
@@ -184,6 +185,11 @@ def _walk_day(
                 cursor_text = f" with before_id={before_id}" if before_id else ""
                 raise Unpartitionable(f"the API refused created_on={day}{cursor_text} ({exc})") from None
             raise
+        if before_id is not None and before_id != reread and empty_end(body):
+            # The day's end, or a page the API dropped: asked once more before it is believed, as a serial
+            # walk does. A day that ends exactly where a page does costs this one request.
+            reread = before_id
+            continue
         items = [parse_item(raw, keep_presigned_credentials) for raw in body["transcripts"]]
         ordered = plausible.boundaries(items)
         if len(ordered) != len(items):
