@@ -127,9 +127,9 @@ name sets it to that schema alone. SQLite has no schemas and ignores it.""",
     ),
     Setting(
         "partitions", str, "auto",
-        "How a first backfill or `sync --full` walks the listing: auto (serially, on by UTC days once its first pages show the days are faster), days, or serial.",
+        "How a first backfill or `sync --full` walks the listing: auto (serially, on by UTC days where its first pages show them faster), days, or serial.",
         choices=("auto", "days", "serial"),
-        example="auto weighs both after 8 full pages, from their density, the measured latency and the budget: days pay on a dense account at 100 ms a request, not at 10.",
+        example="After 8 full pages auto weighs density, measured latency and budget: days pay on a dense account at 100 ms a request, not at 10.",
     ),
     Setting(
         "partition_days", int, 32,

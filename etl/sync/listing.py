@@ -178,6 +178,7 @@ class Listing:
         return None
 
     def _days_pay(self, seen: planner.Seen, page: Page) -> bool:
+        """Whether the rest of this walk is faster by days, from what its pages so far have measured."""
         costs = planner.Costs(
             self.client.round_trip(), seen.work_seconds / seen.pages, self.client.pacer.rate, self.options.partition_days
         )

@@ -13,11 +13,12 @@ its oldest item, as a server may leave `prev_url` out of a dated listing. A tran
 cannot be placed in a day is listed by no day: only the serial walk sees it.
 
 Threads fetch the days, as many as the request budget keeps busy at the measured latency, and the
-client's pacer spaces all of their requests. The pages come back in
-batches, in the order they arrived: each batch holds every page waiting, several days' pages when the
-database is the slower side. The caller (etl.sync.pages) stores a batch in one transaction with its days'
-positions, or, on several writer connections, each page with its own day's position. Transcripts created
-meanwhile are above every day's walk: the plain walk from the newest page that follows picks them up.
+client's pacer spaces all of their requests. The pages come back in batches, in the order they arrived:
+each batch holds every page waiting, several days' pages when the database is the slower side. The
+caller (etl.sync.pages) stores a batch in one transaction with its days' positions, or, on several writer
+connections, each page with its own day's position. Transcripts created meanwhile are above every day's
+walk: the plain walk from the newest page that follows picks them up. An empty last page asked with a
+cursor is asked for once more before it ends its day, as in the serial walk.
 """
 
 from __future__ import annotations
