@@ -255,13 +255,14 @@ def test_a_walk_stays_serial_where_days_are_not_allowed():
 # The days of the listing's window on 2026-03-12, newest first, as days.days() gives them: 93 of them.
 FULL_WINDOW = [date(2026, 3, 12) - timedelta(days=n) for n in range(93)]
 BUDGET = 2000 / 60  # requests_per_minute's default, a second
-# A slow API (100 ms a request) and a fast one (2 ms), each page taking 10 ms to store.
-SLOW = Costs(round_trip=0.1, work=0.01, rate=BUDGET, days_at_once=32)
-FAST = Costs(round_trip=0.002, work=0.01, rate=BUDGET, days_at_once=32)
+# A slow API (100 ms a request, 110 ms a serial page) and a fast one (2 ms a request, a serial page every
+# 30 ms: the budget's spacing), each page 10 ms of the job's own work.
+SLOW = Costs(round_trip=0.1, page=0.11, work=0.01, rate=BUDGET, days_at_once=32)
+FAST = Costs(round_trip=0.002, page=0.03, work=0.01, rate=BUDGET, days_at_once=32)
 
 
 def test_a_dense_walk_on_a_slow_api_goes_on_by_days():
-    # 8 pages of 2 hours: about 1,100 pages left down to 2025-12-10 00:00. Serially 110 s at 100 ms a page;
+    # 8 pages of 2 hours: about 1,100 pages left down to 2025-12-10 00:00. Serially 121 s at 110 ms a page;
     # by days those and 92 day ends, 1,192 requests, take 36 s at the budget's 33 a second.
     pages = walk_of(SWITCH_PAGES, 2)
     assert switches_to_days(seen_after(*pages), pages[-1], SLOW, FULL_WINDOW)
@@ -274,20 +275,20 @@ def test_a_dense_walk_on_a_fast_api_stays_serial():
 
 
 def test_a_walk_whose_storing_bounds_both_ways_stays_serial():
-    # Storing a page takes as long as fetching one, and no budget to speak of: days save nothing.
+    # Working on a page takes as long as fetching one, and no budget to speak of: days save nothing.
     pages = walk_of(SWITCH_PAGES, 2)
-    costs = Costs(round_trip=0.1, work=0.1, rate=1000, days_at_once=32)
+    costs = Costs(round_trip=0.1, page=0.1, work=0.1, rate=1000, days_at_once=32)
     assert not switches_to_days(seen_after(*pages), pages[-1], costs, FULL_WINDOW)
 
 
 def test_a_walk_of_a_page_a_day_on_a_slow_api_goes_on_by_days():
-    # 8 pages of a day each: about 84 pages and 84 days left. Serially 8.4 s; by days 168 requests, 5.0 s.
+    # 8 pages of a day each: about 84 pages and 85 days left. Serially 9.3 s; by days 169 requests, 5.1 s.
     pages = walk_of(SWITCH_PAGES, 24)
     assert switches_to_days(seen_after(*pages), pages[-1], SLOW, FULL_WINDOW)
 
 
 def test_a_sparse_walk_on_a_slow_api_stays_serial():
-    # 8 pages of 5 days each: 40 days down, about 11 pages and 53 days left. Serially 1.1 s; by days 64
+    # 8 pages of 5 days each: 40 days down, about 10 pages and 53 days left. Serially 1.1 s; by days 63
     # requests, 1.9 s at the budget.
     pages = walk_of(SWITCH_PAGES, 120)
     assert not switches_to_days(seen_after(*pages), pages[-1], SLOW, FULL_WINDOW)
@@ -297,7 +298,7 @@ def test_a_saving_under_the_switch_gain_does_not_pay_for_days():
     # By days at 0.9 of the serial time: too close for rough estimates.
     pages = walk_of(SWITCH_PAGES, 2)
     seen = seen_after(*pages)
-    slow = Costs(round_trip=0.1, work=0.09, rate=1000, days_at_once=32)
+    slow = Costs(round_trip=0.1, page=0.1, work=0.09, rate=1000, days_at_once=32)
     serial, by_days = serial_seconds(1100, slow), by_days_seconds(1100, 92, slow)
     assert SWITCH_GAIN * serial < by_days < serial
     assert not switches_to_days(seen, pages[-1], slow, FULL_WINDOW)
@@ -305,7 +306,7 @@ def test_a_saving_under_the_switch_gain_does_not_pay_for_days():
 
 def test_a_walk_before_any_answer_was_timed_stays_serial():
     pages = walk_of(SWITCH_PAGES, 2)
-    unknown = Costs(round_trip=None, work=0.01, rate=BUDGET, days_at_once=32)
+    unknown = Costs(round_trip=None, page=0.11, work=0.01, rate=BUDGET, days_at_once=32)
     assert not switches_to_days(seen_after(*pages), pages[-1], unknown, FULL_WINDOW)
 
 
@@ -368,16 +369,8 @@ def test_pages_read_in_one_instant_count_as_a_second_of_the_listing():
     assert pages_left(8, timedelta(0), timedelta(minutes=1)) == pytest.approx(480)
 
 
-def test_a_serial_walk_waits_for_each_round_trip():
-    assert serial_seconds(100, Costs(round_trip=0.3, work=0.01, rate=BUDGET, days_at_once=32)) == pytest.approx(30)
-
-
-def test_a_serial_walk_is_as_slow_as_its_storing_when_that_is_slower():
-    assert serial_seconds(100, Costs(round_trip=0.01, work=0.05, rate=BUDGET, days_at_once=32)) == pytest.approx(5)
-
-
-def test_a_serial_walk_is_never_faster_than_the_budget():
-    assert serial_seconds(100, Costs(round_trip=0.01, work=0.01, rate=10, days_at_once=32)) == pytest.approx(10)
+def test_a_serial_walk_goes_on_at_the_pace_of_its_pages_so_far():
+    assert serial_seconds(100, Costs(round_trip=0.3, page=0.32, work=0.01, rate=BUDGET, days_at_once=32)) == pytest.approx(32)
 
 
 def test_a_walk_by_days_is_bound_by_the_budget_at_moderate_latency():
@@ -387,12 +380,12 @@ def test_a_walk_by_days_is_bound_by_the_budget_at_moderate_latency():
 
 def test_a_walk_by_days_is_bound_by_the_latency_when_few_days_are_allowed_at_once():
     # 150 requests of 1 s, 2 at once: 75 s; the budget's 4.5 s is not what bounds it.
-    costs = Costs(round_trip=1.0, work=0.01, rate=BUDGET, days_at_once=2)
+    costs = Costs(round_trip=1.0, page=1.0, work=0.01, rate=BUDGET, days_at_once=2)
     assert by_days_seconds(100, 50, costs) == pytest.approx(75)
 
 
-def test_a_walk_by_days_is_bound_by_storing_its_pages_one_by_one():
-    costs = Costs(round_trip=0.1, work=0.2, rate=BUDGET, days_at_once=32)
+def test_a_walk_by_days_is_bound_by_the_work_on_its_pages():
+    costs = Costs(round_trip=0.1, page=0.2, work=0.2, rate=BUDGET, days_at_once=32)
     assert by_days_seconds(100, 50, costs) == pytest.approx(20)
 
 

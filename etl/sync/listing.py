@@ -162,13 +162,17 @@ class Listing:
             self.client, before_id=cursor.walk_before_id, floor=cursor.walk_floor, now=seen.plausible.now,
             keep_presigned_credentials=self.options.keep_presigned_credentials,
         )
+        walk_started, cpu_started = time.monotonic(), time.process_time()
         try:
             for page in pages:
                 with interrupt.writing():
                     started = time.monotonic()
                     cursor = self.store.page(page, cursor, seen, all_new)
                     seen.work_seconds += time.monotonic() - started
-                    if switching and page.resume_before_id is not None and self._days_pay(seen, page):
+                    if (
+                        switching and page.resume_before_id is not None
+                        and self._days_pay(seen, page, time.monotonic() - walk_started, time.process_time() - cpu_started)
+                    ):
                         self._switch(page, cursor, seen)
                         return _Switched(all_new)
         finally:
@@ -177,10 +181,12 @@ class Listing:
                 close()
         return None
 
-    def _days_pay(self, seen: planner.Seen, page: Page) -> bool:
-        """Whether the rest of this walk is faster by days, from what its pages so far have measured."""
+    def _days_pay(self, seen: planner.Seen, page: Page, elapsed: float, cpu: float) -> bool:
+        """Whether the rest of this walk is faster by days, from what its pages took so far: `elapsed` seconds
+        in all, `cpu` seconds of this process's work (every thread's)."""
         costs = planner.Costs(
-            self.client.round_trip(), seen.work_seconds / seen.pages, self.client.pacer.rate, self.options.partition_days
+            round_trip=self.client.round_trip(), page=elapsed / seen.pages, work=max(cpu, seen.work_seconds) / seen.pages,
+            rate=self.client.pacer.rate, days_at_once=self.options.partition_days,
         )
         return planner.switches_to_days(seen, page, costs, days.days(_utcnow()))
 

@@ -23,11 +23,14 @@ SWITCH_GAIN = 0.8
 
 @dataclass(frozen=True)
 class Costs:
-    """What the walk has measured so far: the seconds a list request takes (None before any answered),
-    the seconds of the job's own work to store a page, the requests a second the budget allows, and the
-    most days `partition_days` lets a walk by days fetch at once."""
+    """What the walk has measured so far: the seconds a list request takes (None before any answered), the
+    seconds each serial page has taken in all (its request, reading it, the pacing between requests), the
+    job's own seconds of work for a page (reading and storing it: the CPU, or the storing's wait when that is
+    longer), the requests a second the budget allows, and the most days `partition_days` lets a walk by days
+    fetch at once."""
 
     round_trip: float | None
+    page: float
     work: float
     rate: float
     days_at_once: int
@@ -106,15 +109,14 @@ def pages_left(pages_read: int, span_read: timedelta, span_left: timedelta) -> f
 
 
 def serial_seconds(pages: float, costs: Costs) -> float:
-    """A serial walk's time: one page after another, each the longer of its round trip (the next page is
-    fetched while one is stored) and its storing, never faster than the budget allows."""
-    assert costs.round_trip is not None
-    return pages * max(costs.round_trip, costs.work, 1 / costs.rate)
+    """A serial walk's time: each page as long as the pages read so far took."""
+    return pages * costs.page
 
 
 def by_days_seconds(pages: float, days_left: int, costs: Costs) -> float:
     """A walk by days' time: the same pages and one more request for each day's end, at as many days at once
-    as the budget and `partition_days` allow, bounded by the budget and by storing the pages one by one."""
+    as the budget and `partition_days` allow, bounded by the budget and by the job's own work on the pages,
+    which its threads share."""
     assert costs.round_trip is not None
     requests = pages + days_left
     at_once = days_in_flight(costs.rate, costs.round_trip, costs.days_at_once)
