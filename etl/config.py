@@ -129,7 +129,7 @@ name sets it to that schema alone. SQLite has no schemas and ignores it.""",
         "partitions", str, "auto",
         "How a first backfill or `sync --full` walks the listing: auto (serially, on by UTC days where its first pages show them faster), days, or serial.",
         choices=("auto", "days", "serial"),
-        example="After 8 full pages auto weighs density, measured latency and budget: days pay on a dense account at 100 ms a request, not at 10.",
+        example="After 4 full pages auto weighs density, measured latency and budget: days pay on a dense account at 100 ms a request, not at 10.",
     ),
     Setting(
         "partition_days", int, 32,

@@ -114,14 +114,16 @@ def test_the_default_goes_on_by_days_on_a_dense_account_and_walks_a_sparse_one_s
         assert dated(fake.requests[before:])
         assert_table_equals_api(database_url, fake)
 
-    # Sparse: 1,000 transcripts over 60 days, 17 a day: the serial walk, no day asked for.
+    # Sparse: 1,000 transcripts over 60 days, 17 a day, at the default budget: the few pages left cost less
+    # than the ~45 days left would, so the serial walk, no day asked for.
     sparse = empty_database("sqlite" if database_url.startswith("sqlite") else "postgresql", tmp_path)
+    budget = {"AAI_ETL_REQUESTS_PER_MINUTE": "2000"}
     with spread_fake(n=1000, days=60) as fake:
-        result = partitioned(fake, sparse, settings=DEFAULT)
+        result = partitioned(fake, sparse, settings=budget)
         assert_table_equals_api(sparse, fake)
         assert not dated(fake.requests)
         before = len(fake.requests)
-        partitioned(fake, sparse, "--full", settings=DEFAULT)
+        partitioned(fake, sparse, "--full", settings=budget)
         assert not dated(fake.requests[before:])
         assert_table_equals_api(sparse, fake)
 
@@ -138,13 +140,15 @@ def test_the_default_walks_a_dense_account_serially_where_requests_are_fast(data
 
 
 def test_the_default_walks_a_burst_of_a_few_pages_serially(database_url):
-    # 1,000 transcripts a few seconds apart: dense, but the walk ends before it decides anything.
+    # 700 transcripts a few seconds apart, slow to walk serially: dense, but the walk ends before it decides
+    # anything (its fourth page is not full).
     with FakeAssemblyAI(api_key=API_KEY) as fake:
-        fake.add(1000)
+        fake.serial_latency = SLOW_SERIAL
+        fake.add(SWITCH_PAGES * 200 - 100)
         result = partitioned(fake, database_url, settings=DEFAULT)
         assert_table_equals_api(database_url, fake)
         assert not dated(fake.requests)
-        assert summary_json(result)["requests"] == len(fake.requests) <= 6
+        assert summary_json(result)["requests"] == len(fake.requests) == SWITCH_PAGES
 
 
 def test_partitions_serial_never_walks_by_days(database_url):

@@ -262,14 +262,14 @@ FAST = Costs(round_trip=0.002, page=0.03, work=0.01, rate=BUDGET, days_at_once=3
 
 
 def test_a_dense_walk_on_a_slow_api_goes_on_by_days():
-    # 8 pages of 2 hours: about 1,100 pages left down to 2025-12-10 00:00. Serially 121 s at 110 ms a page;
-    # by days those and 92 day ends, 1,192 requests, take 36 s at the budget's 33 a second.
+    # 4 pages of 2 hours: about 1,100 pages left down to 2025-12-10 00:00. Serially 121 s at 110 ms a page;
+    # by days those and 93 day ends, 1,197 requests, take 36 s at the budget's 33 a second.
     pages = walk_of(SWITCH_PAGES, 2)
     assert switches_to_days(seen_after(*pages), pages[-1], SLOW, FULL_WINDOW)
 
 
 def test_a_dense_walk_on_a_fast_api_stays_serial():
-    # The same pages at 2 ms: the budget bounds both walks, and the days add 92 requests to the 1,100.
+    # The same pages at 2 ms: the budget bounds both walks, and the days add 93 requests to the 1,100.
     pages = walk_of(SWITCH_PAGES, 2)
     assert not switches_to_days(seen_after(*pages), pages[-1], FAST, FULL_WINDOW)
 
@@ -282,24 +282,24 @@ def test_a_walk_whose_storing_bounds_both_ways_stays_serial():
 
 
 def test_a_walk_of_a_page_a_day_on_a_slow_api_goes_on_by_days():
-    # 8 pages of a day each: about 84 pages and 85 days left. Serially 9.3 s; by days 169 requests, 5.1 s.
+    # 4 pages of a day each: about 88 pages and 89 days left. Serially 9.7 s; by days 177 requests, 5.3 s.
     pages = walk_of(SWITCH_PAGES, 24)
     assert switches_to_days(seen_after(*pages), pages[-1], SLOW, FULL_WINDOW)
 
 
 def test_a_sparse_walk_on_a_slow_api_stays_serial():
-    # 8 pages of 5 days each: 40 days down, about 10 pages and 53 days left. Serially 1.1 s; by days 63
-    # requests, 1.9 s at the budget.
+    # 4 pages of 5 days each: 20 days down, about 14 pages and 73 days left. Serially 1.6 s; by days 87
+    # requests, 2.6 s at the budget.
     pages = walk_of(SWITCH_PAGES, 120)
     assert not switches_to_days(seen_after(*pages), pages[-1], SLOW, FULL_WINDOW)
 
 
 def test_a_saving_under_the_switch_gain_does_not_pay_for_days():
-    # By days at 0.9 of the serial time: too close for rough estimates.
+    # By days at 0.95 of the serial time, bound by the work on the pages: not worth the extra requests.
     pages = walk_of(SWITCH_PAGES, 2)
     seen = seen_after(*pages)
-    slow = Costs(round_trip=0.1, page=0.1, work=0.09, rate=1000, days_at_once=32)
-    serial, by_days = serial_seconds(1100, slow), by_days_seconds(1100, 92, slow)
+    slow = Costs(round_trip=0.1, page=0.1, work=0.095, rate=1000, days_at_once=32)
+    serial, by_days = serial_seconds(1104, slow), by_days_seconds(1104, 93, slow)
     assert SWITCH_GAIN * serial < by_days < serial
     assert not switches_to_days(seen, pages[-1], slow, FULL_WINDOW)
 
@@ -414,7 +414,7 @@ WINDOW = [date(2026, 3, 12) - timedelta(days=n) for n in range(6)]  # newest fir
 
 
 def test_a_walk_gone_on_by_days_walks_the_day_it_reached_and_every_older_day():
-    pages = walk_of(SWITCH_PAGES, 4)  # 32 hours down from 2026-03-12 08:00: reaches 2026-03-11 00:00
+    pages = walk_of(8, 4)  # 32 hours down from 2026-03-12 08:00: reaches 2026-03-11 00:00
     seen = seen_after(*pages)
     days, reached, position = switched_days(WINDOW, pages[-1], seen, Cursor())
     assert reached == date(2026, 3, 11)
@@ -423,7 +423,7 @@ def test_a_walk_gone_on_by_days_walks_the_day_it_reached_and_every_older_day():
 
 
 def test_a_walk_gone_on_by_days_goes_on_in_the_day_of_its_last_pages_oldest_item():
-    pages = walk_of(SWITCH_PAGES - 1, 2)
+    pages = walk_of(7, 2)
     across_midnight = page(mark("late", "2026-03-11 02:00"), mark("early", "2026-03-10 23:00"), "early")
     days, reached, position = switched_days(WINDOW, across_midnight, seen_after(*pages, across_midnight), Cursor())
     assert reached == date(2026, 3, 10) and days[0] == date(2026, 3, 10)
@@ -431,21 +431,21 @@ def test_a_walk_gone_on_by_days_goes_on_in_the_day_of_its_last_pages_oldest_item
 
 
 def test_a_walk_gone_on_by_days_keeps_the_newest_of_an_earlier_run_of_the_same_walk():
-    pages = walk_of(SWITCH_PAGES, 2)
+    pages = walk_of(8, 2)
     earlier = mark("earlier-top", "2026-03-12 09:00")
     _, _, position = switched_days(WINDOW, pages[-1], seen_after(*pages), Cursor(walk_top=earlier, walk_before_id="x"))
     assert position.newest == earlier
 
 
 def test_a_walk_gone_on_by_days_keeps_its_own_newest_over_an_older_walk_top():
-    pages = walk_of(SWITCH_PAGES, 2)
+    pages = walk_of(8, 2)
     older = mark("older-top", "2026-03-12 07:00")
     _, _, position = switched_days(WINDOW, pages[-1], seen_after(*pages), Cursor(walk_top=older, walk_before_id="x"))
     assert position.newest == mark("p0-newest", "2026-03-12 08:00")
 
 
 def test_a_walk_gone_on_by_days_keeps_the_oldest_it_saw_for_the_unlisted_rows():
-    pages = walk_of(SWITCH_PAGES, 2)
+    pages = walk_of(8, 2)
     odd = page(mark("q", "2026-03-12 07:30"), mark("odd-oldest", "2026-03-09 07:00"), "q")  # an odd order
     seen = seen_after(odd, *pages)
     _, reached, position = switched_days(WINDOW, pages[-1], seen, Cursor())
