@@ -310,6 +310,11 @@ def test_a_walk_before_any_answer_was_timed_stays_serial():
     assert not switches_to_days(seen_after(*pages), pages[-1], unknown, FULL_WINDOW)
 
 
+def test_a_walk_past_switch_pages_does_not_decide_again():
+    pages = walk_of(SWITCH_PAGES + 1, 2)
+    assert not switches_to_days(seen_after(*pages), pages[-1], SLOW, FULL_WINDOW)
+
+
 def test_a_walk_one_page_short_of_switch_pages_stays_serial():
     pages = walk_of(SWITCH_PAGES - 1, 2)
     assert not switches_to_days(seen_after(*pages), pages[-1], SLOW, FULL_WINDOW)
