@@ -10,8 +10,8 @@ completed transcripts spread over `--days` UTC days, one of them `queued` `--dep
 answers each request after the latency, at most `--rate-limit` requests a second (0: none). One
 subprocess each, each on a fresh database (names end in `--suffix`, so that concurrent runs of several
 checkouts never share one):
-- first sync: `aai-etl sync --quiet --no-hydrate` with the defaults (`partitions = "auto"`: by days when the
-  newest page spans less than a day, which it does here); `by_days` says whether it did;
+- first sync: `aai-etl sync --quiet --no-hydrate` with the defaults (`partitions = "auto"`: by days when its
+  first pages show the days are faster, as at 100 ms with this account); `by_days` says whether it did;
 - idle: the same again, nothing new but the stuck transcript (target: at most 3 requests);
 - straggler: the same after the stuck transcript completed (target: at most 5 requests, the row exact);
 - serial: the first sync with `partitions = "serial"`; dlt: benchmarks/dlt_pipeline.py (its serial walk);
