@@ -310,6 +310,15 @@ def test_a_walk_before_any_answer_was_timed_stays_serial():
     assert not switches_to_days(seen_after(*pages), pages[-1], unknown, FULL_WINDOW)
 
 
+def test_a_walk_whose_pages_take_longer_to_work_on_than_to_fetch_stays_serial():
+    # No budget to speak of and the estimate favours the days (they spread the work's waits), but a page's
+    # 12 ms of work is longer than its 3 ms round trip: nothing to overlap, only requests to add.
+    pages = walk_of(SWITCH_PAGES, 2)
+    costs = Costs(round_trip=0.003, page=0.02, work=0.012, rate=100_000, days_at_once=32)
+    assert by_days_seconds(1104, 93, costs) < SWITCH_GAIN * serial_seconds(1104, costs)
+    assert not switches_to_days(seen_after(*pages), pages[-1], costs, FULL_WINDOW)
+
+
 def test_a_walk_past_switch_pages_does_not_decide_again():
     pages = walk_of(SWITCH_PAGES + 1, 2)
     assert not switches_to_days(seen_after(*pages), pages[-1], SLOW, FULL_WINDOW)

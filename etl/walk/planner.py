@@ -89,10 +89,14 @@ def may_switch(mode: str, cursor: Cursor, allowed: bool) -> bool:
 
 def switches_to_days(seen: Seen, page: Page, costs: Costs, window: list[date]) -> bool:
     """Whether the pages read so far show the days pay, asked once, after SWITCH_PAGES pages: all full, no
-    gap, the walk goes on from an item whose day is known, and the rest of the `window` (its days, newest
-    first) by days is estimated to take under SWITCH_GAIN of the time it takes serially. Once only: a walk
-    that went on by days later would pay for the same empty days with fewer pages left to repay them."""
-    if seen.pages != SWITCH_PAGES or seen.full_pages < SWITCH_PAGES or seen.gap or costs.round_trip is None:
+    gap, the walk goes on from an item whose day is known, a request's round trip longer than the job's own
+    work on a page (the days overlap the waiting: where there is less waiting than work, they only add
+    requests), and the rest of the `window` (its days, newest first) by days estimated to take under
+    SWITCH_GAIN of the time it takes serially. Once only: a walk that went on by days later would pay for
+    the same empty days with fewer pages left to repay them."""
+    if seen.pages != SWITCH_PAGES or seen.full_pages < SWITCH_PAGES or seen.gap:
+        return False
+    if costs.round_trip is None or costs.round_trip <= costs.work:
         return False
     if seen.newest is None or seen.oldest is None or page.oldest is None or page.oldest.id != page.resume_before_id:
         return False
