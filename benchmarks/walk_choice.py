@@ -120,7 +120,7 @@ def matrix(spawner: Spawner, args: argparse.Namespace, workdir: Path, out) -> li
 def profile(spawner: Spawner, args: argparse.Namespace, workdir: Path, out) -> list[dict]:
     """The listing threads of a walk by days, alone: every day of the window fetched in this process with
     walk_days at PROFILE_THREADS days at once against the number the budget keeps in flight at that latency
-    (what a walk now uses), storing nothing. The CPU is this process's: the fake's serving, the same
+    (what a walk uses), storing nothing. The CPU is this process's: the fake's serving, the same
     requests either way, is in both."""
     runs = []
     for days in args.shape:
