@@ -175,6 +175,8 @@ class Listing:
                     ):
                         self._switch(page, cursor, seen)
                         return _Switched(all_new)
+                    # The planner decides once, on that page: the pages after it need not be weighed.
+                    switching = switching and seen.pages < planner.SWITCH_PAGES
         finally:
             close = getattr(pages, "close", None)  # a walk left for days stops its download thread
             if close is not None:
